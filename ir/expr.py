@@ -461,6 +461,8 @@ def call(name: str | Intrinsic, *args: ExprLike) -> Expr:
 def select(cond: ExprLike, true_value: ExprLike, false_value: ExprLike) -> Expr:
     """``cond ? true_value : false_value`` (TVM's ``if_then_else``)."""
     c = as_bool(convert(cond))
+    if not isinstance(true_value, Expr) and not isinstance(false_value, Expr):
+        true_value = convert(true_value)  # two literals: the first one's default dtype
     t, f = _unify(true_value, false_value, "if_then_else")
     return Select(c, t, f)
 

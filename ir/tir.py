@@ -61,7 +61,7 @@ class Buffer:
         """Elements the allocation needs (covers padding from storage_align)."""
         if not self.shape:
             return 1
-        return max(s * (e - 1) for s, e in zip(self.strides, self.shape, strict=True)) + 1
+        return sum(s * (e - 1) for s, e in zip(self.strides, self.shape, strict=True)) + 1
 
     def __repr__(self) -> str:
         return f"Buffer({self.name}, {list(self.shape)}, {self.dtype}, {self.scope.value})"

@@ -1,0 +1,22 @@
+"""The LLVM back end: ``build(PrimFunc, target)`` -> x86-64 / AArch64 machine code via llvmlite.
+
+Reading order: ``tables`` (dtypes and operators to LLVM), ``ops`` (one operation on scalar
+or vector values), ``emitter`` (statements and scalar expressions), ``vectorize``
+(vectorized loops), ``parallel`` (libgomp outlining), ``build`` (O3 pipeline, JIT, shared
+libraries), ``kernel`` (the checked numpy-facing callable).
+"""
+
+from codegen.llvm.build import LLVMModule, build
+from codegen.llvm.context import BuildOptions
+from codegen.llvm.errors import CodegenError, KernelArgumentError
+from codegen.llvm.kernel import Kernel, load_library
+
+__all__ = [
+    "BuildOptions",
+    "CodegenError",
+    "Kernel",
+    "KernelArgumentError",
+    "LLVMModule",
+    "build",
+    "load_library",
+]

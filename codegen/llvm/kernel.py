@@ -1,0 +1,100 @@
+"""The callable kernel: numpy arrays in, the packed C function called, outputs in place.
+
+Every compiled PrimFunc exports ``int32_t <name>(void** args, int32_t nargs)`` where
+``args[i]`` is the data pointer of ``params[i]``. A ``Kernel`` checks each array against
+its parameter (count, dtype, shape, C-contiguity, writeability) before the call, since the
+machine code trusts them blindly, and raises ``KernelArgumentError`` naming the argument.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from codegen.llvm.errors import KernelArgumentError
+from ir import dtype as dt
+from ir.tir import Buffer
+
+PACKED_FUNC_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int32)
+
+
+class Kernel:
+    """A compiled kernel. ``kernel(*arrays)`` runs it; outputs are written in place.
+
+    ``written`` names the parameters the kernel stores to (they must be writeable).
+    ``owner`` keeps the JIT engine or shared library alive as long as the kernel.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        params: Sequence[Buffer],
+        address: int,
+        written: Iterable[str],
+        owner: object,
+    ):
+        self.name = name
+        self.params = tuple(params)
+        self.written = frozenset(written)
+        self._owner = owner
+        self._fn = PACKED_FUNC_TYPE(address)
+
+    def __call__(self, *arrays: np.ndarray) -> None:
+        self.check_arguments(arrays)
+        pointers = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
+        status = self._fn(pointers, len(arrays))
+        if status != 0:
+            raise RuntimeError(f"kernel '{self.name}' returned error status {status}")
+
+    def check_arguments(self, arrays: Sequence[object]) -> None:
+        """Raise KernelArgumentError unless ``arrays`` match the parameters exactly."""
+        if len(arrays) != len(self.params):
+            names = ", ".join(p.name for p in self.params)
+            raise KernelArgumentError(
+                f"kernel '{self.name}' takes {len(self.params)} arrays ({names}), got {len(arrays)}"
+            )
+        for position, (array, param) in enumerate(zip(arrays, self.params, strict=True)):
+            where = f"argument {position} '{param.name}'"
+            if not isinstance(array, np.ndarray):
+                raise KernelArgumentError(f"{where}: expected a numpy array, got {type(array).__name__}")
+            expected_dtype = dt.to_numpy(param.dtype)
+            if array.dtype != expected_dtype:
+                raise KernelArgumentError(
+                    f"{where}: dtype {array.dtype} does not match the kernel's {expected_dtype}"
+                )
+            if tuple(array.shape) != tuple(param.shape):
+                raise KernelArgumentError(
+                    f"{where}: shape {tuple(array.shape)} does not match the kernel's {tuple(param.shape)}"
+                )
+            if not array.flags.c_contiguous:
+                raise KernelArgumentError(
+                    f"{where}: array is not C-contiguous (strides {array.strides}); "
+                    "pass np.ascontiguousarray(...)"
+                )
+            if param.name in self.written and not array.flags.writeable:
+                raise KernelArgumentError(f"{where}: the kernel writes this array but it is read-only")
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{p.name}{list(p.shape)}:{p.dtype}" for p in self.params)
+        return f"Kernel({self.name}({params}))"
+
+
+def load_library(
+    path: str, name: str, params: Sequence[Buffer], written: Iterable[str] | None = None
+) -> Kernel:
+    """Load ``name`` from a shared library made by ``LLVMModule.export_library``.
+
+    ``params`` are the PrimFunc's parameter buffers (their shapes and dtypes are checked
+    on each call); ``written`` the names of those it stores to (default: all of them).
+    """
+    library = ctypes.CDLL(str(path))
+    try:
+        symbol = getattr(library, name)
+    except AttributeError:
+        raise KernelArgumentError(f"shared library {path} has no function '{name}'") from None
+    address = ctypes.cast(symbol, ctypes.c_void_p).value
+    assert address is not None
+    written_names = [p.name for p in params] if written is None else list(written)
+    return Kernel(name, params, address, written_names, owner=library)

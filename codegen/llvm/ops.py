@@ -1,0 +1,360 @@
+"""Operations on LLVM values, written once for scalars and vectors alike.
+
+Every function takes llvmlite values that are either scalars or ``<n x T>`` vectors and
+returns a value of the same shape; the builder methods, ``select`` and the overloaded
+``llvm.*`` intrinsics all accept both. Integer constants are folded here (unrolled loops
+bind their variable to a constant, so register-tile indices become constants before LLVM
+sees them, and SROA can promote the tile to registers).
+
+Semantics follow TVM: ``//`` and ``%`` round toward minus infinity (floordiv/floormod),
+float ``max``/``min`` are ``a > b ? a : b``, casts from float to int truncate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmlite import ir
+
+from codegen.llvm.context import ModuleContext
+from codegen.llvm.errors import CodegenError
+from codegen.llvm.tables import (
+    BINARY_METHODS,
+    COMPARE_PREDICATES,
+    I1,
+    LIBM_FUNCTIONS,
+    LIBM_HALF_VIA,
+    LLVM_INTRINSICS,
+    Kind,
+    intrinsic_suffix,
+    kind_of,
+    register_type,
+)
+from ir import dtype as dt
+from ir.expr import BinaryOp, CompareOp, Intrinsic
+
+# ------------------------------------------------------------------------------------------
+# constants and shapes
+
+
+def lanes_of(value: ir.Value) -> int:
+    return value.type.count if isinstance(value.type, ir.VectorType) else 1
+
+
+def constant(dtype: str, value: int | float | bool, lanes: int = 1) -> ir.Constant:
+    """A constant of ``dtype``; a splat vector when ``lanes > 1``."""
+    scalar = ir.Constant(register_type(dtype), _python_value(dtype, value))
+    return scalar if lanes == 1 else ir.Constant(register_type(dtype, lanes), [scalar] * lanes)
+
+
+def constant_vector(dtype: str, values: list[int] | list[float]) -> ir.Constant:
+    """A vector constant with one value per lane."""
+    scalars = [ir.Constant(register_type(dtype), _python_value(dtype, v)) for v in values]
+    return ir.Constant(register_type(dtype, len(values)), scalars)
+
+
+def int_constant(value: ir.Value) -> int | None:
+    """The Python value of a scalar integer constant, else None."""
+    if isinstance(value, ir.Constant) and isinstance(value.type, ir.IntType):
+        raw = value.constant
+        if isinstance(raw, bool | int):
+            return int(raw)
+    return None
+
+
+def splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
+    """Broadcast a scalar to ``lanes`` lanes."""
+    if isinstance(value, ir.Constant) and not isinstance(value.type, ir.VectorType):
+        return ir.Constant(ir.VectorType(value.type, lanes), [value] * lanes)
+    vec_type = ir.VectorType(value.type, lanes)
+    one = b.insert_element(ir.Constant(vec_type, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return b.shuffle_vector(
+        one,
+        ir.Constant(vec_type, ir.Undefined),
+        ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes),
+    )
+
+
+def to_i64(b: ir.IRBuilder, index: ir.Value, dtype: str) -> ir.Value:
+    """Widen an integer index (scalar or vector) to i64 for address arithmetic."""
+    return cast(b, index, dtype, "int64")
+
+
+# ------------------------------------------------------------------------------------------
+# arithmetic
+
+
+def binary(
+    mc: ModuleContext, b: ir.IRBuilder, op: BinaryOp, x: ir.Value, y: ir.Value, dtype: str
+) -> ir.Value:
+    """``x op y`` on values of ``dtype`` (the operand dtype; AND/OR take bools)."""
+    folded = _fold_binary(op, x, y, dtype)
+    if folded is not None:
+        return folded
+    kind = kind_of(dtype)
+    methods = BINARY_METHODS.get(op)
+    if methods is not None:
+        if kind not in methods:
+            raise CodegenError(f"operator {op.value} is not defined on {dtype}")
+        return getattr(b, methods[kind])(x, y)
+    if op in (BinaryOp.MAX, BinaryOp.MIN):
+        pred = ">" if op is BinaryOp.MAX else "<"
+        return b.select(_less_greater(b, pred, x, y, kind), x, y)
+    if op is BinaryOp.FLOORDIV:
+        return _floordiv(mc, b, x, y, kind)
+    if op is BinaryOp.FLOORMOD:
+        return _floormod(mc, b, x, y, kind)
+    raise CodegenError(f"no LLVM lowering for operator {op.value} on {dtype}")
+
+
+def fmuladd(
+    mc: ModuleContext, b: ir.IRBuilder, x: ir.Value, y: ir.Value, z: ir.Value, dtype: str
+) -> ir.Value:
+    """``x * y + z`` as ``llvm.fmuladd`` (one FMA instruction where the target has it)."""
+    suffix = intrinsic_suffix(dtype, lanes_of(x))
+    fn = mc.declare(f"llvm.fmuladd.{suffix}", x.type, [x.type, x.type, x.type])
+    return b.call(fn, [x, y, z])
+
+
+def compare(b: ir.IRBuilder, op: CompareOp, x: ir.Value, y: ir.Value, dtype: str) -> ir.Value:
+    """``x op y`` -> i1 (or a vector of i1)."""
+    cx, cy = int_constant(x), int_constant(y)
+    if cx is not None and cy is not None:
+        return ir.Constant(I1, _COMPARE_FOLD[op](cx, cy))
+    pred, float_method = COMPARE_PREDICATES[op]
+    kind = kind_of(dtype)
+    if kind is Kind.FLOAT:
+        return getattr(b, float_method)(pred, x, y)
+    if kind is Kind.SINT:
+        return b.icmp_signed(pred, x, y)
+    return b.icmp_unsigned(pred, x, y)
+
+
+def logical_not(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    cx = int_constant(x)
+    if cx is not None:
+        return ir.Constant(I1, not cx)
+    return b.not_(x)
+
+
+def select(b: ir.IRBuilder, cond: ir.Value, x: ir.Value, y: ir.Value) -> ir.Value:
+    c = int_constant(cond)
+    if c is not None:
+        return x if c else y
+    return b.select(cond, x, y)
+
+
+def cast(b: ir.IRBuilder, x: ir.Value, src: str, dst: str) -> ir.Value:
+    """Convert ``x`` from dtype ``src`` to ``dst`` (TVM/C rules: float->int truncates,
+    nonzero -> True)."""
+    if src == dst:
+        return x
+    lanes = lanes_of(x)
+    to = register_type(dst, lanes)
+    sk, dk = kind_of(src), kind_of(dst)
+    cx = int_constant(x)
+    if cx is not None and dk in (Kind.SINT, Kind.UINT, Kind.BOOL) and sk is not Kind.FLOAT:
+        return constant(dst, cx)
+    if dk is Kind.BOOL:
+        zero = constant(src, 0, lanes)
+        return b.fcmp_unordered("!=", x, zero) if sk is Kind.FLOAT else b.icmp_unsigned("!=", x, zero)
+    if sk is Kind.BOOL:
+        return b.uitofp(x, to) if dk is Kind.FLOAT else b.zext(x, to)
+    if sk is Kind.FLOAT and dk is Kind.FLOAT:
+        return b.fpext(x, to) if dt.bits(dst) > dt.bits(src) else b.fptrunc(x, to)
+    if sk is Kind.FLOAT:
+        return b.fptosi(x, to) if dk is Kind.SINT else b.fptoui(x, to)
+    if dk is Kind.FLOAT:
+        return b.sitofp(x, to) if sk is Kind.SINT else b.uitofp(x, to)
+    src_bits, dst_bits = dt.bits(src), dt.bits(dst)
+    if dst_bits < src_bits:
+        return b.trunc(x, to)
+    if dst_bits > src_bits:
+        return b.sext(x, to) if sk is Kind.SINT else b.zext(x, to)
+    return x  # same width, other signedness: LLVM integers are signless
+
+
+# ------------------------------------------------------------------------------------------
+# intrinsics
+
+
+def intrinsic(
+    mc: ModuleContext, b: ir.IRBuilder, fn: Intrinsic, args: list[ir.Value], dtype: str
+) -> ir.Value:
+    """Call a math intrinsic on scalar or vector arguments of ``dtype``."""
+    x = args[0]
+    lanes = lanes_of(x)
+    if fn is Intrinsic.ABS:
+        kind = kind_of(dtype)
+        if kind is Kind.FLOAT:
+            return _llvm_call(mc, b, "llvm.fabs", args, dtype)
+        if kind is Kind.UINT:
+            return x
+        zero = constant(dtype, 0, lanes)
+        return b.select(b.icmp_signed("<", x, zero), b.sub(zero, x), x)
+    if not dt.is_float(dtype):
+        raise CodegenError(f"intrinsic {fn.value} needs a float argument, got {dtype}")
+    if fn in LLVM_INTRINSICS:
+        return _llvm_call(mc, b, LLVM_INTRINSICS[fn], args, dtype)
+    one = constant(dtype, 1.0, lanes)
+    if fn is Intrinsic.RSQRT:
+        return b.fdiv(one, _llvm_call(mc, b, "llvm.sqrt", args, dtype))
+    if fn is Intrinsic.SIGMOID:
+        neg = b.fneg(x)
+        return b.fdiv(one, b.fadd(one, _llvm_call(mc, b, "llvm.exp", [neg], dtype)))
+    if fn is Intrinsic.FMOD:
+        return b.frem(x, args[1])  # C fmod: the result takes the sign of x
+    if fn in LIBM_FUNCTIONS:
+        return _libm_call(mc, b, fn, x, dtype)
+    raise CodegenError(f"no LLVM lowering for intrinsic {fn.value}")
+
+
+def _llvm_call(mc: ModuleContext, b: ir.IRBuilder, name: str, args: list[ir.Value], dtype: str) -> ir.Value:
+    ty = args[0].type
+    fn = mc.declare(f"{name}.{intrinsic_suffix(dtype, lanes_of(args[0]))}", ty, [ty] * len(args))
+    return b.call(fn, args)
+
+
+def _libm_call(mc: ModuleContext, b: ir.IRBuilder, fn: Intrinsic, x: ir.Value, dtype: str) -> ir.Value:
+    """A libm function, lane by lane for vectors; float16 goes through float32."""
+    lanes = lanes_of(x)
+    if lanes > 1:
+        out = ir.Constant(x.type, ir.Undefined)
+        for lane in range(lanes):
+            index = ir.Constant(ir.IntType(32), lane)
+            out = b.insert_element(out, _libm_call(mc, b, fn, b.extract_element(x, index), dtype), index)
+        return out
+    if dtype == "float16":
+        wide = cast(b, x, dtype, LIBM_HALF_VIA)
+        return cast(b, _libm_call(mc, b, fn, wide, LIBM_HALF_VIA), LIBM_HALF_VIA, dtype)
+    ty = register_type(dtype)
+    callee = mc.declare(LIBM_FUNCTIONS[fn][dtype], ty, [ty])
+    return b.call(callee, [x])
+
+
+# ------------------------------------------------------------------------------------------
+# floor division and helpers
+
+
+def _less_greater(b: ir.IRBuilder, pred: str, x: ir.Value, y: ir.Value, kind: Kind) -> ir.Value:
+    if kind is Kind.FLOAT:
+        return b.fcmp_ordered(pred, x, y)
+    if kind is Kind.SINT:
+        return b.icmp_signed(pred, x, y)
+    return b.icmp_unsigned(pred, x, y)
+
+
+def _floor_adjust(b: ir.IRBuilder, rem: ir.Value, divisor: ir.Value) -> ir.Value:
+    """True where truncating division must be corrected toward minus infinity: the
+    remainder is nonzero and its sign differs from the divisor's."""
+    zero = ir.Constant(rem.type, None)
+    nonzero = b.icmp_signed("!=", rem, zero)
+    signs_differ = b.icmp_signed("<", b.xor(rem, divisor), zero)
+    return b.and_(nonzero, signs_differ)
+
+
+def _floordiv(mc: ModuleContext, b: ir.IRBuilder, x: ir.Value, y: ir.Value, kind: Kind) -> ir.Value:
+    if kind is Kind.UINT:
+        return b.udiv(x, y)
+    if kind is Kind.SINT:
+        quotient = b.sdiv(x, y)
+        adjust = _floor_adjust(b, b.srem(x, y), y)
+        return b.sub(quotient, b.zext(adjust, x.type))
+    if kind is Kind.FLOAT:
+        return _llvm_call(mc, b, "llvm.floor", [b.fdiv(x, y)], _float_dtype(x))
+    raise CodegenError("operator // is not defined on bool")
+
+
+def _floormod(mc: ModuleContext, b: ir.IRBuilder, x: ir.Value, y: ir.Value, kind: Kind) -> ir.Value:
+    if kind is Kind.UINT:
+        return b.urem(x, y)
+    if kind is Kind.SINT:
+        rem = b.srem(x, y)
+        adjust = _floor_adjust(b, rem, y)
+        return b.add(rem, b.select(adjust, y, ir.Constant(x.type, None)))
+    if kind is Kind.FLOAT:  # x - floor(x / y) * y, as TVM
+        floor = _llvm_call(mc, b, "llvm.floor", [b.fdiv(x, y)], _float_dtype(x))
+        return b.fsub(x, b.fmul(floor, y))
+    raise CodegenError("operator % is not defined on bool")
+
+
+def _float_dtype(x: ir.Value) -> str:
+    scalar = x.type.element if isinstance(x.type, ir.VectorType) else x.type
+    for name in ("float16", "float32", "float64"):
+        if register_type(name) == scalar:
+            return name
+    raise CodegenError(f"expected a float value, got LLVM type {x.type}")
+
+
+# ------------------------------------------------------------------------------------------
+# constant folding of scalar integers
+
+
+def _wrap(value: int, dtype: str) -> int:
+    if dt.is_bool(dtype):
+        return int(bool(value))
+    bits = dt.bits(dtype)
+    value &= (1 << bits) - 1
+    if dt.is_signed_int(dtype) and value >= 1 << (bits - 1):
+        value -= 1 << bits
+    return value
+
+
+_INT_FOLD: dict[BinaryOp, Callable[[int, int], int]] = {
+    BinaryOp.ADD: lambda a, b: a + b,
+    BinaryOp.SUB: lambda a, b: a - b,
+    BinaryOp.MUL: lambda a, b: a * b,
+    BinaryOp.FLOORDIV: lambda a, b: a // b,
+    BinaryOp.FLOORMOD: lambda a, b: a % b,
+    BinaryOp.MAX: max,
+    BinaryOp.MIN: min,
+    BinaryOp.AND: lambda a, b: a and b,
+    BinaryOp.OR: lambda a, b: a or b,
+}
+
+_COMPARE_FOLD: dict[CompareOp, Callable[[int, int], bool]] = {
+    CompareOp.LT: lambda a, b: a < b,
+    CompareOp.LE: lambda a, b: a <= b,
+    CompareOp.GT: lambda a, b: a > b,
+    CompareOp.GE: lambda a, b: a >= b,
+    CompareOp.EQ: lambda a, b: a == b,
+    CompareOp.NE: lambda a, b: a != b,
+}
+
+
+def _fold_binary(op: BinaryOp, x: ir.Value, y: ir.Value, dtype: str) -> ir.Value | None:
+    if dt.is_float(dtype):
+        return None
+    cx, cy = int_constant(x), int_constant(y)
+    if cx is not None and cy is not None:
+        if op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD) and cy == 0:
+            return None  # leave the (undefined) division to run time
+        if op in _INT_FOLD:
+            return constant(dtype, _wrap(int(_INT_FOLD[op](cx, cy)), dtype))
+        return None
+    # identities that keep unrolled index arithmetic short
+    if op is BinaryOp.ADD and cx == 0:
+        return y
+    if op in (BinaryOp.ADD, BinaryOp.SUB) and cy == 0:
+        return x
+    if op is BinaryOp.MUL and (cx == 1 or cy == 1):
+        return y if cx == 1 else x
+    if op is BinaryOp.MUL and (cx == 0 or cy == 0):
+        return constant(dtype, 0)
+    if op is BinaryOp.AND and (cx is not None or cy is not None):
+        known, other = (cx, y) if cx is not None else (cy, x)
+        return other if known else constant("bool", False)
+    if op is BinaryOp.OR and (cx is not None or cy is not None):
+        known, other = (cx, y) if cx is not None else (cy, x)
+        return constant("bool", True) if known else other
+    if op is BinaryOp.FLOORDIV and cy == 1:
+        return x
+    return None
+
+
+def _python_value(dtype: str, value: int | float | bool) -> int | float | bool:
+    if dt.is_float(dtype):
+        return float(value)
+    if dt.is_bool(dtype):
+        return bool(value)
+    return _wrap(int(value), dtype)

@@ -1,0 +1,374 @@
+"""Bound inference: the extent of every loop of a loop state (TVM's InferBound).
+
+Ansor's loop state leaves iterator ranges unknown after ``compute_at`` (paper section 4.1;
+TVM ``ComputeDAG::InferBound``); this pass fills them, and records what lowering needs to
+write the loops down:
+
+1. *Regions.* A root stage computes its whole domain. A stage attached at loop ``it`` of
+   stage T computes, per iteration of the loops down to ``it``, the region its consumers
+   read then: each consumer's index expressions are analysed with the loops inside the
+   attach point relaxed over their extents and those outside fixed (``region.py``).
+   The region's min is an expression of the outer loop variables; its extent is constant.
+   Consumers are the stages whose body reads the stage, with inlined stages substituted.
+2. *Relations.* Root extents flow to the leaves: split children take their lengths (the
+   remainder child ``ceil(parent / product of the others)``), a fused iterator the product.
+3. *Axis values.* Going back through the relations, every op axis becomes an expression
+   of the loop variables: ``after split(i, [f]): i == i.0 * f + i.1``, and for
+   ``fuse(i, j)``: ``i == f // ext(j)``, ``j == f % ext(j)``; plus the region's min.
+4. *Guards.* Where a split does not divide, ``axis < extent`` must guard the body; where an
+   attached region may leave the op's domain, ``dom_min <= axis < dom_end`` must too.
+
+Extent-1 loops (not bound to a GPU axis) get the constant 0 instead of a variable, so they
+vanish from every expression and are not emitted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from ir.expr import Const, Expr, IterVar, Reduce, TensorRead, Var, const, map_children, post_order, substitute
+from ir.loop_state.enums import THREAD_BINDINGS, ComputeAtKind, StageKind
+from ir.loop_state.state import FuseRelation, Iterator, LoopState, Range, ScheduleError, SplitRelation, Stage
+from ir.lower.region import SymRange, numeric_interval, sym_interval, union
+from ir.lower.simplify import Simplifier
+from ir.te import ComputeOp
+
+if TYPE_CHECKING:
+    from ir.compute_dag import ComputeDAG
+
+#: a loop of the program: (stage id, index of the leaf iterator in that stage)
+LoopPos = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class StageBound:
+    """What bound inference knows about one compute stage that has loops."""
+
+    stage_id: int
+    #: per leaf iterator: its loop Var, or Const 0 for a dropped extent-1 loop
+    loop_vars: tuple[Expr, ...]
+    leaf_extents: tuple[int, ...]
+    #: per root iterator (op.axis then op.reduce_axis): values computed per attach instance
+    region: tuple[SymRange, ...]
+    #: op axis -> its value as an expression of the loop variables
+    axis_values: dict[IterVar, Expr]
+    #: conditions that must hold for the body to run (non-dividing splits, domain edges)
+    guards: tuple[Expr, ...]
+    #: loops enclosing this stage's nest, outermost first
+    enclosing: tuple[LoopPos, ...]
+
+
+@dataclass(frozen=True)
+class BoundInfo:
+    """Result of bound inference: the filled state and the per-stage facts."""
+
+    state: LoopState
+    stages: dict[int, StageBound]
+    #: every loop Var -> (min, extent)
+    ranges: dict[Var, tuple[int, int]]
+    #: stage id -> its op body with inlined stages substituted (compute stages with loops)
+    bodies: dict[int, Expr]
+
+    def loop_var(self, pos: LoopPos) -> Expr:
+        return self.stages[pos[0]].loop_vars[pos[1]]
+
+
+def infer_bound(dag: ComputeDAG | None, state: LoopState) -> LoopState:
+    """``state`` with every iterator's Range filled (see the module docstring)."""
+    return infer_bound_with_regions(dag, state).state
+
+
+def infer_bound_with_regions(dag: ComputeDAG | None, state: LoopState) -> BoundInfo:
+    """Bound inference keeping the symbolic regions, loop variables and guards."""
+    return _BoundInference(state).run()
+
+
+class _BoundInference:
+    def __init__(self, state: LoopState):
+        self.state = state
+        self.stage_of_op = {id(s.op): k for k, s in enumerate(state.stages)}
+        self.looped = [
+            k
+            for k, s in enumerate(state.stages)
+            if s.op_type is StageKind.COMPUTE and s.compute_at is not ComputeAtKind.INLINED
+        ]
+        self.bodies = {k: self._expanded_body(k) for k in self.looped}
+        self.consumers: dict[int, list[int]] = {k: [] for k in range(len(state.stages))}
+        for k in self.looped:
+            for p in sorted({self.stage_of_op[id(r.tensor.op)] for r in _reads(self.bodies[k])}):
+                self.consumers[p].append(k)
+        self.bounds: dict[int, StageBound] = {}
+        self.ranges: dict[Var, tuple[int, int]] = {}
+        self.loop_names = _unique_loop_names(state, self.looped)
+
+    def run(self) -> BoundInfo:
+        for k in self._order():
+            self.bounds[k] = self._infer_stage(k)
+        stages = list(self.state.stages)
+        for k, b in self.bounds.items():
+            stages[k] = _with_ranges(stages[k], b)
+        new_state = replace(self.state, stages=tuple(stages), _text=[])
+        return BoundInfo(new_state, dict(sorted(self.bounds.items())), self.ranges, self.bodies)
+
+    # inlining -------------------------------------------------------------------------------
+    def _expanded_body(self, stage_id: int) -> Expr:
+        """The op body with reads of inlined stages replaced by their bodies."""
+        stages = self.state.stages
+
+        def visit(node: Expr) -> Expr:
+            if isinstance(node, TensorRead):
+                producer_id = self.stage_of_op.get(id(node.tensor.op))
+                if producer_id is None:
+                    raise ScheduleError(
+                        f"stage '{stages[stage_id].name}' reads '{node.tensor.name}', which is not a stage of the state"
+                    )
+                producer = stages[producer_id]
+                if producer.compute_at is ComputeAtKind.INLINED:
+                    op = producer.op
+                    assert isinstance(op, ComputeOp)
+                    if isinstance(op.body, Reduce):
+                        raise ScheduleError(f"stage '{op.name}' is a reduction and cannot be inlined")
+                    indices = [visit(i) for i in node.indices]
+                    return visit(substitute(op.body, dict(zip(op.axis, indices, strict=True))))
+            return map_children(node, visit)
+
+        op = stages[stage_id].op
+        assert isinstance(op, ComputeOp)
+        return visit(op.body)
+
+    # order: a stage after its consumers and after the stage it is attached to -------------
+    def _order(self) -> list[int]:
+        order: list[int] = []
+        state_of: dict[int, str] = {}
+
+        def visit(k: int) -> None:
+            if state_of.get(k) == "done":
+                return
+            if state_of.get(k) == "active":
+                raise ScheduleError(
+                    f"stage '{self.state.stages[k].name}' is attached inside its own consumers (a cycle)"
+                )
+            state_of[k] = "active"
+            stage = self.state.stages[k]
+            if stage.compute_at is ComputeAtKind.ITER:
+                assert stage.attach is not None
+                target = self.state.stages[stage.attach.stage_id]
+                if target.op_type is not StageKind.COMPUTE or target.compute_at is ComputeAtKind.INLINED:
+                    raise ScheduleError(
+                        f"stage '{stage.name}' is attached to '{target.name}', which has no loops"
+                    )
+                visit(stage.attach.stage_id)
+                for c in self.consumers[k]:
+                    visit(c)
+            state_of[k] = "done"
+            order.append(k)
+
+        for k in self.looped:
+            visit(k)
+        return order
+
+    # one stage -------------------------------------------------------------------------------
+    def _infer_stage(self, k: int) -> StageBound:
+        stage = self.state.stages[k]
+        op = stage.op
+        assert isinstance(op, ComputeOp)
+        axes = op.axis + op.reduce_axis
+        enclosing = self._enclosing(k)
+        simp = Simplifier(self.ranges)
+        if stage.compute_at is ComputeAtKind.ITER:
+            region = tuple(
+                self._consumer_region(k, d, enclosing[-1], simp) if d < len(op.axis) else _full(axis)
+                for d, axis in enumerate(axes)
+            )
+        else:
+            region = tuple(_full(axis) for axis in axes)
+        extents = _propagate_extents(stage, [r.extent for r in region])
+        leaf_extents = tuple(extents[it.name] for it in stage.iters)
+        loop_vars = tuple(
+            self._loop_var(it, e, self.loop_names[k, j])
+            for j, (it, e) in enumerate(zip(stage.iters, leaf_extents, strict=True))
+        )
+        offsets, split_guards = _axis_offsets(stage, extents, loop_vars)
+        simp = Simplifier(self.ranges)
+        axis_values = {
+            axis: simp.simplify(r.min + offsets[root.name])
+            for axis, r, root in zip(axes, region, stage.root_iters, strict=True)
+        }
+        guards = [simp.simplify(g) for g in split_guards]
+        if stage.compute_at is ComputeAtKind.ITER:
+            guards += self._domain_guards(op, axis_values, region, simp)
+        kept = tuple(g for g in guards if not (isinstance(g, Const) and g.value))
+        return StageBound(k, loop_vars, leaf_extents, region, axis_values, kept, enclosing)
+
+    def _enclosing(self, k: int) -> tuple[LoopPos, ...]:
+        stage = self.state.stages[k]
+        if stage.compute_at is not ComputeAtKind.ITER:
+            return ()
+        assert stage.attach is not None
+        target_id = stage.attach.stage_id
+        target = self.state.stages[target_id]
+        index = next((j for j, it in enumerate(target.iters) if it.name == stage.attach.iter_name), None)
+        if index is None:
+            raise ScheduleError(
+                f"stage '{stage.name}' is attached at iterator '{stage.attach.iter_name}' of stage "
+                f"'{target.name}', which has no such iterator; its iterators are "
+                f"{[it.name for it in target.iters]}"
+            )
+        return self.bounds[target_id].enclosing + tuple((target_id, j) for j in range(index + 1))
+
+    def _loop_var(self, it: Iterator, extent: int, name: str) -> Expr:
+        if extent == 1 and it.annotation not in THREAD_BINDINGS:
+            return const(0, "int32")
+        var = Var(name, "int32")
+        self.ranges[var] = (0, extent)
+        return var
+
+    def _consumer_region(self, k: int, dim: int, attach: LoopPos, simp: Simplifier) -> SymRange:
+        """Union over consumers and their reads of the values of index ``dim`` of stage k."""
+        stage = self.state.stages[k]
+        op = stage.op
+        assert isinstance(op, ComputeOp)
+        result: SymRange | None = None
+        for c in self.consumers[k]:
+            consumer = self.bounds[c]
+            loops = consumer.enclosing + tuple((c, j) for j in range(len(consumer.loop_vars)))
+            if attach not in loops:
+                where = self.state.stages[attach[0]].iters[attach[1]].name
+                raise ScheduleError(
+                    f"stage '{stage.name}' is attached at '{where}' of stage "
+                    f"'{self.state.stages[attach[0]].name}', but its consumer "
+                    f"'{self.state.stages[c].name}' is not computed inside that loop"
+                )
+            inside = loops[loops.index(attach) + 1 :]
+            relaxed = {}
+            for pos in inside:
+                var = self.bounds[pos[0]].loop_vars[pos[1]]
+                if isinstance(var, Var):
+                    relaxed[var] = self.ranges[var]
+            for read in _reads(self.bodies[c]):
+                if read.tensor.op is not op:
+                    continue
+                index = substitute(read.indices[dim], consumer.axis_values)
+                found = sym_interval(index, relaxed, simp)
+                if found is None:
+                    return _full(op.axis[dim])
+                result = found if result is None else union(result, found, simp)
+                if result is None:
+                    return _full(op.axis[dim])
+        if result is None:
+            raise ScheduleError(f"stage '{stage.name}' is attached but no stage reads it")
+        axis = op.axis[dim]
+        if result.extent >= axis.extent:
+            return _full(axis)
+        return result
+
+    def _domain_guards(
+        self, op: ComputeOp, axis_values: dict[IterVar, Expr], region: tuple[SymRange, ...], simp: Simplifier
+    ) -> list[Expr]:
+        """``dom_min <= axis < dom_end`` for attached regions that may leave the domain."""
+        guards: list[Expr] = []
+        for axis, r in zip(op.axis, region, strict=False):
+            if isinstance(r.min, Const) and r.min.value == axis.dom_min and r.extent == axis.extent:
+                continue
+            covered = numeric_interval(axis_values[axis], simp)
+            if covered is None:
+                lo, hi = -math.inf, math.inf
+            else:
+                assert isinstance(covered.min, Const)
+                lo, hi = covered.min.value, covered.min.value + covered.extent - 1
+            if lo < axis.dom_min:
+                guards.append(axis_values[axis] >= axis.dom_min)
+            if hi > axis.dom_min + axis.extent - 1:
+                guards.append(axis_values[axis] < axis.dom_min + axis.extent)
+        return guards
+
+
+def _unique_loop_names(state: LoopState, looped: list[int]) -> dict[LoopPos, str]:
+    """A distinct name per loop of the program: the iterator's name, suffixed ``_1``,
+    ``_2``, ... when an earlier stage (in stage order) already used it."""
+    names: dict[LoopPos, str] = {}
+    used: set[str] = set()
+    for k in looped:
+        for j, it in enumerate(state.stages[k].iters):
+            name, n = it.name, 0
+            while name in used:
+                n += 1
+                name = f"{it.name}_{n}"
+            used.add(name)
+            names[k, j] = name
+    return names
+
+
+def _reads(body: Expr) -> list[TensorRead]:
+    return [n for n in post_order(body) if isinstance(n, TensorRead)]
+
+
+def _full(axis: IterVar) -> SymRange:
+    return SymRange(const(axis.dom_min, "int32"), axis.extent)
+
+
+def _propagate_extents(stage: Stage, root_extents: list[int]) -> dict[str, int]:
+    """Extent of every iterator (root, intermediate, leaf) from the root extents."""
+    extents = {root.name: e for root, e in zip(stage.root_iters, root_extents, strict=True)}
+    for rel in stage.relations:
+        if isinstance(rel, SplitRelation):
+            parent = extents[rel.parent]
+            known = 1
+            for index, length in enumerate(rel.lengths):
+                if index == rel.remainder_index:
+                    continue
+                if length is None or length < 1:
+                    raise ScheduleError(
+                        f"cannot infer bounds of stage '{stage.name}': split of '{rel.parent}' has length "
+                        f"{length} for '{rel.children[index]}' (lengths must be filled and positive)"
+                    )
+                known *= length
+            for index, child in enumerate(rel.children):
+                length = rel.lengths[index]
+                extents[child] = -(-parent // known) if index == rel.remainder_index else int(length or 0)
+        else:
+            extents[rel.fused] = math.prod(extents[p] for p in rel.parents)
+    return extents
+
+
+def _axis_offsets(
+    stage: Stage, extents: dict[str, int], loop_vars: tuple[Expr, ...]
+) -> tuple[dict[str, Expr], list[Expr]]:
+    """Each iterator's value from the loop variables, going back through the relations,
+    and the guards of non-dividing splits (``parent < extent(parent)``)."""
+    values: dict[str, Expr] = {it.name: v for it, v in zip(stage.iters, loop_vars, strict=True)}
+    guards: list[Expr] = []
+    for rel in reversed(stage.relations):
+        if isinstance(rel, SplitRelation):
+            value: Expr = const(0, "int32")
+            stride = 1
+            for child in reversed(rel.children):
+                value = values[child] * stride + value
+                stride *= extents[child]
+            values[rel.parent] = value
+            if stride > extents[rel.parent]:
+                guards.append(value < extents[rel.parent])
+        elif isinstance(rel, FuseRelation):
+            fused = values[rel.fused]
+            inner = 1
+            for index in reversed(range(len(rel.parents))):
+                parent = rel.parents[index]
+                part = fused // inner if inner > 1 else fused
+                values[parent] = part % extents[parent] if index > 0 else part
+                inner *= extents[parent]
+    return {root.name: values[root.name] for root in stage.root_iters}, guards
+
+
+def _with_ranges(stage: Stage, bound: StageBound) -> Stage:
+    """The stage with every iterator's Range filled: root iterators of a root stage start
+    at the axis's dom_min, everything else at 0."""
+    extents = _propagate_extents(stage, [r.extent for r in bound.region])
+    is_root = stage.compute_at is ComputeAtKind.ROOT
+    root_min = {root.name: (root.range.min if is_root else 0) for root in stage.root_iters}
+
+    def fill(it: Iterator) -> Iterator:
+        return replace(it, range=Range(root_min.get(it.name, 0), extents[it.name]))
+
+    return replace(stage, iters=tuple(fill(it) for it in stage.iters), root_iters=tuple(fill(it) for it in stage.root_iters))

@@ -1,0 +1,375 @@
+"""Write each stage down as a loop nest (TVM's ScheduleOps and MakeLoopNest).
+
+Input: bound inference's facts (``BoundInfo``) and the buffer plan. Output: one statement
+holding every root stage's nest in stage order, attached stages emitted at their attach
+loops, inlined stages already substituted into their consumers' bodies.
+
+One stage's nest, from its leaf iterators outermost first:
+
+* a ``For`` per leaf (kind from the annotation; an extent-1 loop is not emitted), with
+  ``pragma_auto_unroll_max_step`` on the stage's outermost emitted loop;
+* at the start of a loop's body, the stages attached there, each in its own Allocate
+  (compact: the region bound inference found, indices offset by the region's min), with a
+  Barrier before and after the fill when the buffer is shared and a GPU thread loop
+  encloses it;
+* each guard (a non-dividing split, an attached region leaving the domain) just inside the
+  deepest loop it reads, so it is tested as early as possible;
+* for a reduction, as TVM does: the init store before the outermost reduction loop, inside
+  its own loops over the spatial iterators nested deeper, then
+  ``acc = combine(acc, source)`` at the innermost level, guarded by the ``where`` condition.
+  (When a spatial and a reduction loop were fused, the init instead fills the whole region
+  at the top of the nest.)
+
+Indices stay multi-dimensional here; ``passes.flatten_indices`` flattens them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ir.expr import Const, Expr, IterVar, Reduce, TensorRead, Var, const, free_vars, map_children, substitute
+from ir.loop_state.enums import THREAD_BINDINGS, ComputeAtKind, IteratorAnnotation, IteratorKind, StageKind
+from ir.loop_state.state import FuseRelation, ScheduleError, SplitRelation, Stage, StorageAlign
+from ir.lower.bound import BoundInfo
+from ir.lower.passes import map_stmt
+from ir.te import ComputeOp
+from ir.tir import (
+    Allocate,
+    Barrier,
+    Buffer,
+    BufferLoad,
+    BufferStore,
+    For,
+    ForKind,
+    IfThenElse,
+    MemoryScope,
+    Stmt,
+    seq,
+)
+
+#: loop kind for each annotation (thread axes and vthread bind to a GPU axis)
+FOR_KIND: dict[IteratorAnnotation, ForKind] = {
+    IteratorAnnotation.NONE: ForKind.SERIAL,
+    IteratorAnnotation.UNROLL: ForKind.UNROLLED,
+    IteratorAnnotation.VECTORIZE: ForKind.VECTORIZED,
+    IteratorAnnotation.PARALLEL: ForKind.PARALLEL,
+    IteratorAnnotation.TENSORIZE: ForKind.SERIAL,
+    **{a: ForKind.THREAD_BINDING for a in THREAD_BINDINGS},
+}
+
+
+@dataclass(frozen=True)
+class BufferPlan:
+    """Where every stage's values live."""
+
+    #: the kernel's parameters, one per DAG tensor, in ``dag.tensors`` order
+    params: tuple[Buffer, ...]
+    #: stage id -> its buffer (placeholders and compute stages with loops)
+    buffers: dict[int, Buffer]
+    #: stage id -> per-dimension region min, for compact buffers of attached stages
+    offsets: dict[int, tuple[Expr, ...]]
+    #: full-size allocations of root stages that are not parameters (outermost first)
+    root_allocs: tuple[Buffer, ...]
+    #: stage id -> buffer allocated at its attach point
+    attached_allocs: dict[int, Buffer]
+
+
+def plan_buffers(tensor_names: list[tuple[str, tuple[int, ...], str]], info: BoundInfo) -> BufferPlan:
+    """Buffers for ``(name, shape, dtype)`` parameters and for every other stage."""
+    stages = info.state.stages
+    params = tuple(Buffer(name, shape, dtype) for name, shape, dtype in tensor_names)
+    by_name = {b.name: b for b in params}
+    buffers: dict[int, Buffer] = {}
+    offsets: dict[int, tuple[Expr, ...]] = {}
+    root_allocs: list[Buffer] = []
+    attached: dict[int, Buffer] = {}
+    stage_names = {s.name for s in stages}
+    for name in by_name:
+        if name not in stage_names:
+            raise ScheduleError(f"DAG tensor '{name}' is not a stage of the state ({sorted(stage_names)})")
+    for k, stage in enumerate(stages):
+        if stage.name in by_name:
+            if stage.compute_at is ComputeAtKind.INLINED:
+                raise ScheduleError(f"stage '{stage.name}' is an output of the DAG and cannot be inlined")
+            buffers[k] = by_name[stage.name]
+            continue
+        if stage.op_type is StageKind.PLACEHOLDER:
+            raise ScheduleError(f"placeholder '{stage.name}' is not among the DAG's tensors")
+        if stage.compute_at is ComputeAtKind.INLINED:
+            continue
+        op = stage.op
+        assert isinstance(op, ComputeOp)
+        region = info.stages[k].region[: len(op.axis)]
+        if stage.compute_at is ComputeAtKind.ROOT:
+            shape = op.shape
+        else:
+            shape = tuple(r.extent for r in region)
+            offsets[k] = tuple(r.min for r in region)
+        buffer = Buffer(stage.name, shape, op.dtype, stage.scope, aligned_strides(stage, shape))
+        buffers[k] = buffer
+        if stage.compute_at is ComputeAtKind.ROOT:
+            root_allocs.append(buffer)
+        else:
+            attached[k] = buffer
+    return BufferPlan(params, buffers, offsets, tuple(root_allocs), attached)
+
+
+def aligned_strides(stage: Stage, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major strides, each dimension named by storage_align padded so that
+    ``stride % factor == offset`` (TVM StorageFlatten)."""
+    aligns: dict[int, StorageAlign] = {}
+    for a in stage.storage_align:
+        if not 0 <= a.axis < len(shape):
+            raise ScheduleError(
+                f"storage_align of stage '{stage.name}': axis {a.axis} is outside its {len(shape)} dimension(s)"
+            )
+        if a.factor < 1:
+            raise ScheduleError(f"storage_align of stage '{stage.name}': factor {a.factor} must be positive")
+        aligns[a.axis] = a
+    strides = [0] * len(shape)
+    stride = 1
+    for d in reversed(range(len(shape))):
+        if d in aligns:
+            a = aligns[d]
+            stride += (a.factor + a.offset - stride % a.factor) % a.factor
+        strides[d] = stride
+        stride *= shape[d]
+    return tuple(strides)
+
+
+def schedule_ops(info: BoundInfo, plan: BufferPlan) -> Stmt:
+    """Every root stage's nest in stage order, inside the root allocations."""
+    return _Emitter(info, plan).program()
+
+
+class _Emitter:
+    def __init__(self, info: BoundInfo, plan: BufferPlan):
+        self.info = info
+        self.plan = plan
+        self.stages = info.state.stages
+        self.stage_of_op = {id(s.op): k for k, s in enumerate(self.stages)}
+        self.attached: dict[tuple[int, int], list[int]] = {}
+        for k in info.stages:
+            stage = self.stages[k]
+            if stage.compute_at is ComputeAtKind.ITER:
+                assert stage.attach is not None
+                pos = info.stages[k].enclosing[-1]
+                self.attached.setdefault(pos, []).append(k)
+
+    def program(self) -> Stmt:
+        roots = [k for k in self.info.stages if self.stages[k].compute_at is ComputeAtKind.ROOT]
+        body = seq(*(self.stage_nest(k) for k in roots))
+        for buffer in reversed(self.plan.root_allocs):
+            body = Allocate(buffer, body)
+        return body
+
+    # one stage ------------------------------------------------------------------------------
+    def stage_nest(self, k: int) -> Stmt:
+        return _StageNest(self, k).emit()
+
+    def attached_stages(self, pos: tuple[int, int], rest: Stmt) -> Stmt:
+        """The stages attached at loop ``pos``, then ``rest``, inside their allocations."""
+        ids = self.attached.get(pos, [])
+        if not ids:
+            return rest
+        parts: list[Stmt] = []
+        for a in ids:
+            nest = self.stage_nest(a)
+            if self._needs_barrier(a):
+                nest = seq(Barrier(MemoryScope.SHARED), nest, Barrier(MemoryScope.SHARED))
+            parts.append(nest)
+        body = seq(*parts, rest)
+        for a in reversed(ids):
+            if a in self.plan.attached_allocs:
+                body = Allocate(self.plan.attached_allocs[a], body)
+        return body
+
+    def _needs_barrier(self, k: int) -> bool:
+        if self.stages[k].scope is not MemoryScope.SHARED:
+            return False
+        return any(
+            self.stages[s].iters[j].annotation in THREAD_BINDINGS for s, j in self.info.stages[k].enclosing
+        )
+
+    # accesses -------------------------------------------------------------------------------
+    def access_indices(self, k: int, indices: list[Expr]) -> tuple[Expr, ...]:
+        offsets = self.plan.offsets.get(k)
+        if offsets is None:
+            return tuple(indices)
+        return tuple(i - m for i, m in zip(indices, offsets, strict=True))
+
+    def translate(self, e: Expr, k: int) -> Expr:
+        """Stage k's (inlined-expanded) expression over loop variables, reads as loads."""
+        values = self.info.stages[k].axis_values
+
+        def visit(node: Expr) -> Expr:
+            if isinstance(node, TensorRead):
+                p = self.stage_of_op[id(node.tensor.op)]
+                indices = [visit(i) for i in node.indices]
+                return BufferLoad(self.plan.buffers[p], self.access_indices(p, indices))
+            if isinstance(node, IterVar):
+                return values.get(node, node)
+            return map_children(node, visit)
+
+        return visit(e)
+
+
+class _StageNest:
+    """The loop nest of one stage (see the module docstring for the layout)."""
+
+    def __init__(self, emitter: _Emitter, k: int):
+        self.emitter = emitter
+        self.k = k
+        self.stage = emitter.stages[k]
+        self.bound = emitter.info.stages[k]
+        op = self.stage.op
+        assert isinstance(op, ComputeOp)
+        self.op = op
+        self.buffer = emitter.plan.buffers[k]
+        body = emitter.info.bodies[k]
+        self.reduce = body if isinstance(body, Reduce) else None
+        self.body = body
+        self.n = len(self.stage.iters)
+        kinds = [it.kind for it in self.stage.iters]
+        self.spatial = [kind is IteratorKind.SPATIAL for kind in kinds]
+        self.mixed = IteratorKind.MIXED in kinds
+        self.first_reduce = next((j for j, s in enumerate(self.spatial) if not s), self.n)
+        var_depth = {id(v): j for j, v in enumerate(self.bound.loop_vars) if isinstance(v, Var)}
+        #: (depth, condition, spatial only): depth = deepest own loop read, -1 for none
+        self.guards: list[tuple[int, Expr, bool]] = []
+        for g in self.bound.guards:
+            depths = [var_depth[id(v)] for v in free_vars(g) if id(v) in var_depth]
+            spatial = all(self.spatial[d] for d in depths)
+            self.guards.append((max(depths, default=-1), g, spatial))
+        self.pragmas = self._loop_annotations()
+
+    def emit(self) -> Stmt:
+        inner = self.level(0, init=False)
+        if self.reduce is not None and self.mixed:
+            inner = seq(self.full_region_init(), inner)
+        return self.guarded(-1, init=False, stmt=inner)
+
+    def level(self, j: int, init: bool) -> Stmt:
+        """Statements from leaf position j inward, loops 0..j-1 already open."""
+        if j == self.first_reduce and self.reduce is not None and not init and not self.mixed:
+            return seq(self.init_nest(j), self.level_from(j, init=False))
+        return self.level_from(j, init)
+
+    def init_nest(self, j: int) -> Stmt:
+        """The init stores from position j inward, over fresh ``<name>.init`` loop
+        variables (as TVM names them), so that every variable is bound by one loop."""
+        fresh: dict[Var, Expr] = {
+            v: Var(f"{v.name}.init", v.dtype)
+            for v, spatial in zip(self.bound.loop_vars[j:], self.spatial[j:], strict=True)
+            if spatial and isinstance(v, Var)
+        }
+        return _substitute_stmt(self.level_from(j, init=True), fresh)
+
+    def level_from(self, j: int, init: bool) -> Stmt:
+        if j == self.n:
+            return self.init_store() if init else self.store()
+        inner = self.guarded(j, init, self.level(j + 1, init))
+        if init and not self.spatial[j]:
+            return inner
+        if not init:
+            inner = self.emitter.attached_stages((self.k, j), inner)
+        var = self.bound.loop_vars[j]
+        if not isinstance(var, Var):
+            return inner
+        it = self.stage.iters[j]
+        tag = it.annotation.value if it.annotation in THREAD_BINDINGS else ""
+        annotations = {} if init else self.pragmas.get(j, {})
+        return For(
+            var, const(0, "int32"), const(self.bound.leaf_extents[j], "int32"), FOR_KIND[it.annotation], inner, tag,
+            dict(annotations),
+        )
+
+    def guarded(self, depth: int, init: bool, stmt: Stmt) -> Stmt:
+        conds = [g for d, g, spatial in self.guards if d == depth and (spatial or not init)]
+        if not conds:
+            return stmt
+        cond = conds[0]
+        for c in conds[1:]:
+            cond = cond & c
+        return IfThenElse(cond, stmt)
+
+    # stores ---------------------------------------------------------------------------------
+    def out_indices(self) -> tuple[Expr, ...]:
+        values = self.bound.axis_values
+        return self.emitter.access_indices(self.k, [values[a] for a in self.op.axis])
+
+    def store(self) -> Stmt:
+        indices = self.out_indices()
+        if self.reduce is None:
+            return BufferStore(self.buffer, self.emitter.translate(self.body, self.k), indices)
+        source = self.emitter.translate(self.reduce.source, self.k)
+        acc = BufferLoad(self.buffer, indices)
+        update: Stmt = BufferStore(self.buffer, self.reduce.reducer.combine(acc, source), indices)
+        if self.reduce.condition is not None:
+            update = IfThenElse(self.emitter.translate(self.reduce.condition, self.k), update)
+        return update
+
+    def init_store(self) -> Stmt:
+        assert self.reduce is not None
+        identity = self.reduce.reducer.identity(self.reduce.dtype)
+        return BufferStore(self.buffer, identity, self.out_indices())
+
+    def full_region_init(self) -> Stmt:
+        """Identity over the stage's whole region, for nests whose loops mix spatial and
+        reduction iterators (no single place to put a per-element init)."""
+        assert self.reduce is not None
+        identity = self.reduce.reducer.identity(self.reduce.dtype)
+        region = self.bound.region
+        loop_vars = [Var(f"{self.stage.name}.{a.name}.init", "int32") for a in self.op.axis]
+        values = [r.min + v for r, v in zip(region, loop_vars, strict=False)]
+        stmt: Stmt = BufferStore(self.buffer, identity, self.emitter.access_indices(self.k, values))
+        conds = [
+            c
+            for a, r, value in zip(self.op.axis, region, values, strict=False)
+            if not (isinstance(r.min, Const) and r.min.value == a.dom_min and r.extent == a.extent)
+            for c in (value >= a.dom_min, value < a.dom_min + a.extent)
+        ]
+        if conds:
+            cond = conds[0]
+            for c in conds[1:]:
+                cond = cond & c
+            stmt = IfThenElse(cond, stmt)
+        for v, r in reversed(list(zip(loop_vars, region, strict=False))):
+            stmt = For(v, const(0, "int32"), const(r.extent, "int32"), ForKind.SERIAL, stmt)
+        return stmt
+
+    def _loop_annotations(self) -> dict[int, dict[str, object]]:
+        """Pragmas per leaf position: auto_unroll on the outermost emitted loop, others
+        (``name`` or ``name$value``) on their iterator's loop."""
+        result: dict[int, dict[str, object]] = {}
+        emitted = [j for j, v in enumerate(self.bound.loop_vars) if isinstance(v, Var)]
+        if self.stage.auto_unroll_max_step and emitted:
+            result.setdefault(emitted[0], {})["pragma_auto_unroll_max_step"] = self.stage.auto_unroll_max_step
+        for iter_name, pragma in self.stage.pragmas:
+            j = self.stage.iter_index(_leaf_of(self.stage, iter_name))
+            key, _, value = pragma.partition("$")
+            parsed: object = int(value) if value.lstrip("-").isdigit() else (value or 1)
+            result.setdefault(j, {})[f"pragma_{key}"] = parsed
+        return result
+
+
+def _substitute_stmt(s: Stmt, mapping: dict[Var, Expr]) -> Stmt:
+    """``s`` with variables replaced everywhere, loop variables included."""
+    if isinstance(s, For):
+        var = mapping.get(s.loop_var, s.loop_var)
+        assert isinstance(var, Var)
+        return For(
+            var, s.min, s.extent, s.kind, _substitute_stmt(s.body, mapping), s.thread_tag, dict(s.annotations)
+        )
+    return map_stmt(s, lambda c: _substitute_stmt(c, mapping), lambda e: substitute(e, mapping))
+
+
+def _leaf_of(stage: Stage, name: str) -> str:
+    """The leaf iterator that now carries iterator ``name``: itself, or following later
+    relations, the outermost split child or the fused iterator."""
+    for rel in stage.relations:
+        if isinstance(rel, SplitRelation) and rel.parent == name:
+            name = rel.children[0]
+        elif isinstance(rel, FuseRelation) and name in rel.parents:
+            name = rel.fused
+    return name

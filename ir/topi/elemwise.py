@@ -1,0 +1,166 @@
+"""Elementwise and broadcast operators (TVM's ``topi`` elemwise/broadcast/``nn.relu``...).
+
+Each is one compute op, tagged "elemwise" (same shape in and out) or "broadcast" (numpy
+broadcasting: shapes align on the right, an extent of 1 stretches). Ansor inlines such ops
+into their consumers or fuses them into their producer's tile (paper section 4.1), so
+the network builders lean on them for every activation, residual add and BN scale.
+
+A binary operator takes tensors or Python scalars; a scalar takes the tensor's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from ir import te
+from ir.expr import Expr, ExprLike, IterVar, const, convert, max_expr, min_expr
+from ir.te import Tensor
+from ir.topi.utils import TopiError, ax_names, compute_named, normalize_axis
+
+Operand = Tensor | int | float
+
+
+def elemwise(x: Tensor, f: Callable[[Expr], ExprLike], name: str, tag: str = "elemwise") -> Tensor:
+    """``out[idx] = f(x[idx])`` over the whole shape of ``x``."""
+    return compute_named(x.shape, ax_names(x.ndim), lambda idx: f(x[idx]), name=name, tag=tag)
+
+
+def relu(x: Tensor, name: str = "T_relu") -> Tensor:
+    """``max(x, 0)``."""
+    return elemwise(x, lambda v: max_expr(v, const(0, x.dtype)), name)
+
+
+def leaky_relu(x: Tensor, alpha: float, name: str = "T_leaky_relu") -> Tensor:
+    """``x > 0 ? x : alpha * x``."""
+    return elemwise(x, lambda v: te.if_then_else(v > const(0, x.dtype), v, v * alpha), name)
+
+
+def clip(x: Tensor, a_min: float, a_max: float, name: str = "T_clip") -> Tensor:
+    """``min(max(x, a_min), a_max)``; ReLU6 is ``clip(x, 0, 6)``."""
+    if a_min > a_max:
+        raise TopiError(f"clip '{name}': a_min {a_min} is larger than a_max {a_max}")
+    lo, hi = convert(a_min, x.dtype), convert(a_max, x.dtype)
+    return elemwise(x, lambda v: min_expr(max_expr(v, lo), hi), name)
+
+
+def gelu(x: Tensor, name: str = "T_gelu") -> Tensor:
+    """BERT's GELU in erf form: ``0.5 * x * (1 + erf(x / sqrt(2)))``."""
+    return elemwise(x, lambda v: v * 0.5 * (te.erf(v * (1.0 / math.sqrt(2.0))) + 1.0), name)
+
+
+def tanh(x: Tensor, name: str = "T_tanh") -> Tensor:
+    return elemwise(x, te.tanh, name)
+
+
+def sigmoid(x: Tensor, name: str = "T_sigmoid") -> Tensor:
+    """``1 / (1 + exp(-x))``, as the sigmoid intrinsic."""
+    return elemwise(x, te.sigmoid, name)
+
+
+def exp(x: Tensor, name: str = "T_exp") -> Tensor:
+    return elemwise(x, te.exp, name)
+
+
+def sqrt(x: Tensor, name: str = "T_sqrt") -> Tensor:
+    return elemwise(x, te.sqrt, name)
+
+
+def negative(x: Tensor, name: str = "T_negative") -> Tensor:
+    return elemwise(x, lambda v: -v, name)
+
+
+def cast(x: Tensor, dtype: str, name: str = "T_cast") -> Tensor:
+    return elemwise(x, lambda v: v.astype(dtype), name)
+
+
+# ------------------------------------------------------------------------------------------
+# broadcasting binary operators
+
+
+def broadcast_shape(a: Sequence[int], b: Sequence[int], op: str) -> tuple[int, ...]:
+    """numpy's broadcast of two shapes, or a TopiError naming the dimensions that clash."""
+    rank = max(len(a), len(b))
+    pa = (1,) * (rank - len(a)) + tuple(a)
+    pb = (1,) * (rank - len(b)) + tuple(b)
+    out = []
+    for d, (x, y) in enumerate(zip(pa, pb, strict=True)):
+        if x != y and 1 not in (x, y):
+            raise TopiError(
+                f"{op}: shapes {list(a)} and {list(b)} do not broadcast (dimension {d}: {x} vs {y})"
+            )
+        out.append(max(x, y))
+    return tuple(out)
+
+
+def broadcast_read(t: Tensor, idx: Sequence[Expr], out_shape: Sequence[int]) -> Expr:
+    """``t`` read at the output index ``idx``: dimensions align on the right and an
+    extent of 1 that was stretched is read at 0."""
+    offset = len(out_shape) - t.ndim
+    index: list[ExprLike] = []
+    for d, extent in enumerate(t.shape):
+        index.append(0 if extent == 1 and out_shape[offset + d] != 1 else idx[offset + d])
+    return t[tuple(index)]
+
+
+def broadcast_binary(a: Operand, b: Operand, f: Callable[[Expr, Expr], Expr], name: str, op: str) -> Tensor:
+    """``out = f(a, b)`` with numpy broadcasting; at least one side is a tensor."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TopiError(f"{op}: needs at least one tensor operand, got {a!r} and {b!r}")
+    shape_a = a.shape if isinstance(a, Tensor) else ()
+    shape_b = b.shape if isinstance(b, Tensor) else ()
+    out_shape = broadcast_shape(shape_a, shape_b, op)
+    same = isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape
+
+    def side(t: Operand, idx: tuple[IterVar, ...], other: Operand) -> Expr:
+        if isinstance(t, Tensor):
+            return broadcast_read(t, idx, out_shape)
+        like = other.dtype if isinstance(other, Tensor) else None
+        return convert(t, like)
+
+    return compute_named(
+        out_shape,
+        ax_names(len(out_shape)),
+        lambda idx: f(side(a, idx, b), side(b, idx, a)),
+        name=name,
+        tag="elemwise" if same else "broadcast",
+    )
+
+
+def add(a: Operand, b: Operand, name: str = "T_add") -> Tensor:
+    return broadcast_binary(a, b, lambda x, y: x + y, name, "add")
+
+
+def subtract(a: Operand, b: Operand, name: str = "T_subtract") -> Tensor:
+    return broadcast_binary(a, b, lambda x, y: x - y, name, "subtract")
+
+
+def multiply(a: Operand, b: Operand, name: str = "T_multiply") -> Tensor:
+    return broadcast_binary(a, b, lambda x, y: x * y, name, "multiply")
+
+
+def divide(a: Operand, b: Operand, name: str = "T_divide") -> Tensor:
+    """True division (float dtypes)."""
+    return broadcast_binary(a, b, lambda x, y: x / y, name, "divide")
+
+
+def maximum(a: Operand, b: Operand, name: str = "T_maximum") -> Tensor:
+    return broadcast_binary(a, b, max_expr, name, "maximum")
+
+
+def minimum(a: Operand, b: Operand, name: str = "T_minimum") -> Tensor:
+    return broadcast_binary(a, b, min_expr, name, "minimum")
+
+
+def bias_add(x: Tensor, bias: Tensor, axis: int = 1, name: str = "T_bias_add") -> Tensor:
+    """``out[idx] = x[idx] + bias[idx[axis]]`` (relay's ``nn.bias_add``; axis 1 for NCHW,
+    -1 for NHWC)."""
+    ax = normalize_axis(axis, x.ndim, f"bias_add '{name}'")
+    if bias.shape != (x.shape[ax],):
+        raise TopiError(
+            f"bias_add '{name}': bias shape {list(bias.shape)} must be [{x.shape[ax]}] "
+            f"(axis {axis} of data {list(x.shape)})"
+        )
+    return compute_named(
+        x.shape, ax_names(x.ndim), lambda idx: x[idx] + bias[idx[ax]], name=name, tag="broadcast"
+    )
