@@ -1,8 +1,8 @@
 """``build(dag, state, target)``: lower a loop state and compile it into a callable kernel.
 
 The kernel takes one numpy array per tensor of ``dag.tensors`` (inputs, then outputs),
-checks each array's shape, dtype and contiguity against the declaration, and writes the
-outputs in place.
+checks each array's shape, dtype, contiguity and writeability against the declaration
+(``KernelArgumentError`` otherwise), and writes the outputs in place.
 """
 
 from __future__ import annotations
@@ -22,9 +22,5 @@ def build(
     target: str | Target = "llvm",
     name: str = "default_function",
 ) -> Kernel:
-    """Compile ``state`` (None: the naive schedule) of ``dag`` for ``target``."""
-    target = Target.parse(target) if isinstance(target, str) else target
-    if target.kind != "llvm":
-        raise ValueError(f"build: target '{target}' is not an LLVM CPU target; only 'llvm' targets build here")
-    func = lower(dag, state, name=name)
-    return llvm_build(func, target).get_kernel()
+    """Compile ``state`` of ``dag`` (None: the naive schedule) for an LLVM ``target``."""
+    return llvm_build(lower(dag, state, name=name), target).get_kernel()

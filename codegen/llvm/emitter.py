@@ -76,6 +76,7 @@ class FunctionEmitter:
         self.unroll_max_step = 0
         self.vars: dict[Var, ir.Value] = {}
         self.buffers: dict[Buffer, ir.Value] = {}
+        self._stack_slots: dict[Buffer, ir.Value] = {}
         entry = fn.append_basic_block("entry")
         self._body_block = fn.append_basic_block("body")
         self.entry_builder = ir.IRBuilder(entry)
@@ -175,9 +176,12 @@ class FunctionEmitter:
         count = buf.num_elements
         nbytes = count * dt.itemsize(buf.dtype)
         if nbytes <= self.mc.options.stack_alloc_max_bytes:
-            storage = self.entry_builder.alloca(ir.ArrayType(elem, count), name=buf.name)
-            storage.align = ALLOCA_ALIGN
-            base = self.entry_builder.bitcast(storage, elem.as_pointer())
+            # one slot per buffer and function: unrolled copies of the Allocate share it
+            base = self._stack_slots.get(buf)
+            if base is None:
+                storage = self.entry_builder.alloca(ir.ArrayType(elem, count), name=buf.name)
+                storage.align = ALLOCA_ALIGN
+                base = self._stack_slots[buf] = self.entry_builder.bitcast(storage, elem.as_pointer())
             with self.bind_buffer(buf, base):
                 self.stmt(s.body)
             return

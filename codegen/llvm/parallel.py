@@ -28,8 +28,8 @@ from llvmlite import ir
 from codegen.llvm import ops
 from codegen.llvm.analysis import free_symbols
 from codegen.llvm.tables import I8_PTR, I32, VOID, memory_type, register_type
-from ir.expr import BinaryOp
-from ir.tir import For
+from ir.expr import BinaryOp, Var
+from ir.tir import Buffer, For
 
 if TYPE_CHECKING:
     from codegen.llvm.emitter import FunctionEmitter
@@ -93,7 +93,9 @@ def _emit_trampoline(
     b.ret_void()
 
 
-def _emit_worker(fe: FunctionEmitter, worker: ir.Function, loop: For, buffers: list, variables: list) -> None:
+def _emit_worker(
+    fe: FunctionEmitter, worker: ir.Function, loop: For, buffers: list[Buffer], variables: list[Var]
+) -> None:
     """The loop body over [lo, hi), in its own function with noalias buffer arguments."""
     inner = fe.child(worker)
     args = list(worker.args)

@@ -53,7 +53,7 @@ from ir.expr import (
     Select,
     Var,
 )
-from ir.tir import BufferLoad, BufferStore, For, IfThenElse, LetStmt, SeqStmt, Stmt
+from ir.tir import Buffer, BufferLoad, BufferStore, For, IfThenElse, LetStmt, SeqStmt, Stmt
 
 if TYPE_CHECKING:
     from codegen.llvm.emitter import FunctionEmitter
@@ -316,7 +316,9 @@ class VectorEmitter:
             return Lanes(self.b.icmp_unsigned("!=", loaded, ir.Constant(vec_type, None)))
         return Lanes(loaded)
 
-    def _gather_lane(self, buffer, index: VValue, index_dtype: str, lane: int, vector: ir.Value) -> ir.Value:
+    def _gather_lane(
+        self, buffer: Buffer, index: VValue, index_dtype: str, lane: int, vector: ir.Value
+    ) -> ir.Value:
         lane_const = ir.Constant(I32, lane)
 
         def load() -> ir.Value:
@@ -405,7 +407,7 @@ class VectorEmitter:
             return self.b.extract_element(index.value, ir.Constant(I32, lane))
         return index.value
 
-    def _vector_ptr(self, buffer, base: ir.Value, index_dtype: str) -> ir.Value:
+    def _vector_ptr(self, buffer: Buffer, base: ir.Value, index_dtype: str) -> ir.Value:
         ptr = self.fe.element_ptr(buffer, base, index_dtype)
         return self.b.bitcast(ptr, memory_type(buffer.dtype, self.lanes).as_pointer())
 

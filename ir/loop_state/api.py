@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ir.loop_state.enums import THREAD_BINDINGS, IteratorAnnotation
+from ir.loop_state.enums import THREAD_BINDINGS, IteratorAnnotation, StageKind
 from ir.loop_state.python_printer import state_to_python
 from ir.loop_state.state import Iterator, LoopState, ScheduleError, Stage
 from ir.loop_state.steps import (
@@ -109,6 +109,8 @@ class State:
     def iter_id(self, stage_id: int, it: IterRef) -> int:
         """The current position of iterator ``it`` in stage ``stage_id``."""
         stage = self.loop_state.stages[stage_id]
+        if stage.op_type is StageKind.PLACEHOLDER:
+            raise ScheduleError(f"stage '{stage.name}' is a placeholder and has no loops")
         if isinstance(it, int) and not isinstance(it, bool):
             if not 0 <= it < len(stage.iters):
                 raise ScheduleError(

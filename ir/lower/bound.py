@@ -29,11 +29,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ir.expr import Const, Expr, IterVar, Reduce, TensorRead, Var, const, map_children, post_order, substitute
-from ir.loop_state.enums import THREAD_BINDINGS, ComputeAtKind, StageKind
+from ir.loop_state.enums import THREAD_BINDINGS, ComputeAtKind, IteratorAnnotation, StageKind
 from ir.loop_state.state import FuseRelation, Iterator, LoopState, Range, ScheduleError, SplitRelation, Stage
-from ir.lower.region import SymRange, numeric_interval, sym_interval, union
+from ir.lower.region import SymRange, sym_interval, union
 from ir.lower.simplify import Simplifier
 from ir.te import ComputeOp
+from ir.tir import MemoryScope
 
 if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
@@ -52,8 +53,8 @@ class StageBound:
     leaf_extents: tuple[int, ...]
     #: per root iterator (op.axis then op.reduce_axis): values computed per attach instance
     region: tuple[SymRange, ...]
-    #: op axis -> its value as an expression of the loop variables
-    axis_values: dict[IterVar, Expr]
+    #: op axis (an IterVar) -> its value as an expression of the loop variables
+    axis_values: dict[Var, Expr]
     #: conditions that must hold for the body to run (non-dividing splits, domain edges)
     guards: tuple[Expr, ...]
     #: loops enclosing this stage's nest, outermost first
@@ -122,7 +123,8 @@ class _BoundInference:
                 producer_id = self.stage_of_op.get(id(node.tensor.op))
                 if producer_id is None:
                     raise ScheduleError(
-                        f"stage '{stages[stage_id].name}' reads '{node.tensor.name}', which is not a stage of the state"
+                        f"stage '{stages[stage_id].name}' reads '{node.tensor.name}', "
+                        "which is not a stage of the state"
                     )
                 producer = stages[producer_id]
                 if producer.compute_at is ComputeAtKind.INLINED:
@@ -192,7 +194,7 @@ class _BoundInference:
         )
         offsets, split_guards = _axis_offsets(stage, extents, loop_vars)
         simp = Simplifier(self.ranges)
-        axis_values = {
+        axis_values: dict[Var, Expr] = {
             axis: simp.simplify(r.min + offsets[root.name])
             for axis, r, root in zip(axes, region, stage.root_iters, strict=True)
         }
@@ -241,11 +243,12 @@ class _BoundInference:
                     f"'{self.state.stages[attach[0]].name}', but its consumer "
                     f"'{self.state.stages[c].name}' is not computed inside that loop"
                 )
-            inside = loops[loops.index(attach) + 1 :]
+            at = loops.index(attach)
             relaxed = {}
-            for pos in inside:
+            for position, pos in enumerate(loops):
                 var = self.bounds[pos[0]].loop_vars[pos[1]]
-                if isinstance(var, Var):
+                annotation = self.state.stages[pos[0]].iters[pos[1]].annotation
+                if isinstance(var, Var) and (position > at or _shared_across(stage.scope, annotation)):
                     relaxed[var] = self.ranges[var]
             for read in _reads(self.bodies[c]):
                 if read.tensor.op is not op:
@@ -265,22 +268,18 @@ class _BoundInference:
         return result
 
     def _domain_guards(
-        self, op: ComputeOp, axis_values: dict[IterVar, Expr], region: tuple[SymRange, ...], simp: Simplifier
+        self, op: ComputeOp, axis_values: dict[Var, Expr], region: tuple[SymRange, ...], simp: Simplifier
     ) -> list[Expr]:
-        """``dom_min <= axis < dom_end`` for attached regions that may leave the domain."""
+        """``dom_min <= axis < dom_end`` for attached regions that may leave the domain.
+
+        The split guards already keep each axis inside its region, so only a region
+        whose [min, min + extent) can cross the domain's edge needs one."""
         guards: list[Expr] = []
         for axis, r in zip(op.axis, region, strict=False):
-            if isinstance(r.min, Const) and r.min.value == axis.dom_min and r.extent == axis.extent:
-                continue
-            covered = numeric_interval(axis_values[axis], simp)
-            if covered is None:
-                lo, hi = -math.inf, math.inf
-            else:
-                assert isinstance(covered.min, Const)
-                lo, hi = covered.min.value, covered.min.value + covered.extent - 1
+            lo, hi = simp.bounds(r.min)
             if lo < axis.dom_min:
                 guards.append(axis_values[axis] >= axis.dom_min)
-            if hi > axis.dom_min + axis.extent - 1:
+            if hi + r.extent > axis.dom_min + axis.extent:
                 guards.append(axis_values[axis] < axis.dom_min + axis.extent)
         return guards
 
@@ -299,6 +298,19 @@ def _unique_loop_names(state: LoopState, looped: list[int]) -> dict[LoopPos, str
             used.add(name)
             names[k, j] = name
     return names
+
+
+#: TVM's storage ranks and thread ranks: a buffer of storage rank s is shared by all the
+#: threads of a GPU axis of thread rank t when s <= t, so its region covers all of them
+STORAGE_RANK = {MemoryScope.GLOBAL: 0, MemoryScope.SHARED: 1, MemoryScope.LOCAL: 3}
+THREAD_RANK = {a: 0 if a.value.startswith("blockIdx") else 1 for a in THREAD_BINDINGS}
+
+
+def _shared_across(scope: MemoryScope, annotation: IteratorAnnotation) -> bool:
+    """Whether a loop bound to a GPU axis outside the attach point is still relaxed
+    (TVM ``NeedRelax``): a shared buffer covers every threadIdx, a global one every
+    blockIdx too, a local one is private to its thread."""
+    return annotation in THREAD_RANK and STORAGE_RANK[scope] <= THREAD_RANK[annotation]
 
 
 def _reads(body: Expr) -> list[TensorRead]:
@@ -371,4 +383,8 @@ def _with_ranges(stage: Stage, bound: StageBound) -> Stage:
     def fill(it: Iterator) -> Iterator:
         return replace(it, range=Range(root_min.get(it.name, 0), extents[it.name]))
 
-    return replace(stage, iters=tuple(fill(it) for it in stage.iters), root_iters=tuple(fill(it) for it in stage.root_iters))
+    return replace(
+        stage,
+        iters=tuple(fill(it) for it in stage.iters),
+        root_iters=tuple(fill(it) for it in stage.root_iters),
+    )

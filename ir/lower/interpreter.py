@@ -226,7 +226,9 @@ class _Translator:
             self.emit(depth + 1, "pass")
         elif isinstance(s, BufferStore):
             if len(s.indices) != 1:
-                raise InterpreterError(f"store to '{s.buffer.name}' is not flattened ({len(s.indices)} indices)")
+                raise InterpreterError(
+                    f"store to '{s.buffer.name}' is not flattened ({len(s.indices)} indices)"
+                )
             buf = self.name(s.buffer, s.buffer.name)
             value = self.expr(s.value)
             self.emit(depth, f"_store({buf}, {self.expr(s.indices[0])}, {value}, {s.buffer.name!r})")
@@ -262,8 +264,12 @@ class _Translator:
             return self.names[id(e)]
         if isinstance(e, BufferLoad):
             if len(e.indices) != 1:
-                raise InterpreterError(f"load from '{e.buffer.name}' is not flattened ({len(e.indices)} indices)")
-            return f"_load({self.name(e.buffer, e.buffer.name)}, {self.expr(e.indices[0])}, {e.buffer.name!r})"
+                raise InterpreterError(
+                    f"load from '{e.buffer.name}' is not flattened ({len(e.indices)} indices)"
+                )
+            return (
+                f"_load({self.name(e.buffer, e.buffer.name)}, {self.expr(e.indices[0])}, {e.buffer.name!r})"
+            )
         if isinstance(e, Binary):
             return self.binary(e)
         if isinstance(e, Compare):
@@ -284,7 +290,15 @@ class _Translator:
             return repr(bool(e.value))
         if dt.is_float(e.dtype):
             value = float(e.value)
-            text = "_nan" if math.isnan(value) else "_inf" if value == math.inf else "-_inf" if value == -math.inf else repr(value)
+            text = (
+                "_nan"
+                if math.isnan(value)
+                else "_inf"
+                if value == math.inf
+                else "-_inf"
+                if value == -math.inf
+                else repr(value)
+            )
             return f"np.{e.dtype}({text})"
         return repr(int(e.value))
 

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
 
 
-def lower(dag: ComputeDAG, state: Any = None, name: str = "default_function", debug: bool = False) -> PrimFunc:
+def lower(
+    dag: ComputeDAG, state: Any = None, name: str = "default_function", debug: bool = False
+) -> PrimFunc:
     """The PrimFunc computing ``dag`` as scheduled by ``state``.
 
     ``state`` is a LoopState, a ``State`` handle (its ``.loop_state``), or None for the

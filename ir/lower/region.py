@@ -71,9 +71,7 @@ def _atom_interval(atom: Expr, relaxed: Mapping[Var, tuple[int, int]], simp: Sim
         if inner is None:
             return None
         first = simp.simplify(Binary(BinaryOp.FLOORDIV, inner.min, const(c, atom.dtype)))
-        last = simp.simplify(
-            Binary(BinaryOp.FLOORDIV, inner.min + (inner.extent - 1), const(c, atom.dtype))
-        )
+        last = simp.simplify(Binary(BinaryOp.FLOORDIV, inner.min + (inner.extent - 1), const(c, atom.dtype)))
         blocks = simp.simplify(last - first)
         if atom.op is BinaryOp.FLOORDIV:
             if isinstance(blocks, Const):
@@ -82,7 +80,9 @@ def _atom_interval(atom: Expr, relaxed: Mapping[Var, tuple[int, int]], simp: Sim
             return SymRange(first, math.ceil((inner.extent - 1) / c) + 1)
         if atom.op is BinaryOp.FLOORMOD:
             if isinstance(blocks, Const) and blocks.value == 0:
-                return SymRange(simp.simplify(Binary(BinaryOp.FLOORMOD, inner.min, const(c, atom.dtype))), inner.extent)
+                return SymRange(
+                    simp.simplify(Binary(BinaryOp.FLOORMOD, inner.min, const(c, atom.dtype))), inner.extent
+                )
             return SymRange(const(0, atom.dtype), c)
     return numeric_interval(atom, simp)
 

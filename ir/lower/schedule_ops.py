@@ -121,7 +121,8 @@ def aligned_strides(stage: Stage, shape: tuple[int, ...]) -> tuple[int, ...]:
     for a in stage.storage_align:
         if not 0 <= a.axis < len(shape):
             raise ScheduleError(
-                f"storage_align of stage '{stage.name}': axis {a.axis} is outside its {len(shape)} dimension(s)"
+                f"storage_align of stage '{stage.name}': axis {a.axis} is outside "
+                f"its {len(shape)} dimension(s)"
             )
         if a.factor < 1:
             raise ScheduleError(f"storage_align of stage '{stage.name}': factor {a.factor} must be positive")
@@ -280,7 +281,12 @@ class _StageNest:
         tag = it.annotation.value if it.annotation in THREAD_BINDINGS else ""
         annotations = {} if init else self.pragmas.get(j, {})
         return For(
-            var, const(0, "int32"), const(self.bound.leaf_extents[j], "int32"), FOR_KIND[it.annotation], inner, tag,
+            var,
+            const(0, "int32"),
+            const(self.bound.leaf_extents[j], "int32"),
+            FOR_KIND[it.annotation],
+            inner,
+            tag,
             dict(annotations),
         )
 

@@ -30,7 +30,6 @@ from ir import dtype as dt
 from ir.expr import (
     Binary,
     BinaryOp,
-    Call,
     Cast,
     Compare,
     CompareOp,
@@ -211,7 +210,9 @@ class Simplifier:
                 if _is_div_by_const(atom.a, BinaryOp.FLOORDIV):  # (y // d) % c pairs with y // (d*c)
                     inner = atom.a
                     assert isinstance(inner, Binary) and isinstance(inner.b, Const)
-                    partners.append(Binary(BinaryOp.FLOORDIV, inner.a, const(inner.b.value * atom.b.value, atom.dtype)))
+                    partners.append(
+                        Binary(BinaryOp.FLOORDIV, inner.a, const(inner.b.value * atom.b.value, atom.dtype))
+                    )
                 for partner in map(structural_key, partners):
                     if partner in lin.terms and lin.terms[partner][1] == coef * atom.b.value:
                         kept = {k: v for k, v in lin.terms.items() if k not in (key, partner)}
@@ -300,7 +301,7 @@ class Simplifier:
                 return low, low + extent - 1
             return UNBOUNDED
         if isinstance(atom, Binary) and isinstance(atom.b, Const) and atom.b.value > 0:
-            c = atom.b.value
+            c = int(atom.b.value)
             lo, hi = self.bounds(atom.a)
             if atom.op is BinaryOp.FLOORDIV:
                 return _floor_div(lo, c), _floor_div(hi, c)

@@ -7,7 +7,7 @@ from codegen_helpers import loop
 
 from codegen.llvm import CodegenError, build
 from ir import te
-from ir.expr import Var, const
+from ir.expr import Call, Intrinsic, Var
 from ir.tir import Barrier, Buffer, BufferLoad, BufferStore, PrimFunc, seq
 
 
@@ -34,7 +34,7 @@ def test_buffer_neither_parameter_nor_allocated():
     A, B = _buffers()
     stray = Buffer("stray", (8,), "float32")
     i = Var("i")
-    with pytest.raises(CodegenError, match=r"buffer 'stray' is used but is neither a parameter nor allocated"):
+    with pytest.raises(CodegenError, match=r"buffer 'stray' is used but is neither a parameter"):
         build(PrimFunc("f", (A, B), loop(i, 8, BufferStore(B, BufferLoad(stray, (i,)), (i,)))))
 
 
@@ -58,7 +58,7 @@ def test_unlowered_reduction_is_rejected():
     X = te.placeholder((8,), name="X")
     k = te.reduce_axis((0, 8), name="k")
     i = Var("i")
-    with pytest.raises(CodegenError, match=r"is a Reduce: lower the declaration to a PrimFunc before codegen"):
+    with pytest.raises(CodegenError, match=r"is a Reduce: lower the declaration to a PrimFunc"):
         build(PrimFunc("f", (A, B), loop(i, 8, BufferStore(B, te.sum(X[k], axis=k), (i,)))))
 
 
@@ -67,17 +67,15 @@ def test_bad_auto_unroll_pragma_value():
     i = Var("i")
     body = loop(i, 8, BufferStore(B, BufferLoad(A, (i,)), (i,)), pragma_auto_unroll_max_step="many")
     with pytest.raises(
-        CodegenError, match=r"loop 'i': pragma_auto_unroll_max_step must be a non-negative integer, got 'many'"
+        CodegenError,
+        match=r"loop 'i': pragma_auto_unroll_max_step must be a non-negative integer, got 'many'",
     ):
         build(PrimFunc("f", (A, B), body))
 
 
 def test_float_only_intrinsic_on_integers_is_rejected():
-    from ir.expr import Call, Intrinsic
-
     A, B = Buffer("A", (8,), "int32"), Buffer("B", (8,), "int32")
     i = Var("i")
     bad = Call(Intrinsic.EXP, (BufferLoad(A, (i,)),))  # bypasses te's own dtype check
     with pytest.raises(CodegenError, match=r"intrinsic exp needs a float argument, got int32"):
         build(PrimFunc("f", (A, B), loop(i, 8, BufferStore(B, bad, (i,)))))
-    assert const(1).dtype == "int32"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from codegen_helpers import empty_like_buffer, loop, random_array
 
-from codegen.llvm import CodegenError, build
+from codegen.llvm import BuildOptions, CodegenError, build
 from ir.expr import Var, const, select
 from ir.tir import (
     Allocate,
@@ -21,6 +21,7 @@ from ir.tir import (
     BufferStore,
     For,
     ForKind,
+    IfThenElse,
     LetStmt,
     MemoryScope,
     PrimFunc,
@@ -277,3 +278,83 @@ def test_thread_binding_is_rejected():
         CodegenError, match=r"loop 'i.0' is bound to blockIdx.x: the LLVM back end runs CPU code only"
     ):
         build(PrimFunc("gpu", (A,), body))
+
+
+def test_vectorized_uniform_conditions_lane_casts_and_masked_scatter():
+    """Inside a vectorized j loop: an IfThenElse and a memory-reading Select on the outer
+    variable r (one branch for all lanes), the lane index cast to float, and a scatter
+    (stride 2) under a per-lane condition."""
+    rng = np.random.default_rng(28)
+    n = 11
+    A, B = Buffer("A", (n,), "float32"), Buffer("B", (n,), "float32")
+    OUT, S = Buffer("OUT", (3, n), "float32"), Buffer("S", (2 * n,), "float32")
+    r, j = Var("r"), Var("j")
+    a_j, b_j = BufferLoad(A, (j,)), BufferLoad(B, (j,))
+    body = seq(
+        IfThenElse(
+            r == 0,
+            BufferStore(OUT, a_j + j.astype("float32"), (r * n + j,)),
+            BufferStore(OUT, select(r == 1, a_j, b_j) * 2.0, (r * n + j,)),
+        ),
+        IfThenElse(a_j > 0.0, BufferStore(S, a_j + r.astype("float32"), (j * 2,))),
+    )
+    func = PrimFunc("uniform_if", (A, B, OUT, S), loop(r, 3, loop(j, n, body, V)))
+    a, b = random_array(rng, (n,), "float32"), random_array(rng, (n,), "float32")
+    out, s = empty_like_buffer(OUT), empty_like_buffer(S)
+    build(func)(a, b, out, s)
+    np.testing.assert_allclose(out[0], a + np.arange(n), rtol=1e-6)
+    np.testing.assert_allclose(out[1], 2 * a, rtol=1e-6)
+    np.testing.assert_allclose(out[2], 2 * b, rtol=1e-6)
+    expected = np.full(2 * n, 77, "float32")
+    expected[0::2] = np.where(a > 0, a + 2, 77)  # the last r (2) wins
+    np.testing.assert_allclose(s, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", [ForKind.PARALLEL, ForKind.VECTORIZED])
+def test_int64_loop_variables(kind):
+    rng = np.random.default_rng(29)
+    n = 21
+    A, B = Buffer("A", (n,), "float32"), Buffer("B", (n,), "float32")
+    i = Var("i", "int64")
+    body = For(
+        i, const(0, "int64"), const(n, "int64"), kind, BufferStore(B, BufferLoad(A, (n - 1 - i,)) * 2.0, (i,))
+    )
+    a = random_array(rng, (n,), "float32")
+    b = empty_like_buffer(B)
+    build(PrimFunc("i64", (A, B), body))(a, b)
+    np.testing.assert_allclose(b, 2 * a[::-1], rtol=1e-6)
+
+
+def test_parallel_with_explicit_thread_count_and_non_zero_min():
+    rng = np.random.default_rng(31)
+    n = 50
+    A, B = Buffer("A", (n,), "float32"), Buffer("B", (n,), "float32")
+    i = Var("i")
+    body = For(i, const(5), const(n - 10), ForKind.PARALLEL, BufferStore(B, BufferLoad(A, (i,)) + 1.0, (i,)))
+    a = random_array(rng, (n,), "float32")
+    b = empty_like_buffer(B)
+    build(PrimFunc("par3", (A, B), body), options=BuildOptions(num_threads=3))(a, b)
+    expected = np.full(n, 77, "float32")
+    expected[5 : n - 5] = a[5 : n - 5] + 1
+    np.testing.assert_allclose(b, expected, rtol=1e-6)
+
+
+def test_allocate_inside_an_unrolled_loop_reuses_one_stack_slot():
+    """Eight unrolled copies of ``allocate tmp[16]`` share one alloca (no 8x stack)."""
+    rng = np.random.default_rng(32)
+    A, B = Buffer("A", (8, 16), "float32"), Buffer("B", (8, 16), "float32")
+    tmp = Buffer("tmp", (16,), "float32", scope=MemoryScope.LOCAL)
+    i, j, m = Var("i"), Var("j"), Var("m")
+    body = Allocate(
+        tmp,
+        seq(
+            loop(j, 16, BufferStore(tmp, BufferLoad(A, (i * 16 + j,)) * 2.0, (j,)), V),
+            loop(m, 16, BufferStore(B, BufferLoad(tmp, (15 - m,)), (i * 16 + m,)), V),
+        ),
+    )
+    module = build(PrimFunc("slots", (A, B), loop(i, 8, body, ForKind.UNROLLED)))
+    assert module.get_ir(optimized=False).count("alloca [16 x float]") == 1
+    a = random_array(rng, (8, 16), "float32")
+    b = empty_like_buffer(B)
+    module(a, b)
+    np.testing.assert_allclose(b, 2 * a[:, ::-1], rtol=1e-6)

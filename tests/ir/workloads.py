@@ -125,3 +125,10 @@ def matmul_relu(n: int = 16, m: int = 12, k: int = 8, dtype: str = "float32") ->
     a, b, c = matmul(n, m, k, dtype)
     relu = te.compute((n, m), lambda i, j: te.max(c[i, j], 0.0), name="D")
     return [a, b, relu]
+
+
+def vector_scale(n: int = 10, dtype: str = "float32") -> list[Tensor]:
+    """B[i] = A[i] * 3: a one-loop stage."""
+    a = te.placeholder((n,), dtype=dtype, name="A")
+    b = te.compute((n,), lambda i: a[i] * 3.0, name="B")
+    return [a, b]

@@ -104,7 +104,7 @@ class AnnotationStep(Step):
         if self.annotation in THREAD_BINDINGS:
             return f"s.bind({quote(stage.name)}, {it_var}, {quote(self.annotation.value)})"
         if self.annotation is IteratorAnnotation.TENSORIZE:
-            return f"s.annotate({quote(stage.name)}, {it_var}, 'tensorize')"
+            return f's.annotate({quote(stage.name)}, {it_var}, "tensorize")'
         method = {
             IteratorAnnotation.PARALLEL: "parallel",
             IteratorAnnotation.VECTORIZE: "vectorize",

@@ -71,8 +71,9 @@ def _unknown_ranges(stage: Stage) -> tuple[Iterator, ...]:
 class ComputeAtStep(Step):
     """Compute stage ``stage_id`` at iterator ``target_iter_id`` of ``target_stage_id``.
 
-    The target must consume the stage (directly or through inlined stages) and must not
-    itself be computed inside the stage.
+    The target must consume the stage (directly or through inlined stages), or run all of
+    its consumers inside the target iterator (they are computed there, at any depth), and
+    must not itself be computed inside the stage.
     """
 
     record_prefix = "CA"
@@ -96,10 +97,11 @@ class ComputeAtStep(Step):
                 raise ScheduleError(f"{what}: '{target.name}' is itself computed inside '{stage.name}'")
             holder = state.stages[holder.attach.stage_id]
         users = consumers(state, self.stage_id)
-        if self.target_stage_id not in users:
+        if not users or not all(self._runs_inside(state, u, it.name) for u in users):
             names = ", ".join(state.stages[i].name for i in users) or "none"
             raise ScheduleError(
-                f"{what}: '{target.name}' does not consume '{stage.name}' (its consumers: {names})"
+                f"{what}: '{target.name}' does not consume '{stage.name}' and does not run all of its "
+                f"consumers inside '{it.name}' (its consumers: {names})"
             )
         new_stage = replace(
             stage,
@@ -110,6 +112,21 @@ class ComputeAtStep(Step):
         stages = list(state.stages)
         stages[self.stage_id] = new_stage
         return finish(state, stages, self)
+
+    def _runs_inside(self, state: LoopState, user: int, iter_name: str) -> bool:
+        """True if stage ``user`` is the target, or is computed (through a chain of attach
+        points) inside the target at ``iter_name`` or deeper: then the target's loops
+        enclose every read of the stage, as with a B panel packed at a GEMM's column loop
+        for a register tile computed further in."""
+        if user == self.target_stage_id:
+            return True
+        target = state.stages[self.target_stage_id]
+        point = state.stages[user].attach
+        while point is not None:
+            if point.stage_id == self.target_stage_id:
+                return target.iter_index(point.iter_name) >= target.iter_index(iter_name)
+            point = state.stages[point.stage_id].attach
+        return False
 
     def to_record(self) -> list[Any]:
         return ["CA", self.stage_id, self.target_stage_id, self.target_iter_id]

@@ -20,9 +20,12 @@ How to add a step kind:
    record order; implement the four methods above.
 2. Add the class to ``STEP_CLASSES`` in ``steps/__init__.py`` (the record reader
    dispatches through that dict) and a method for it on ``State`` in ``api.py``.
-3. Test it in ``tests/ir/test_steps.py`` (effect on the shared workloads and every illegal
-   use, with ``pytest.raises(ScheduleError, match=...)``), ``tests/ir/test_records.py``
-   (record round trip, replay) and ``tests/ir/test_state_print.py`` (``to_python``).
+3. Test it in ``tests/ir/test_steps.py`` (effect on the shared workloads of
+   ``tests/ir/workloads.py`` and every illegal use, with ``pytest.raises(ScheduleError,
+   match=...)``; a step that changes the DAG goes in ``test_steps_insert.py``, checked
+   numerically against ``ir.reference``), ``tests/ir/test_records.py`` (add a sample to
+   ``RECORDS``: layout and round trip) and ``tests/ir/test_state_print.py`` (its
+   ``to_python`` line reruns to the same state).
 """
 
 from __future__ import annotations

@@ -141,16 +141,11 @@ class CacheWriteStep(Step):
         cache, target = cache_write_ops(
             stage.op, unique_name(f"{stage.name}.{scope.value}", [s.name for s in state.stages])
         )
-        spatial = {a.name for a in stage.op.axis}
         for other in state.stages:
-            if (
-                other.attach is not None
-                and other.attach.stage_id == self.stage_id
-                and other.attach.iter_name not in spatial
-            ):
+            if other.attach is not None and other.attach.stage_id == self.stage_id:
                 raise ScheduleError(
-                    f"{what}: stage '{other.name}' is computed at its reduction iterator "
-                    f"'{other.attach.iter_name}'"
+                    f"{what}: stage '{other.name}' is computed at its iterator '{other.attach.iter_name}' "
+                    "and would read from the cache stage; cache_write must come before compute_at into it"
                 )
         new_ops = rewrite_ops([s.op for s in state.stages], {id(stage.op): target.op})
         new_target = replace(
