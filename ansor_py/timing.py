@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 
 
-def time_repeats(fn: Callable[[], object], number: int = 3, repeat: int = 5, min_repeat_ms: float = 0.0) -> list[float]:
+def time_repeats(
+    fn: Callable[[], object], number: int = 3, repeat: int = 5, min_repeat_ms: float = 0.0
+) -> list[float]:
     """Seconds per call for each of ``repeat`` repeats (after one warm-up call).
 
     ``number`` grows until a repeat lasts at least ``min_repeat_ms``.
@@ -33,5 +35,7 @@ def time_repeats(fn: Callable[[], object], number: int = 3, repeat: int = 5, min
     return results
 
 
-def median_seconds(fn: Callable[[], object], number: int = 3, repeat: int = 5, min_repeat_ms: float = 0.0) -> float:
+def median_seconds(
+    fn: Callable[[], object], number: int = 3, repeat: int = 5, min_repeat_ms: float = 0.0
+) -> float:
     return statistics.median(time_repeats(fn, number, repeat, min_repeat_ms))

@@ -403,9 +403,8 @@ def binary(op: BinaryOp, a: ExprLike, b: ExprLike) -> Expr:
             f"'/' on {ea.dtype} operands ({ea} / {eb}) is ambiguous; use // (floordiv) "
             "or cast to a float dtype"
         )
-    if op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD) and not dt.is_int(ea.dtype):
-        if not dt.is_float(ea.dtype):
-            raise DTypeError(f"operator {op.value} is not defined on {ea.dtype}")
+    if op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD) and dt.is_bool(ea.dtype):
+        raise DTypeError(f"operator {op.value} is not defined on {ea.dtype}")
     return Binary(op, ea, eb)
 
 
@@ -434,7 +433,7 @@ def _cast_value(value: int | float | bool, dtype: str) -> int | float | bool:
     if dt.is_bool(dtype):
         return bool(value)
     if dt.is_int(dtype):
-        return int(math.trunc(value))
+        return math.trunc(value)
     return float(value)
 
 
@@ -506,7 +505,7 @@ def map_children(e: Expr, fn: Callable[[Expr], Expr]) -> Expr:
                 changes[name] = new_value
     if not changes:
         return e
-    return dataclasses.replace(e, **changes)
+    return dataclasses.replace(e, **changes)  # type: ignore[type-var]
 
 
 def post_order(e: Expr) -> Iterator[Expr]:

@@ -132,7 +132,9 @@ class Tensor:
         for index in indices:
             e = convert(index, "int32")
             if not dt.is_int(e.dtype):
-                raise DeclarationError(f"index {e} of tensor '{self.name}' has dtype {e.dtype}, not an integer")
+                raise DeclarationError(
+                    f"index {e} of tensor '{self.name}' has dtype {e.dtype}, not an integer"
+                )
             converted.append(e)
         return TensorRead(self, tuple(converted))
 
@@ -152,7 +154,9 @@ def _check_shape(shape: Sequence[int] | int, what: str) -> tuple[int, ...]:
     result = tuple(shape)
     for extent in result:
         if not isinstance(extent, int) or isinstance(extent, bool) or extent < 1:
-            raise DeclarationError(f"{what}: shape {list(result)} must hold positive integers, got {extent!r}")
+            raise DeclarationError(
+                f"{what}: shape {list(result)} must hold positive integers, got {extent!r}"
+            )
     return result
 
 
@@ -192,11 +196,15 @@ def compute(
     params = list(inspect.signature(fcompute).parameters)
     if len(params) == len(dims):
         names = params
-    elif len(params) == 1 and inspect.signature(fcompute).parameters[params[0]].kind is inspect.Parameter.VAR_POSITIONAL:
+    elif (
+        len(params) == 1
+        and inspect.signature(fcompute).parameters[params[0]].kind is inspect.Parameter.VAR_POSITIONAL
+    ):
         names = [_AXIS_NAMES[d] if d < len(_AXIS_NAMES) else f"ax{d}" for d in range(len(dims))]
     else:
         raise DeclarationError(
-            f"compute '{name}': shape {list(dims)} has {len(dims)} dimension(s) but fcompute takes {len(params)}"
+            f"compute '{name}': shape {list(dims)} has {len(dims)} dimension(s) "
+            f"but fcompute takes {len(params)}"
         )
     axis = tuple(IterVar(n, "int32", 0, e, IterVarKind.SPATIAL) for n, e in zip(names, dims, strict=True))
     body = convert(fcompute(*axis))
@@ -238,7 +246,9 @@ def comm_reducer(
     return _reduction_function(reducer)
 
 
-def _reduction_function(reducer: CommReducer, elementwise: Callable[[Expr, Expr], Expr] | None = None) -> Callable[..., Expr]:
+def _reduction_function(
+    reducer: CommReducer, elementwise: Callable[[Expr, Expr], Expr] | None = None
+) -> Callable[..., Expr]:
     def reduce(expr: ExprLike, axis: Any = None, where: ExprLike | None = None) -> Expr:
         if elementwise is not None and axis is not None and not _is_axis_spec(axis):
             return elementwise(convert(expr), axis)
@@ -370,46 +380,46 @@ def fmod(a: ExprLike, b: ExprLike) -> Expr:
 
 
 __all__ = [
-    "DeclarationError",
     "ComputeOp",
-    "PlaceholderOp",
-    "Operation",
-    "Tensor",
-    "IterVar",
+    "DeclarationError",
     "Expr",
-    "placeholder",
-    "compute",
-    "reduce_axis",
-    "comm_reducer",
-    "sum",
-    "prod",
-    "max",
-    "min",
-    "if_then_else",
+    "IterVar",
+    "Operation",
+    "PlaceholderOp",
+    "Tensor",
+    "abs",
     "all",
     "any",
-    "const",
     "cast",
-    "floordiv",
-    "floormod",
+    "ceil",
+    "comm_reducer",
+    "compute",
+    "const",
+    "cos",
+    "erf",
     "exp",
     "exp2",
+    "floor",
+    "floordiv",
+    "floormod",
+    "fmod",
+    "if_then_else",
     "log",
     "log2",
     "log10",
-    "sqrt",
-    "rsqrt",
-    "tanh",
-    "sigmoid",
-    "erf",
-    "abs",
-    "floor",
-    "ceil",
-    "round",
-    "trunc",
-    "sin",
-    "cos",
-    "power",
+    "max",
+    "min",
+    "placeholder",
     "pow",
-    "fmod",
+    "power",
+    "prod",
+    "reduce_axis",
+    "round",
+    "rsqrt",
+    "sigmoid",
+    "sin",
+    "sqrt",
+    "sum",
+    "tanh",
+    "trunc",
 ]

@@ -247,14 +247,18 @@ def stmt_lines(s: Stmt, depth: int) -> list[str]:
     if isinstance(s, For):
         head = s.kind.value if s.kind is not ForKind.THREAD_BINDING else f"bind {s.thread_tag}"
         pragmas = "".join(f" // {k}={v}" for k, v in sorted(s.annotations.items()))
-        lines = [f"{pad}{head} ({s.loop_var.name}, {_extent_text(s.min)}, {_extent_text(s.extent)}) {{{pragmas}"]
+        lines = [
+            f"{pad}{head} ({s.loop_var.name}, {_extent_text(s.min)}, {_extent_text(s.extent)}) {{{pragmas}"
+        ]
         return lines + stmt_lines(s.body, depth + 1) + [f"{pad}}}"]
     if isinstance(s, BufferStore):
         index = ", ".join(expr_to_str(i) for i in s.indices)
         return [f"{pad}{s.buffer.name}[{index}] = {expr_to_str(s.value)}"]
     if isinstance(s, Allocate):
         b = s.buffer
-        return [f"{pad}allocate {b.name}[{b.dtype} * {b.num_elements}] {b.scope.value}"] + stmt_lines(s.body, depth)
+        return [f"{pad}allocate {b.name}[{b.dtype} * {b.num_elements}] {b.scope.value}"] + stmt_lines(
+            s.body, depth
+        )
     if isinstance(s, IfThenElse):
         lines = [f"{pad}if ({expr_to_str(s.condition)}) {{"] + stmt_lines(s.then_case, depth + 1)
         if s.else_case is not None:

@@ -82,6 +82,9 @@ class Checked:
     func: PrimFunc
     outputs: list[np.ndarray]
 
+    def __repr__(self) -> str:
+        return f"Checked({self.func.name}: {len(self.state.transform_steps)} steps)\n{self.state}"
+
     def loops(self, kind: ForKind) -> list[For]:
         """The loops of ``kind`` in the lowered program, outermost first."""
         return [s for s in walk(self.func.body) if isinstance(s, For) and s.kind is kind]

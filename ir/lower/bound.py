@@ -77,7 +77,10 @@ class BoundInfo:
 
 
 def infer_bound(dag: ComputeDAG | None, state: LoopState) -> LoopState:
-    """``state`` with every iterator's Range filled (see the module docstring)."""
+    """``state`` with every iterator's Range filled (see the module docstring).
+
+    ``dag`` is taken for TVM's signature; the stages carry their ops (from the state's
+    current DAG once cache steps or rfactor added stages), so it may be None."""
     return infer_bound_with_regions(dag, state).state
 
 

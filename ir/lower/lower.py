@@ -7,7 +7,6 @@ function from one IR to the next; ``debug=True`` prints the program after each.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ir.loop_state.state import LoopState
@@ -32,25 +31,27 @@ def lower(
     loop_state = as_loop_state(dag, state)
     tensors = [(t.name, t.shape, t.dtype) for t in dag.tensors]
 
-    def step(what: str, fn: Callable[[Stmt], Stmt], body: Stmt) -> Stmt:
-        body = fn(body)
-        if debug:
-            print(f"// after {what}\n{body}\n")
-        return body
-
     # bound inference: every loop's extent, attached stages' regions, guards, axis values
     bounds = infer_bound_with_regions(dag, loop_state)
+    if debug:
+        print(f"// after infer_bound\n{bounds.state}")
     # buffers: parameters for the DAG's tensors, allocations (full or compact) for the rest
     plan = plan_buffers(tensors, bounds)
     # loop nests of the stages, attached stages at their attach loops, inlined ones substituted
-    body = step("schedule_ops", lambda _: schedule_ops(bounds, plan), Stmt())
+    body = _after("schedule_ops", schedule_ops(bounds, plan), debug)
     # one flat index per access, from the buffers' (aligned) strides
-    body = step("flatten_indices", flatten_indices, body)
+    body = _after("flatten_indices", flatten_indices(body), debug)
     # canonical affine indices; guards proven true dropped, divisions removed where ranges allow
-    body = step("simplify", lambda s: simplify_stmt(s, bounds.ranges), body)
+    body = _after("simplify", simplify_stmt(body, bounds.ranges), debug)
     # loop-invariant index parts computed once, outside the inner loops (strength reduction)
-    body = step("hoist_invariant_indices", hoist_invariant_indices, body)
+    body = _after("hoist_invariant_indices", hoist_invariant_indices(body), debug)
     return PrimFunc(name, plan.params, body)
+
+
+def _after(pass_name: str, body: Stmt, debug: bool) -> Stmt:
+    if debug:
+        print(f"// after {pass_name}\n{body}\n")
+    return body
 
 
 def as_loop_state(dag: ComputeDAG, state: Any) -> LoopState:

@@ -12,7 +12,8 @@ from ir import te
 from ir.compute_dag import ComputeDAG
 from ir.expr import Const, Var
 from ir.loop_state.api import State
-from ir.loop_state.state import LoopState, ScheduleError, SplitRelation
+from ir.loop_state.enums import ComputeAtKind
+from ir.loop_state.state import AttachPoint, LoopState, ScheduleError, SplitRelation
 from ir.lower.bound import infer_bound, infer_bound_with_regions
 
 
@@ -209,8 +210,12 @@ def test_zero_split_length_is_an_error():
 
 def test_consumer_outside_the_attach_loop_is_an_error():
     # exp feeds both row_sum and softmax; attached inside row_sum, softmax cannot see it
+    # (the compute_at step refuses this; a state built by hand must not lower either)
     dag = ComputeDAG(workloads.softmax())
-    s = dag.get_init_state()
-    s.compute_at("exp", "row_sum", "k2")
+    state = dag.init_state
+    exp_id, row_sum_id = state.stage_id("exp"), state.stage_id("row_sum")
+    attached = dataclasses.replace(
+        state.stages[exp_id], compute_at=ComputeAtKind.ITER, attach=AttachPoint(row_sum_id, "k2")
+    )
     with pytest.raises(ScheduleError, match=r"consumer 'softmax' is not computed inside that loop"):
-        infer_bound(dag, s.loop_state)
+        infer_bound(dag, state.with_stage(exp_id, attached))

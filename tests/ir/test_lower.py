@@ -18,7 +18,7 @@ import workloads
 
 from ir import te
 from ir.compute_dag import ComputeDAG
-from ir.expr import Binary, BinaryOp, post_order
+from ir.expr import Binary, BinaryOp, Var, const, post_order
 from ir.loop_state.api import State
 from ir.loop_state.enums import ComputeAtKind, IteratorKind, StageKind
 from ir.loop_state.state import ScheduleError
@@ -476,6 +476,7 @@ def test_debug_prints_each_pass(capsys: pytest.CaptureFixture[str]):
     out = capsys.readouterr().out
     passes = [line for line in out.splitlines() if line.startswith("// after ")]
     assert passes == [
+        "// after infer_bound",
         "// after schedule_ops",
         "// after flatten_indices",
         "// after simplify",
@@ -569,8 +570,6 @@ def test_random_schedule_matches_reference(seed: int):
 
 
 def _copy_func(n: int, index_offset: int) -> PrimFunc:
-    from ir.expr import Var, const
-
     a, b = Buffer("A", (n,), "float32"), Buffer("B", (n,), "float32")
     i = Var("i")
     store = BufferStore(b, BufferLoad(a, (i + index_offset,)), (i,))
@@ -600,8 +599,6 @@ def test_interpreter_checks_arguments():
 
 
 def test_interpreter_fresh_allocations_read_as_nan():
-    from ir.expr import const
-
     a, t = Buffer("A", (1,), "float32"), Buffer("T", (2,), "float32")
     body = Allocate(
         t,

@@ -333,7 +333,11 @@ def test_compute_at_through_an_inlined_consumer() -> None:
 
 def test_compute_at_errors() -> None:
     s = ComputeDAG(workloads.matmul_bias_relu()).get_init_state()
-    with pytest.raises(ScheduleError, match=r"'relu' does not consume 'C' and does not run all of its consumers inside .*\(its consumers: biased\)"):
+    with pytest.raises(
+        ScheduleError,
+        match=r"'relu' does not consume 'C' and does not run all of its consumers inside "
+        r".*\(its consumers: biased\)",
+    ):
         s.compute_at("C", "relu", "i")
     with pytest.raises(
         ScheduleError, match=r"cannot compute stage 'C' at iterator 'i' of stage 'C': a stage"

@@ -1,0 +1,107 @@
+"""The documentation runs, so it cannot rot.
+
+Every script in ``docs/tutorials/`` is run as its own process with ``--size 64`` (each
+tutorial accepts ``--size`` to run small) and must exit 0 and print what it promises; the
+Python block under "## In twenty lines" of README.md is executed with its matrices shrunk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("*.py"))
+SMALL_SIZE = 64
+TIMEOUT_S = 300
+
+#: lines each tutorial must print (besides exiting 0); a tutorial not listed must print "verified"
+EXPECTED_OUTPUT: dict[str, list[str]] = {
+    "walkthrough_matmul.py": [
+        "C(i, j) += (A[i, k]*B[k, j])",
+        f"FLOP count: {2 * SMALL_SIZE**3}",
+        f'workload key: ["dc29d1d0f45b6bb93e8328b9f55c70d9", [{SMALL_SIZE}, {SMALL_SIZE}]',
+        "cache_write after split is refused: cannot cache_write stage 'C'",
+        "C.local = ...",
+        "B.global = ...",
+        "parallel j.0",
+        's.cache_read("B", "global", ["C.local"])',
+        '["CHW", 2, "local"]',
+        "[replayed] the record and the script both rebuild the same state and program",
+        "allocate B.global",
+        "define ",
+        "llvm.fmuladd",
+        "numpy (OpenBLAS)",
+        "all kernels verified against the numpy reference",
+    ],
+}
+#: how many kernels each tutorial verifies against the numpy reference ("[verified]" lines)
+EXPECTED_VERIFIED = {"walkthrough_matmul.py": 6}
+
+
+def run_tutorial(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    try:
+        return subprocess.run(
+            [sys.executable, str(path), *args],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            cwd=ROOT,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{path.name} {' '.join(args)} did not finish within {TIMEOUT_S} s")
+
+
+def test_the_walkthrough_is_among_the_tutorials() -> None:
+    assert "walkthrough_matmul.py" in [p.name for p in TUTORIALS]
+    for name in EXPECTED_OUTPUT:
+        assert (ROOT / "docs" / "tutorials" / name).is_file(), f"expected output listed for missing {name}"
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
+def test_tutorial_runs_small_and_verifies(path: Path) -> None:
+    result = run_tutorial(path, "--size", str(SMALL_SIZE))
+    assert result.returncode == 0, (
+        f"{path.name} --size {SMALL_SIZE} exited with {result.returncode}\n"
+        f"--- stdout (end)\n{result.stdout[-4000:]}\n--- stderr (end)\n{result.stderr[-4000:]}"
+    )
+    out = result.stdout
+    for text in EXPECTED_OUTPUT.get(path.name, ["verified"]):
+        assert text in out, f"{path.name} did not print {text!r}; its output:\n{out[-4000:]}"
+    if path.name in EXPECTED_VERIFIED:
+        verified = [line for line in out.splitlines() if line.startswith("[verified]")]
+        assert len(verified) == EXPECTED_VERIFIED[path.name], "\n".join(verified)
+
+
+def test_walkthrough_rejects_a_bad_size() -> None:
+    result = run_tutorial(ROOT / "docs" / "tutorials" / "walkthrough_matmul.py", "--size", "0")
+    assert result.returncode == 2
+    assert "--size must be at least 1, got 0" in result.stderr
+
+
+def readme_example() -> str:
+    """The Python block under '## In twenty lines' of README.md."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^## In twenty lines\s*?\n+```python\n(.*?)^```", text, re.S | re.M)
+    assert match is not None, "README.md has no ```python block right under '## In twenty lines'"
+    return match.group(1)
+
+
+def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, count = re.subn(r"^N = M = K = \d+$", f"N = M = K = {SMALL_SIZE}", readme_example(), flags=re.M)
+    assert count == 1, "the README example no longer sets its size as 'N = M = K = <int>'"
+    # the example ends with np.testing.assert_allclose of the kernel against a @ b
+    assert "assert_allclose" in code
+    exec(compile(code, "README.md, In twenty lines", "exec"), {"__name__": "readme_example"})
+    out = capsys.readouterr().out
+    assert out.startswith("Placeholder: A, B\n"), out
+    assert "parallel i.0" in out and "vectorize j.1" in out, out
