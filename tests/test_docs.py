@@ -25,7 +25,9 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
     "walkthrough_matmul.py": [
         "C(i, j) += (A[i, k]*B[k, j])",
         f"FLOP count: {2 * SMALL_SIZE**3}",
-        f'workload key: ["dc29d1d0f45b6bb93e8328b9f55c70d9", [{SMALL_SIZE}, {SMALL_SIZE}]',
+        "ops in topological order: ['A', 'B', 'C']",
+        f"[{SMALL_SIZE}, {SMALL_SIZE}], [{SMALL_SIZE}, {SMALL_SIZE}], [{SMALL_SIZE}, {SMALL_SIZE}]]",
+        'workload key: ["',
         "cache_write after split is refused: cannot cache_write stage 'C'",
         "C.local = ...",
         "B.global = ...",

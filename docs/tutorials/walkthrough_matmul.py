@@ -32,6 +32,7 @@ error if one disagrees. Run it as::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import time
@@ -84,6 +85,7 @@ k = te.reduce_axis((0, K), name="k")
 C = te.compute((N, M), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
 
 section("1. the declaration")
+assert isinstance(C.op, te.ComputeOp)
 print(f"{A}\n{B}\n{C}")
 print(f"C's body, an expression tree over its axes {[a.name for a in C.op.axis]}: {C.op.body}")
 
@@ -323,9 +325,11 @@ print(excerpt(busiest_block(optimized, r"fmuladd|fma|fmul|fadd")))
 # %%
 # 6c. Assembly of the inner loop
 # ------------------------------
-# The target machine turns the optimised IR into assembly for this CPU. On x86-64 with
-# AVX-512 the inner loop is a run of ``vfmadd231ps`` with one operand broadcast from A
-# (``{1to16}``), the tile's accumulators held in ``zmm`` registers across the whole k loop.
+# The target machine turns the optimised IR into assembly for this CPU. On x86-64 the
+# inner loop is a run of ``vfmadd231ps`` (``fmla`` on AArch64): an element of A broadcast
+# to all lanes (``vbroadcastss``, or an embedded ``{1to16}``) times a vector of the B panel,
+# added into one of the MR x NR / lanes accumulators, which stay in ``zmm`` (AVX-512) or
+# ``ymm`` (AVX2) registers for the whole k loop.
 
 asm = module.get_asm()
 
@@ -346,7 +350,7 @@ scheduled = verify("scheduled (parallel + unroll + vectorize)", module.get_kerne
 # What to expect: tiling and the cache stages alone gain little while the code is scalar;
 # they set up the layout (a small accumulator tile, a contiguous panel of B) that lets the
 # vectorized tile run near the speed of the FMA units, and the parallel loop then adds the
-# second core. On a machine shared with other jobs, read ratios measured in one run, not
+# other cores. On a machine shared with other jobs, read ratios measured in one run, not
 # absolute numbers.
 
 
@@ -358,7 +362,7 @@ def gflops(fn: Callable[[], object]) -> float:
 section(f"7. timed run, N = M = K = {N}")
 out = np.empty((N, M), dtype=np.float32)
 rows = [
-    (name, gflops(lambda kernel=kernel: kernel(a, b, out)))
+    (name, gflops(functools.partial(kernel, a, b, out)))
     for name, kernel in (
         ("naive", naive),
         ("tiled", tiled),

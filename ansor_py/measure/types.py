@@ -1,0 +1,93 @@
+"""The data measurement passes around: inputs, build results, measure results, error codes.
+
+``MeasureInput`` is (task, state); ``MeasureResult`` holds every repeat's cost in seconds,
+an error code, its message, the wall time spent building and running, and a timestamp,
+the fields of a record line (ansor.md section 2.4). Builders and runners are Protocols so
+a local process pool, an SSH host pool or a GPU runner plug in alike.
+"""
+
+from __future__ import annotations
+
+import enum
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from ir.loop_state.state import LoopState
+
+if TYPE_CHECKING:
+    from ansor_py.search_task import SearchTask
+
+#: the cost recorded for a failed measurement, as in TVM
+ERROR_COST = 1e10
+
+
+class MeasureErrorNo(enum.IntEnum):
+    """TVM's nine measurement error codes; the int is what records store."""
+
+    NO_ERROR = 0
+    INSTANTIATION_ERROR = 1  # replaying the steps failed
+    COMPILE_HOST = 2  # lowering or LLVM compilation failed
+    COMPILE_DEVICE = 3  # the built library could not be loaded
+    RUNTIME_DEVICE = 4  # the kernel crashed while running
+    WRONG_ANSWER = 5  # the kernel ran but disagrees with the reference
+    BUILD_TIMEOUT = 6
+    RUN_TIMEOUT = 7
+    UNKNOWN_ERROR = 8
+
+
+@dataclass(frozen=True)
+class MeasureInput:
+    """One candidate: a concrete loop state of a task."""
+
+    task: SearchTask
+    state: LoopState
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A built candidate: the shared library's path, or an error."""
+
+    filename: str
+    error_no: MeasureErrorNo
+    error_msg: str
+    time_cost: float
+
+
+@dataclass(frozen=True)
+class MeasureResult:
+    """Seconds per run for each repeat (``(ERROR_COST,)`` on error), and bookkeeping."""
+
+    costs: tuple[float, ...]
+    error_no: MeasureErrorNo
+    error_msg: str = ""
+    all_cost: float = 0.0
+    timestamp: float = field(default=0.0)
+
+    @property
+    def mean_cost(self) -> float:
+        return statistics.fmean(self.costs) if self.costs else ERROR_COST
+
+    @property
+    def ok(self) -> bool:
+        return self.error_no is MeasureErrorNo.NO_ERROR
+
+
+class ProgramBuilder(Protocol):
+    """Compiles candidates; one BuildResult per input, never raising for a bad candidate."""
+
+    n_parallel: int
+    timeout: float
+
+    def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]: ...
+
+
+class ProgramRunner(Protocol):
+    """Times built candidates and verifies their outputs; one MeasureResult per input."""
+
+    timeout: float
+
+    def run(
+        self, inputs: Sequence[MeasureInput], build_results: Sequence[BuildResult], verbose: int = 1
+    ) -> list[MeasureResult]: ...
