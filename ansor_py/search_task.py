@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ansor_py.workload_registry import WorkloadFunc, make_workload_key, workload_key_to_tensors
 from codegen.target import HardwareParams, Target, as_target
 from ir.compute_dag import ComputeDAG
 from ir.reference import evaluate, random_inputs
-
-from ansor_py.workload_registry import WorkloadFunc, make_workload_key, workload_key_to_tensors
 
 if TYPE_CHECKING:
     from ansor_py.measure.types import ProgramBuilder, ProgramRunner
@@ -43,7 +42,9 @@ class TuningOptions:
 
     def __post_init__(self) -> None:
         if self.num_measures_per_round < 1:
-            raise ValueError(f"TuningOptions: num_measures_per_round {self.num_measures_per_round} must be >= 1")
+            raise ValueError(
+                f"TuningOptions: num_measures_per_round {self.num_measures_per_round} must be >= 1"
+            )
         if self.verbose not in (0, 1, 2):
             raise ValueError(f"TuningOptions: verbose {self.verbose} must be 0, 1 or 2")
 

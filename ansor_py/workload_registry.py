@@ -54,7 +54,9 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, (int, float, str, bool)) or value is None:
         return value
-    raise WorkloadError(f"workload argument {value!r} of type {type(value).__name__} is not JSON-serialisable")
+    raise WorkloadError(
+        f"workload argument {value!r} of type {type(value).__name__} is not JSON-serialisable"
+    )
 
 
 def make_workload_key(func: WorkloadFunc | str, args: Sequence[Any]) -> str:
@@ -79,7 +81,5 @@ def workload_key_to_tensors(key: str) -> list[Tensor]:
     """Call the registered function a key names with the key's arguments."""
     name, args = decode_workload_key(key)
     if name not in WORKLOAD_FUNCS:
-        raise WorkloadError(
-            f"workload key {key!r} names '{name}', which is not registered in this process"
-        )
+        raise WorkloadError(f"workload key {key!r} names '{name}', which is not registered in this process")
     return list(WORKLOAD_FUNCS[name](*args))

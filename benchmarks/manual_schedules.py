@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 import ansor_py as ansor
+from ansor_py.hand_schedules import schedule_conv2d_nhwc, schedule_gemm
 from ansor_py.timing import median_seconds
 from ir import te
 from ir.reference import evaluate
@@ -38,65 +39,6 @@ def gemm_dag(n: int) -> ansor.ComputeDAG:
     k = te.reduce_axis((0, n), name="k")
     C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
     return ansor.ComputeDAG([A, B, C])
-
-
-def register_tile(target: ansor.Target) -> tuple[int, int]:
-    """Rows x columns of the register tile: two vectors wide; 8 rows where the CPU has 32
-    vector registers (AVX-512), 4 where it has 16 (AVX2), so accumulators stay in registers."""
-    lanes = target.hardware_params.vector_unit_bytes // 4
-    return (8 if lanes >= 16 else 4), 2 * lanes
-
-
-def schedule_gemm(dag: ansor.ComputeDAG, target: ansor.Target) -> ansor.State:
-    """A BLIS-like GEMM: packed B panels, an MR x NR register tile (C.local), parallel columns.
-
-    C's loops are j.0 (column panels of NR, parallel), i.0 (row tiles of MR), then the copy
-    of the tile; C.local accumulates an MR x NR tile over all of k with i unrolled and j
-    vectorized; B.global packs the K x NR panel of B at j.0, so the inner loop reads it
-    contiguously.
-    """
-    mr, nr = register_tile(target)
-    s = dag.get_init_state()
-    s.cache_write("C", "local")
-    s.cache_read("B", "global", ["C.local"])
-    i, j = s["C"].iters
-    i0, i1 = s.split("C", i, [mr])
-    j0, j1 = s.split("C", j, [nr])
-    s.reorder("C", [j0, i0, i1, j1])
-    s.parallel("C", j0)
-    s.vectorize("C", j1)
-    s.compute_at("C.local", "C", i0)
-    s.compute_at("B.global", "C", j0)
-    ci, cj, ck = s["C.local"].iters
-    s.reorder("C.local", [ck, ci, cj])
-    s.unroll("C.local", ci)
-    s.vectorize("C.local", cj)
-    s.vectorize("B.global", s["B.global"].iters[-1])
-    return s
-
-
-def schedule_conv(dag: ansor.ComputeDAG, target: ansor.Target) -> ansor.State:
-    """NHWC conv with the padding inlined: an MR (x) by NR (channel) register tile
-    accumulated over (ry, rx, rc), rows of the output fused with the batch and parallel."""
-    mr, nr = register_tile(target)
-    s = dag.get_init_state()
-    out = s.stages[-1].name
-    s.compute_inline(f"{out}_pad")
-    s.cache_write(out, "local")
-    local = f"{out}.local"
-    n, y, x, f = s[out].iters
-    x0, x1 = s.split(out, x, [mr])
-    f0, f1 = s.split(out, f, [nr])
-    s.reorder(out, [n, y, f0, x0, x1, f1])
-    fused = s.fuse(out, [n, y])
-    s.parallel(out, fused)
-    s.vectorize(out, f1)
-    s.compute_at(local, out, x0)
-    ln, ly, lx, lf, ry, rx, rc = s[local].iters
-    s.reorder(local, [ln, ly, ry, rx, rc, lx, lf])
-    s.unroll(local, lx)
-    s.vectorize(local, lf)
-    return s
 
 
 def conv_numpy(data: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -144,7 +86,7 @@ def measure_child(threads: int, repeat: int) -> list[dict[str, object]]:
     # conv2d
     tensors = conv2d_layer(**CONV, layout="NHWC")
     dag = ansor.ComputeDAG(tensors)
-    state = schedule_conv(dag, target)
+    state = schedule_conv2d_nhwc(dag, target)
     start = time.perf_counter()
     kernel = ansor.build(dag, state, "llvm")
     build_s = time.perf_counter() - start
