@@ -41,13 +41,14 @@ import numpy as np
 import ansor_py
 from codegen.llvm import Kernel
 from ir import dtype as dt
+from ir import te
 from ir.compute_dag import ComputeDAG
 from ir.loop_state.api import State
 from ir.loop_state.replay import replay_steps, state_from_record, state_to_record
 from ir.lower import interpreter
 from ir.lower.lower import lower
 from ir.reference import evaluate, random_inputs
-from ir.te import PlaceholderOp
+from ir.te import PlaceholderOp, Tensor
 from ir.tir import For, ForKind, PrimFunc, walk
 
 _IR_TESTS = str(Path(__file__).resolve().parent / "ir")
@@ -89,6 +90,10 @@ class Checked:
         """The loops of ``kind`` in the lowered program, outermost first."""
         return [s for s in walk(self.func.body) if isinstance(s, For) and s.kind is kind]
 
+    def count(self, kind: ForKind) -> int:
+        """How many loops of ``kind`` the lowered program has."""
+        return len(self.loops(kind))
+
 
 def check_schedule(
     dag: ComputeDAG,
@@ -111,12 +116,13 @@ def check_schedule(
     key = (dag.workload_key(), seed)
     if key not in _NAIVE_CHECKED:
         naive = dag.get_init_state()
-        _compare(dag, naive, run_kernel(dag, ansor_py.build(dag), inputs), expected, rtol, "naive")
+        _compare(dag, naive, run_kernel(dag, ansor_py.build(dag), inputs), expected, rtol, "naive", inputs)
         _NAIVE_CHECKED.add(key)
 
     state = dag.get_init_state()
     if schedule_fn is not None:
-        schedule_fn(state)
+        with _context(dag, state):  # on an illegal step: the state it was applied to
+            schedule_fn(state)
     with _context(dag, state):
         func = lower(dag, state)
         outputs = run_kernel(dag, ansor_py.build(dag, state), inputs)
@@ -174,6 +180,29 @@ def describe(dag: ComputeDAG, state: State) -> str:
         f"--- DAG\n{dag}\n--- loop state\n{state}--- steps\n{state.to_python()}\n"
         f"--- lowered program\n{program}"
     )
+
+
+# ------------------------------------------------------------------------------------------
+# small readers for assertions, and workloads not in tests/ir/workloads.py
+
+
+def iter_names(state: State, stage: str) -> list[str]:
+    """The names of ``stage``'s iterators, outer to inner."""
+    return [it.name for it in state[stage].iters]
+
+
+def iter_extents(state: State, stage: str) -> list[int | None]:
+    """The extents of ``stage``'s iterators, outer to inner (None: not inferred)."""
+    return [it.extent for it in state[stage].iters]
+
+
+def elementwise_chain(m: int = 7, n: int = 13) -> list[Tensor]:
+    """Three elementwise stages on one input: ``out = exp(-|A * 2 + 1|) - A``."""
+    a = te.placeholder((m, n), name="A")
+    scaled = te.compute((m, n), lambda i, j: a[i, j] * 2.0 + 1.0, name="scaled")
+    mag = te.compute((m, n), lambda i, j: te.max(scaled[i, j], -scaled[i, j]), name="mag")
+    out = te.compute((m, n), lambda i, j: te.exp(-mag[i, j]) - a[i, j], name="out")
+    return [a, out]
 
 
 # ------------------------------------------------------------------------------------------
@@ -253,4 +282,15 @@ def _context(dag: ComputeDAG, state: State) -> Iterator[None]:
         raise
 
 
-__all__ = ["Checked", "ScheduleFn", "check_schedule", "describe", "run_kernel", "sentinel_array", "workloads"]
+__all__ = [
+    "Checked",
+    "ScheduleFn",
+    "check_schedule",
+    "describe",
+    "elementwise_chain",
+    "iter_extents",
+    "iter_names",
+    "run_kernel",
+    "sentinel_array",
+    "workloads",
+]
