@@ -5,6 +5,32 @@ State API of a ``ComputeDAG``, and ``build`` a state for a target into a callabl
 """
 
 from ansor_py.build import build
+from ansor_py.cost_model import CostModel, RandomModel, XGBModel
+from ansor_py.measure import MeasureErrorNo, MeasureInput, MeasureResult
+from ansor_py.measure.local import LocalBuilder, LocalRunner
+from ansor_py.measure.measurer import MeasureCallback, ProgramMeasurer
+from ansor_py.records import (
+    ApplyHistoryBest,
+    RecordReader,
+    RecordToFile,
+    distill_record_file,
+    dump_record_to_string,
+    load_best_record,
+    load_record_from_string,
+    load_records,
+    save_records,
+)
+from ansor_py.search import (
+    EmptyPolicy,
+    PreloadCustomSketchRule,
+    PreloadMeasuredStates,
+    SearchCallback,
+    SearchPolicy,
+    SketchParams,
+    SketchPolicy,
+)
+from ansor_py.search_task import SearchTask, TuningOptions
+from ansor_py.workload_registry import make_workload_key, register_workload
 from codegen.target import HardwareParams, Target
 from ir import te
 from ir.compute_dag import ComputeDAG
@@ -13,12 +39,42 @@ from ir.loop_state.state import ScheduleError
 from ir.lower.lower import lower
 
 __all__ = [
+    "ApplyHistoryBest",
     "ComputeDAG",
+    "CostModel",
+    "EmptyPolicy",
     "HardwareParams",
+    "LocalBuilder",
+    "LocalRunner",
+    "MeasureCallback",
+    "MeasureErrorNo",
+    "MeasureInput",
+    "MeasureResult",
+    "PreloadCustomSketchRule",
+    "PreloadMeasuredStates",
+    "ProgramMeasurer",
+    "RandomModel",
+    "RecordReader",
+    "RecordToFile",
     "ScheduleError",
+    "SearchCallback",
+    "SearchPolicy",
+    "SearchTask",
+    "SketchParams",
+    "SketchPolicy",
     "State",
     "Target",
+    "TuningOptions",
+    "XGBModel",
     "build",
+    "distill_record_file",
+    "dump_record_to_string",
+    "load_best_record",
+    "load_record_from_string",
+    "load_records",
     "lower",
+    "make_workload_key",
+    "register_workload",
+    "save_records",
     "te",
 ]

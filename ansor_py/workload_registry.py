@@ -60,7 +60,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def make_workload_key(func: WorkloadFunc | str, args: Sequence[Any]) -> str:
-    name = func if isinstance(func, str) else func.__name__
+    if isinstance(func, str):
+        name = func
+    else:  # the name it was registered under, which may differ from func.__name__
+        name = next((n for n, f in WORKLOAD_FUNCS.items() if f is func), func.__name__)
     if name not in WORKLOAD_FUNCS:
         raise WorkloadError(f"workload '{name}' is not registered; decorate it with @register_workload")
     return json.dumps([name, *_jsonable(list(args))])

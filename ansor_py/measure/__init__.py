@@ -2,7 +2,17 @@
 remote host), verify each against the task's reference result (Ansor paper section 6.1's
 "measurer"; TVM ``auto_scheduler/measure.py``)."""
 
+from ansor_py.measure.local import (
+    ENTRY_NAME,
+    BuildFunc,
+    LocalBuilder,
+    LocalRunner,
+    build_candidate,
+    default_build_func,
+)
+from ansor_py.measure.measurer import MeasureCallback, ProgramMeasurer
 from ansor_py.measure.types import (
+    ERROR_COST,
     BuildResult,
     MeasureErrorNo,
     MeasureInput,
@@ -12,10 +22,19 @@ from ansor_py.measure.types import (
 )
 
 __all__ = [
+    "ENTRY_NAME",
+    "ERROR_COST",
+    "BuildFunc",
     "BuildResult",
+    "LocalBuilder",
+    "LocalRunner",
+    "MeasureCallback",
     "MeasureErrorNo",
     "MeasureInput",
     "MeasureResult",
     "ProgramBuilder",
+    "ProgramMeasurer",
     "ProgramRunner",
+    "build_candidate",
+    "default_build_func",
 ]

@@ -1,0 +1,35 @@
+"""The cost model (Ansor paper section 5.2): per-statement features, XGBModel, RandomModel.
+
+``CostModel`` is the contract the search codes against; ``XGBModel`` is Ansor's learned
+model on the 164 features per BufferStore of ``features``; ``RandomModel`` scores at random.
+"""
+
+from ansor_py.cost_model.base import CostModel
+from ansor_py.cost_model.features import (
+    DEFAULT_FEATURE_VEC_LEN,
+    DEFAULT_MAX_N_BUFS,
+    FeatureCache,
+    features_from_primfunc,
+    get_per_store_feature_names,
+    get_per_store_features_from_file,
+    get_per_store_features_from_measure_pairs,
+    get_per_store_features_from_states,
+    named_features_from_primfunc,
+)
+from ansor_py.cost_model.random_model import RandomModel
+from ansor_py.cost_model.xgb_model import XGBModel
+
+__all__ = [
+    "DEFAULT_FEATURE_VEC_LEN",
+    "DEFAULT_MAX_N_BUFS",
+    "CostModel",
+    "FeatureCache",
+    "RandomModel",
+    "XGBModel",
+    "features_from_primfunc",
+    "get_per_store_feature_names",
+    "get_per_store_features_from_file",
+    "get_per_store_features_from_measure_pairs",
+    "get_per_store_features_from_states",
+    "named_features_from_primfunc",
+]

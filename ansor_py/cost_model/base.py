@@ -1,0 +1,33 @@
+"""The cost-model contract the search codes against (TVM ``auto_scheduler.CostModel``).
+
+Ansor's search (paper section 5) never measures most candidates: a learned model ranks
+them, and only the best-looking ones are compiled and timed. Any object with these two
+methods can be that model: ``XGBModel`` (the paper's), ``RandomModel`` (a baseline), or a
+user's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ansor_py.measure.types import MeasureInput, MeasureResult
+    from ansor_py.search_task import SearchTask
+    from ir.loop_state.api import State
+    from ir.loop_state.state import LoopState
+
+
+class CostModel(Protocol):
+    """Predicts how fast candidate programs are; learns from measurements."""
+
+    def update(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
+        """Learn from measured (input, result) pairs (the pairs of every earlier call are kept)."""
+        ...
+
+    def predict(self, task: SearchTask, states: Sequence[LoopState | State]) -> np.ndarray:
+        """One score per state, higher meaning faster; ``-inf`` for a state that cannot be
+        lowered (the search drops it). Scores of different calls are comparable."""
+        ...

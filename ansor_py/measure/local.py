@@ -1,0 +1,399 @@
+"""``LocalBuilder`` and ``LocalRunner``: measure candidates on this machine, isolated.
+
+Ansor (paper section 6.1, "the measurer") compiles the programs the search picks and times
+them on the hardware. Generated code is untrusted: compiling may hang, and running may
+segfault, abort, loop forever or compute garbage. So:
+
+* the builder compiles each candidate in a forked worker process (``n_parallel`` at once,
+  each killed after ``timeout`` seconds) into a shared library exporting the packed entry
+  ``int32_t default_function(void** args, int32_t nargs)`` (arguments: the DAG's tensors
+  in ``compute_dag.tensors`` order);
+* the runner times each library in a long-lived child process (``run_worker.py``), which
+  checks the outputs of a warm-up call against the task's reference result first, and is
+  restarted after a crash or a timeout.
+
+Error codes (``MeasureErrorNo``, as TVM's ``auto_scheduler.measure``): replaying the steps
+fails -> INSTANTIATION_ERROR; lowering, LLVM or linking fails -> COMPILE_HOST; the build
+outlives its timeout -> BUILD_TIMEOUT; the library cannot be loaded -> COMPILE_DEVICE; the
+kernel crashes or returns an error status -> RUNTIME_DEVICE; it outlives the run timeout ->
+RUN_TIMEOUT; its outputs differ from the reference -> WRONG_ANSWER; anything else that goes
+wrong inside a worker (a bug, not a bad candidate) -> UNKNOWN_ERROR with the traceback.
+Tasks are never pickled: build workers get them by fork, and the runner child gets the
+reference arrays as ``.npy`` files written once per task.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ansor_py.measure.types import ERROR_COST, BuildResult, MeasureErrorNo, MeasureInput, MeasureResult
+from ansor_py.measure.worker_process import WorkerDied, WorkerProcess, WorkerTimeout
+from codegen.llvm import build as llvm_build
+from ir.loop_state.replay import replay_steps
+from ir.loop_state.state import LoopState, ScheduleError
+from ir.loop_state.steps import RecordError
+from ir.lower.lower import lower
+
+if TYPE_CHECKING:
+    from ansor_py.search_task import SearchTask
+
+#: the packed entry point every candidate library exports
+ENTRY_NAME = "default_function"
+#: ``build_func(task, state, output_path)`` writes a shared library exporting ENTRY_NAME
+BuildFunc = Callable[["SearchTask", LoopState, str], None]
+#: a failed replay of the steps (the candidate is not a program)
+INSTANTIATION_ERRORS = (ScheduleError, RecordError)
+#: a failed compilation: lowering or codegen refusing the program (ValueError, which
+#: ScheduleError and CodegenError are), LLVM itself (RuntimeError), the linker
+COMPILE_ERRORS = (ValueError, RuntimeError, OSError, subprocess.SubprocessError)
+#: relative and absolute tolerances of the output check (absolute: times the largest
+#: reference magnitude), per float dtype; integers and bools are compared exactly
+TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-4), "float64": (1e-8, 1e-8)}
+
+
+def default_build_func(task: SearchTask, state: LoopState, output_path: str) -> None:
+    """Lower ``state``, compile it with the LLVM back end and link ``output_path``."""
+    module = llvm_build(lower(task.compute_dag, state, name=ENTRY_NAME), task.target)
+    module.export_library(output_path)
+
+
+def build_candidate(
+    task: SearchTask, state: LoopState, output_path: str, build_func: BuildFunc | None = None
+) -> tuple[MeasureErrorNo, str]:
+    """Replay ``state``'s steps on the task's DAG and build it; (error code, message).
+
+    This is what a build worker runs; it never raises for a bad candidate."""
+    try:
+        replayed = replay_steps(task.compute_dag, state.transform_steps)
+    except INSTANTIATION_ERRORS as error:
+        return MeasureErrorNo.INSTANTIATION_ERROR, f"{type(error).__name__}: {error}"
+    except Exception:  # the worker's isolation boundary: a bug is reported, not fatal
+        return MeasureErrorNo.UNKNOWN_ERROR, traceback.format_exc()
+    if not replayed.concrete:
+        return MeasureErrorNo.INSTANTIATION_ERROR, "the state has unknown split lengths (a sketch)"
+    try:
+        (build_func or default_build_func)(task, replayed, output_path)
+    except COMPILE_ERRORS as error:
+        return MeasureErrorNo.COMPILE_HOST, f"{type(error).__name__}: {error}"
+    except Exception:  # the worker's isolation boundary, as above
+        return MeasureErrorNo.UNKNOWN_ERROR, traceback.format_exc()
+    if not os.path.isfile(output_path):
+        return MeasureErrorNo.COMPILE_HOST, f"the build function wrote no library at {output_path}"
+    return MeasureErrorNo.NO_ERROR, ""
+
+
+def _build_in_child(
+    conn: Connection, task: SearchTask, state: LoopState, path: str, build_func: BuildFunc | None
+) -> None:
+    conn.send(build_candidate(task, state, path, build_func))
+    conn.close()
+
+
+def _progress(text: str, verbose: int) -> None:
+    if verbose >= 1:
+        print(text, end="", flush=True)
+
+
+_BUILD_DIR: list[Path] = []
+_LIBRARY_COUNT = itertools.count()
+
+
+def _library_path() -> str:
+    """A fresh path for a candidate library (never reused: the runner child must not find
+    an old library of the same name still loaded)."""
+    if not _BUILD_DIR:
+        _BUILD_DIR.append(Path(tempfile.mkdtemp(prefix="ansor_py_build_")))
+        atexit.register(shutil.rmtree, _BUILD_DIR[0], True)
+    return str(_BUILD_DIR[0] / f"candidate_{next(_LIBRARY_COUNT)}.so")
+
+
+@dataclass
+class _BuildJob:
+    process: multiprocessing.process.BaseProcess
+    reader: Connection
+    path: str
+    start: float
+
+
+class LocalBuilder:
+    """Compile candidates in forked worker processes, ``n_parallel`` at a time.
+
+    ``build_func(task, state, output_path)`` replaces the default build (lower, LLVM,
+    ``cc -shared``); it receives the state replayed from its steps and must write a shared
+    library exporting ``int32_t default_function(void** args, int32_t nargs)``. Libraries
+    go to a temporary directory of this process, removed at exit (the runner deletes each
+    library once measured).
+    """
+
+    def __init__(
+        self, timeout: float = 15, n_parallel: int | None = None, build_func: BuildFunc | None = None
+    ):
+        n_parallel = (os.cpu_count() or 1) if n_parallel is None else n_parallel
+        if timeout <= 0:
+            raise ValueError(f"LocalBuilder: timeout {timeout} must be > 0 seconds")
+        if n_parallel < 1:
+            raise ValueError(f"LocalBuilder: n_parallel {n_parallel} must be >= 1")
+        if build_func is not None and not callable(build_func):
+            raise ValueError(f"LocalBuilder: build_func {build_func!r} must be callable or None")
+        self.timeout = float(timeout)
+        self.n_parallel = n_parallel
+        self.build_func = build_func
+        self._context = multiprocessing.get_context("fork")
+
+    def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]:
+        """One BuildResult per input, in order; prints ``.`` / ``.E`` / ``.T`` per input."""
+        results: list[BuildResult | None] = [None] * len(inputs)
+        pending = deque(range(len(inputs)))
+        running: dict[int, _BuildJob] = {}
+        while pending or running:
+            while pending and len(running) < self.n_parallel:
+                index = pending.popleft()
+                running[index] = self._start(inputs[index])
+            deadline = min(job.start for job in running.values()) + self.timeout
+            wait(
+                [job.reader for job in running.values()] + [job.process.sentinel for job in running.values()],
+                timeout=max(0.0, deadline - time.monotonic()),
+            )
+            for index, job in list(running.items()):
+                result = self._poll(job)
+                if result is not None:
+                    del running[index]
+                    results[index] = result
+                    glyphs = {MeasureErrorNo.NO_ERROR: ".", MeasureErrorNo.BUILD_TIMEOUT: ".T"}
+                    _progress(glyphs.get(result.error_no, ".E"), verbose)
+        return [r for r in results if r is not None]
+
+    def _start(self, inp: MeasureInput) -> _BuildJob:
+        path = _library_path()
+        reader, writer = self._context.Pipe(duplex=False)
+        # the child flushes its copy of our stdio buffers when it exits: empty them first
+        sys.stdout.flush()
+        sys.stderr.flush()
+        process = self._context.Process(
+            target=_build_in_child, args=(writer, inp.task, inp.state, path, self.build_func), daemon=True
+        )
+        process.start()
+        writer.close()
+        return _BuildJob(process, reader, path, time.monotonic())
+
+    def _poll(self, job: _BuildJob) -> BuildResult | None:
+        """The job's result if it has finished (or timed out), else None."""
+        elapsed = time.monotonic() - job.start
+        alive = job.process.is_alive()  # before poll: a dead child's message is in the pipe
+        outcome: tuple[MeasureErrorNo, str] | None = None
+        if job.reader.poll():
+            try:
+                outcome = job.reader.recv()
+            except EOFError:
+                outcome = None
+            job.process.join(timeout=5.0)
+            if job.process.is_alive():
+                job.process.kill()
+                job.process.join()
+            if outcome is None:
+                code = job.process.exitcode
+                outcome = (MeasureErrorNo.UNKNOWN_ERROR, f"the build worker died (exit code {code})")
+        elif not alive:
+            job.process.join()
+            code = job.process.exitcode
+            outcome = (MeasureErrorNo.UNKNOWN_ERROR, f"the build worker died (exit code {code})")
+        elif elapsed >= self.timeout:
+            job.process.kill()
+            job.process.join()
+            outcome = (MeasureErrorNo.BUILD_TIMEOUT, f"building took longer than {self.timeout:g} s")
+        if outcome is None:
+            return None
+        job.reader.close()
+        error_no, message = outcome
+        filename = job.path if error_no is MeasureErrorNo.NO_ERROR else ""
+        if error_no is not MeasureErrorNo.NO_ERROR and os.path.exists(job.path):
+            os.unlink(job.path)
+        return BuildResult(filename, error_no, message, elapsed)
+
+
+class LocalRunner:
+    """Time built candidates in a warm child process, checking each against the reference.
+
+    Each candidate: one warm-up call whose outputs are compared with the task's reference
+    (``WRONG_ANSWER`` with the largest error otherwise), then ``repeat`` timings of
+    ``number`` calls (``number`` grown until a repeat lasts ``min_repeat_ms``); costs are
+    the repeats' mean seconds per call. ``enable_cpu_cache_flush`` writes a buffer twice
+    the last-level cache before each repeat and forces ``number=1, min_repeat_ms=0`` (as
+    TVM). ``cooldown_interval`` seconds are slept after each candidate. Each library is
+    deleted once measured. ``close()`` (or ``with``) stops the child.
+    """
+
+    def __init__(
+        self,
+        timeout: float = 10,
+        number: int = 3,
+        repeat: int = 1,
+        min_repeat_ms: float = 100,
+        cooldown_interval: float = 0.0,
+        enable_cpu_cache_flush: bool = False,
+    ):
+        for name, value, low in (("timeout", timeout, 0), ("number", number, 1), ("repeat", repeat, 1)):
+            if value < low or (name == "timeout" and value == 0):
+                raise ValueError(f"LocalRunner: {name} {value} must be {'> 0' if low == 0 else '>= 1'}")
+        for name, value in (("min_repeat_ms", min_repeat_ms), ("cooldown_interval", cooldown_interval)):
+            if value < 0:
+                raise ValueError(f"LocalRunner: {name} {value} must be >= 0")
+        if enable_cpu_cache_flush:
+            number, min_repeat_ms = 1, 0
+        self.timeout = float(timeout)
+        self.number = int(number)
+        self.repeat = int(repeat)
+        self.min_repeat_ms = float(min_repeat_ms)
+        self.cooldown_interval = float(cooldown_interval)
+        self.enable_cpu_cache_flush = enable_cpu_cache_flush
+        self._dir = Path(tempfile.mkdtemp(prefix="ansor_py_run_"))
+        self._tasks: dict[str, tuple[int, list[dict[str, object]]]] = {}
+        self._workers: list[WorkerProcess] = []  # at most one, in a list the finalizer shares
+        self._started = 0
+        weakref.finalize(self, _shutdown, self._workers, self._dir)
+
+    # lifecycle ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the child process (a later ``run`` starts a new one)."""
+        while self._workers:
+            self._workers.pop().close()
+
+    def __enter__(self) -> LocalRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def child_pid(self) -> int | None:
+        """The process id of the live runner child, None when none is running."""
+        if self._workers and self._workers[0].alive:
+            return self._workers[0].process.pid
+        return None
+
+    def _worker(self) -> WorkerProcess:
+        if self._workers and not self._workers[0].alive:
+            self.close()
+        if not self._workers:
+            self._started += 1
+            self._workers.append(WorkerProcess(self._dir / f"worker_{self._started}.log"))
+        return self._workers[0]
+
+    # running --------------------------------------------------------------------------------
+    def run(
+        self, inputs: Sequence[MeasureInput], build_results: Sequence[BuildResult], verbose: int = 1
+    ) -> list[MeasureResult]:
+        """One MeasureResult per input, in order; prints ``*`` / ``*E`` / ``*T`` per input.
+        Inputs whose build failed keep the build's error."""
+        if len(inputs) != len(build_results):
+            raise ValueError(f"LocalRunner.run: {len(inputs)} inputs but {len(build_results)} build results")
+        results = []
+        for inp, built in zip(inputs, build_results, strict=True):
+            start = time.monotonic()
+            if built.error_no is MeasureErrorNo.NO_ERROR:
+                costs, error_no, message = self._run_one(inp, built.filename)
+                if os.path.exists(built.filename):
+                    os.unlink(built.filename)
+                if self.cooldown_interval > 0:
+                    time.sleep(self.cooldown_interval)
+            else:
+                costs, error_no, message = (ERROR_COST,), built.error_no, built.error_msg
+            all_cost = built.time_cost + time.monotonic() - start
+            results.append(MeasureResult(costs, error_no, message, all_cost, time.time()))
+            glyphs = {MeasureErrorNo.NO_ERROR: "*", MeasureErrorNo.RUN_TIMEOUT: "*T"}
+            _progress(glyphs.get(error_no, "*E"), verbose)
+        return results
+
+    def _run_one(self, inp: MeasureInput, library: str) -> tuple[tuple[float, ...], MeasureErrorNo, str]:
+        failed = (ERROR_COST,)
+        try:
+            worker = self._worker()
+            task_id = self._load_task(worker, inp.task)
+        except (WorkerDied, WorkerTimeout) as error:
+            self.close()
+            return failed, MeasureErrorNo.UNKNOWN_ERROR, f"the runner child failed to start: {error!r}"
+        request = {
+            "op": "run",
+            "task": task_id,
+            "lib": library,
+            "entry": ENTRY_NAME,
+            "number": self.number,
+            "repeat": self.repeat,
+            "min_repeat_ms": self.min_repeat_ms,
+            "flush_bytes": _flush_bytes() if self.enable_cpu_cache_flush else 0,
+        }
+        try:
+            reply, _ = worker.request(request, self.timeout)
+        except WorkerTimeout:
+            return failed, MeasureErrorNo.RUN_TIMEOUT, f"running took longer than {self.timeout:g} s"
+        except WorkerDied as died:
+            if "loaded" in died.phases:
+                return failed, MeasureErrorNo.RUNTIME_DEVICE, f"the kernel crashed: {died}"
+            return failed, MeasureErrorNo.COMPILE_DEVICE, f"loading {library} crashed: {died}"
+        if reply.get("status") == "ok":
+            return tuple(float(c) for c in reply["costs"]), MeasureErrorNo.NO_ERROR, ""
+        return failed, MeasureErrorNo[reply["error"]], str(reply["msg"])
+
+    def _load_task(self, worker: WorkerProcess, task: SearchTask) -> int:
+        """Ship the task's reference to the child once (``.npy`` files written once)."""
+        key = task.workload_key
+        if key not in self._tasks:
+            self._tasks[key] = (len(self._tasks), self._write_reference(task, len(self._tasks)))
+        task_id, args = self._tasks[key]
+        if task_id not in worker.loaded_tasks:
+            reply, _ = worker.request({"op": "task", "id": task_id, "args": args}, max(self.timeout, 60.0))
+            if not reply.get("ok"):
+                raise WorkerDied(f"the runner child could not load the task: {reply.get('msg')}", [])
+            worker.loaded_tasks.add(task_id)
+        return task_id
+
+    def _write_reference(self, task: SearchTask, task_id: int) -> list[dict[str, object]]:
+        """Write the reference inputs and outputs in kernel-argument order; their descriptors."""
+        dag = task.compute_dag
+        inputs, outputs = task.reference()
+        arrays = dict(zip((t.name for t in dag.placeholders), inputs, strict=True))
+        arrays.update(zip((t.name for t in dag.outputs), outputs, strict=True))
+        output_names = {t.name for t in dag.outputs}
+        args: list[dict[str, object]] = []
+        for position, tensor in enumerate(dag.tensors):
+            path = self._dir / f"task_{task_id}_arg_{position}.npy"
+            np.save(path, np.ascontiguousarray(arrays[tensor.name]))
+            rtol, atol = TOLERANCES.get(tensor.dtype, (0.0, 0.0))
+            role = "out" if tensor.name in output_names else "in"
+            args.append({"name": tensor.name, "role": role, "file": str(path), "rtol": rtol, "atol": atol})
+        return args
+
+
+def _shutdown(workers: list[WorkerProcess], directory: Path) -> None:
+    while workers:
+        workers.pop().close()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _flush_bytes() -> int:
+    """Twice the largest CPU cache reported by sysfs (64 MiB when unknown)."""
+    sizes = []
+    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = entry.read_text().strip()
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        if text and text[-1] in units and text[:-1].isdigit():
+            sizes.append(int(text[:-1]) * units[text[-1]])
+    return 2 * max(sizes) if sizes else 64 << 20

@@ -1,0 +1,490 @@
+"""Tuning records: one JSON line per measurement, in TVM's v0.6 layout (ansor.md 2.4).
+
+    {"i": [[workload_key, target, [8 hardware params], "", 0, []], [[], [steps...]]],
+     "r": [[costs...], error_no, all_cost, timestamp], "v": "v0.6"}
+
+The log is the search's memory (Ansor paper section 6.1): ``RecordToFile`` appends and
+flushes a line per measurement, so a killed run loses nothing; a later run reads it back
+to apply the best schedule (``load_best_record``, ``ApplyHistoryBest``,
+``SearchTask.apply_best``), to resume (preloading measured states, retraining the cost
+model) or to distill a log to its best lines. Lines starting with ``#`` or a space are
+comments; a corrupt or truncated line is skipped with a ``RecordWarning`` naming the file
+and line. The reader accepts TVM's shorter task forms (``[key, target]``, ``[key, target,
+hw]``) and target strings with options this project ignores (``-keys=cpu``).
+
+A record read back carries a ``SearchTask`` rebuilt from its workload key when the key
+names a function registered in this process (or a task passed in ``tasks``), else an
+``IncompleteTask`` holding only the key, target and hardware params. Its ``state`` is the
+LoopState replayed on that task's DAG; when that is impossible (no DAG, or a step fails)
+the state has no stages and only the steps, as TVM's "incomplete" inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ansor_py.measure.measurer import MeasureCallback
+from ansor_py.measure.types import MeasureErrorNo, MeasureInput, MeasureResult
+from ansor_py.search_task import SearchTask
+from ansor_py.workload_registry import WORKLOAD_FUNCS, WorkloadError, decode_workload_key
+from codegen.target import HardwareParams, Target, as_target
+from ir.compute_dag import ComputeDAG
+from ir.loop_state.replay import replay_steps, state_to_record
+from ir.loop_state.state import LoopState, ScheduleError
+from ir.loop_state.steps import RecordError, Step, step_from_record
+
+#: the log format version written (TVM's AUTO_SCHEDULER_LOG_VERSION)
+LOG_VERSION = "v0.6"
+
+PathLike = str | os.PathLike[str]
+
+
+class RecordWarning(UserWarning):
+    """A record line that was skipped (corrupt, truncated, or naming a bad workload)."""
+
+
+class RecordFormatError(ValueError):
+    """A string that is not a record line."""
+
+
+class IncompleteTask(SearchTask):
+    """The task of a record whose workload cannot be rebuilt here: key, target and
+    hardware params only. Its ``compute_dag`` (and ``reference()``) raise WorkloadError;
+    register the workload function, or pass the task to the reader, to get a full one."""
+
+    def __init__(self, workload_key: str, target: Target, hardware_params: HardwareParams):
+        self.workload_key = workload_key
+        self.target = target
+        self.hardware_params = hardware_params
+        self.desc = ""
+        self._reference = None
+
+    @property  # type: ignore[override]
+    def compute_dag(self) -> ComputeDAG:
+        raise WorkloadError(
+            f"the record's workload {self.workload_key!r} is not registered in this process, so its "
+            "DAG cannot be rebuilt; register the workload function or pass the task to the reader"
+        )
+
+    @compute_dag.setter
+    def compute_dag(self, value: ComputeDAG) -> None:
+        raise AttributeError("an IncompleteTask has no DAG")
+
+    def __repr__(self) -> str:
+        return f"IncompleteTask({self.workload_key}, target={self.target})"
+
+
+def is_complete(inp: MeasureInput) -> bool:
+    """True when ``inp``'s task has a DAG and its state was replayed on it."""
+    return not isinstance(inp.task, IncompleteTask) and bool(inp.state.stages)
+
+
+# ------------------------------------------------------------------------------------------
+# one line
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A parsed line before any task or state is built (cheap: no DAG, no replay)."""
+
+    workload_key: str
+    target: Target
+    hardware_params: HardwareParams
+    steps: tuple[Step, ...]
+    result: MeasureResult
+    line: str
+
+    @property
+    def target_class(self) -> tuple[str, str]:
+        return target_class(self.target)
+
+
+def target_class(target: Target) -> tuple[str, str]:
+    """(kind, architecture): records apply across targets of one class, e.g. any x86-64
+    ``llvm`` target (the options only tune code generation, not the schedule)."""
+    return target.kind, target.arch_name
+
+
+def normalize_key(key: str) -> str:
+    """A workload key re-dumped in ``json.dumps`` spacing, so hand-written keys compare."""
+    try:
+        return json.dumps(json.loads(key))
+    except json.JSONDecodeError:
+        return key
+
+
+def parse_target(text: str) -> Target:
+    """``Target.parse``, dropping options this project does not know (TVM writes
+    ``-keys=cpu``, ``-link-params=0``, ...)."""
+    try:
+        return Target.parse(text)
+    except ValueError:
+        words = text.split()
+        if not words:
+            raise
+        kept = [words[0]]
+        for word in words[1:]:
+            try:
+                Target.parse(" ".join([*kept, word]))
+            except ValueError:
+                continue
+            kept.append(word)
+        return Target.parse(" ".join(kept))
+
+
+def parse_record(line: str) -> RawRecord:
+    """Parse one record line; RecordFormatError says what is wrong with it."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise RecordFormatError(f"not JSON ({error})") from None
+    try:
+        task, state = record["i"]
+        key, target_text = task[0], task[1]
+        if not isinstance(key, str) or not isinstance(target_text, str):
+            raise RecordFormatError(f"workload key and target must be strings, got {task[:2]!r}")
+        target = parse_target(target_text)
+        hw = task[2] if len(task) > 2 else None
+        if isinstance(hw, list) and len(hw) == 8 and all(isinstance(v, int) for v in hw):
+            hardware_params = HardwareParams(*hw)
+        else:
+            hardware_params = target.hardware_params
+        if not isinstance(state, list) or len(state) != 2 or not isinstance(state[1], list):
+            raise RecordFormatError(f"the state must be [[], [steps...]], got {state!r}")
+        steps = tuple(step_from_record(s) for s in state[1])
+        costs, error_no, all_cost, timestamp = record["r"]
+        result = MeasureResult(
+            tuple(float(c) for c in costs),
+            MeasureErrorNo(int(error_no)),
+            "",
+            float(all_cost),
+            float(timestamp),
+        )
+    except RecordFormatError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        # RecordError (bad step), MeasureErrorNo(99), Target.parse ... are ValueErrors
+        raise RecordFormatError(f"{type(error).__name__}: {error}") from None
+    return RawRecord(key, target, hardware_params, steps, result, line.rstrip("\n"))
+
+
+def dump_record_to_string(inp: MeasureInput, res: MeasureResult) -> str:
+    """The record line (without newline) of one measurement."""
+    task = inp.task
+    record = {
+        "i": [
+            [task.workload_key, str(task.target), task.hardware_params.to_record(), "", 0, []],
+            state_to_record(inp.state),
+        ],
+        "r": [list(res.costs), int(res.error_no), res.all_cost, res.timestamp],
+        "v": LOG_VERSION,
+    }
+    return json.dumps(record)
+
+
+def load_record_from_string(
+    line: str, tasks: Iterable[SearchTask] = ()
+) -> tuple[MeasureInput, MeasureResult]:
+    """Read one record line back (raises RecordFormatError if it is not one)."""
+    raw = parse_record(line)
+    return _TaskBinder(tasks).bind(raw)
+
+
+# ------------------------------------------------------------------------------------------
+# tasks and states of records read back
+
+
+class _TaskBinder:
+    """Turns raw records into (MeasureInput, MeasureResult): one task object per (key,
+    target, hardware params), one DAG per key, preferring the ``tasks`` given."""
+
+    def __init__(self, tasks: Iterable[SearchTask] = ()):
+        self._given = {(normalize_key(t.workload_key), target_class(t.target)): t for t in tasks}
+        self._tasks: dict[tuple[str, str, tuple[int, ...]], SearchTask] = {}
+        self._dags: dict[str, ComputeDAG | None] = {}
+
+    def task(self, raw: RawRecord) -> SearchTask:
+        key = normalize_key(raw.workload_key)
+        given = self._given.get((key, raw.target_class))
+        if given is not None:
+            return given
+        cache_key = (key, str(raw.target), tuple(raw.hardware_params.to_record()))
+        if cache_key not in self._tasks:
+            dag = self._dag(raw.workload_key)
+            if dag is None:
+                task: SearchTask = IncompleteTask(raw.workload_key, raw.target, raw.hardware_params)
+            else:
+                task = SearchTask(
+                    compute_dag=dag,
+                    workload_key=raw.workload_key,
+                    target=raw.target,
+                    hardware_params=raw.hardware_params,
+                )
+            self._tasks[cache_key] = task
+        return self._tasks[cache_key]
+
+    def _dag(self, key: str) -> ComputeDAG | None:
+        """The DAG of a registered workload key, else None."""
+        if key not in self._dags:
+            try:
+                name, args = decode_workload_key(key)
+            except WorkloadError:
+                name, args = "", []
+            self._dags[key] = ComputeDAG(WORKLOAD_FUNCS[name](*args)) if name in WORKLOAD_FUNCS else None
+        return self._dags[key]
+
+    def bind(self, raw: RawRecord) -> tuple[MeasureInput, MeasureResult]:
+        task = self.task(raw)
+        return MeasureInput(task, replay_or_steps(task, raw.steps)), raw.result
+
+
+def replay_or_steps(task: SearchTask, steps: Sequence[Step]) -> LoopState:
+    """``steps`` replayed on the task's DAG; a stage-less LoopState holding only the steps
+    when the task has no DAG or a step fails (an INSTANTIATION_ERROR record)."""
+    if not isinstance(task, IncompleteTask):
+        try:
+            return replay_steps(task.compute_dag, steps)
+        except (ScheduleError, RecordError):
+            pass
+    return LoopState(stages=(), transform_steps=tuple(steps), current_compute_dag=None, concrete=False)
+
+
+# ------------------------------------------------------------------------------------------
+# files
+
+
+def _record_lines(filename: PathLike) -> Iterator[RawRecord]:
+    """The records of a file, comments skipped, bad lines skipped with a RecordWarning."""
+    with open(filename, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip() or line[0] in "# ":
+                continue
+            try:
+                yield parse_record(line)
+            except RecordFormatError as error:
+                warnings.warn(
+                    f"{filename}:{number}: skipping a corrupt record line ({error})",
+                    RecordWarning,
+                    stacklevel=3,
+                )
+
+
+class RecordReader:
+    """Reads a log file (TVM ``RecordReader``): iterate for (MeasureInput, MeasureResult)
+    pairs, or ``read_lines`` for two lists. ``tasks``: tasks that records of their
+    workload key and target class are bound to (their DAG is used for replay)."""
+
+    def __init__(self, filename: PathLike, tasks: Iterable[SearchTask] = ()):
+        self.filename = filename
+        if not os.path.isfile(filename):
+            raise FileNotFoundError(f"record file {filename} does not exist")
+        self._binder = _TaskBinder(tasks)
+
+    def __iter__(self) -> Iterator[tuple[MeasureInput, MeasureResult]]:
+        for raw in _record_lines(self.filename):
+            try:
+                yield self._binder.bind(raw)
+            except (ValueError, TypeError) as error:
+                # the registered function rejected the key's arguments
+                warnings.warn(
+                    f"{self.filename}: skipping a record of workload {raw.workload_key}: {error}",
+                    RecordWarning,
+                    stacklevel=2,
+                )
+
+    def read_lines(
+        self, max_lines: int | None = None, skip_lines: int = 0
+    ) -> tuple[list[MeasureInput], list[MeasureResult]]:
+        """The records after the first ``skip_lines``, at most ``max_lines`` of them."""
+        inputs: list[MeasureInput] = []
+        results: list[MeasureResult] = []
+        for index, (inp, res) in enumerate(self):
+            if index < skip_lines:
+                continue
+            if max_lines is not None and len(inputs) >= max_lines:
+                break
+            inputs.append(inp)
+            results.append(res)
+        return inputs, results
+
+
+def load_records(
+    filename: PathLike, tasks: Iterable[SearchTask] = ()
+) -> Iterator[tuple[MeasureInput, MeasureResult]]:
+    """(MeasureInput, MeasureResult) pairs of a log file, in file order."""
+    return iter(RecordReader(filename, tasks))
+
+
+def save_records(
+    filename: PathLike, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]
+) -> None:
+    """Append one line per measurement to ``filename`` (created with its directory)."""
+    if len(inputs) != len(results):
+        raise ValueError(f"save_records: {len(inputs)} inputs but {len(results)} results")
+    Path(filename).parent.mkdir(parents=True, exist_ok=True)
+    with open(filename, "a", encoding="utf-8") as f:
+        for inp, res in zip(inputs, results, strict=True):
+            f.write(dump_record_to_string(inp, res) + "\n")
+            f.flush()
+
+
+class RecordToFile(MeasureCallback):
+    """Measure callback appending each measurement to ``filename``, flushed line by line."""
+
+    def __init__(self, filename: PathLike):
+        self.filename = filename
+
+    def callback(self, policy: Any, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
+        save_records(self.filename, inputs, results)
+
+
+# ------------------------------------------------------------------------------------------
+# best records
+
+
+def _best_raw(
+    records: Iterable[RawRecord], workload_key: str | None, target: Target | None
+) -> RawRecord | None:
+    key = None if workload_key is None else normalize_key(workload_key)
+    best: RawRecord | None = None
+    for raw in records:
+        if raw.result.error_no is not MeasureErrorNo.NO_ERROR:
+            continue
+        if key is not None and normalize_key(raw.workload_key) != key:
+            continue
+        if target is not None and raw.target_class != target_class(target):
+            continue
+        if best is None or raw.result.mean_cost < best.result.mean_cost:
+            best = raw
+    return best
+
+
+def load_best_record(
+    filename: PathLike,
+    workload_key: str | None = None,
+    target: str | Target | None = None,
+    tasks: Iterable[SearchTask] = (),
+) -> tuple[MeasureInput | None, MeasureResult | None]:
+    """The error-free record with the smallest mean cost, among those of ``workload_key``
+    and of ``target``'s class (kind and architecture) when given; (None, None) if none."""
+    parsed = None if target is None else as_target(target)
+    best = _best_raw(_record_lines(filename), workload_key, parsed)
+    if best is None:
+        return None, None
+    return _TaskBinder(tasks).bind(best)
+
+
+def distill_record_file(in_file: PathLike, out_file: PathLike) -> None:
+    """Write to ``out_file`` the best record per (workload key, target class) found in
+    ``in_file`` and in ``out_file`` itself (if it exists), in order of first appearance."""
+    sources = [in_file] + ([out_file] if os.path.isfile(out_file) else [])
+    best: dict[tuple[str, tuple[str, str]], RawRecord] = {}
+    for source in sources:
+        for raw in _record_lines(source):
+            if raw.result.error_no is not MeasureErrorNo.NO_ERROR:
+                continue
+            group = (normalize_key(raw.workload_key), raw.target_class)
+            if group not in best or raw.result.mean_cost < best[group].result.mean_cost:
+                best[group] = raw
+    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+    with open(out_file, "w", encoding="utf-8") as f:
+        for raw in best.values():
+            f.write(raw.line + "\n")
+
+
+# ------------------------------------------------------------------------------------------
+# dispatch
+
+
+class ApplyHistoryBest:
+    """The best record per (target class, workload key) of some logs (TVM dispatch context).
+
+    ``records``: a log path, a list of paths, or (MeasureInput, MeasureResult) pairs;
+    ``n_lines``: read at most that many records per file. ``query`` returns the best state
+    replayed on a DAG; ``update`` overrides it. ``with ApplyHistoryBest(log):`` makes it
+    ``ApplyHistoryBest.current()`` inside the block (network builds query it).
+    """
+
+    _stack: list[ApplyHistoryBest] = []
+
+    def __init__(
+        self,
+        records: PathLike | Sequence[PathLike] | Iterable[tuple[MeasureInput, MeasureResult]],
+        n_lines: int | None = None,
+    ):
+        self._best: dict[tuple[tuple[str, str], str], RawRecord] = {}
+        self._updated: dict[tuple[tuple[str, str], str], LoopState] = {}
+        self.load(records, n_lines)
+
+    def load(
+        self,
+        records: PathLike | Sequence[PathLike] | Iterable[tuple[MeasureInput, MeasureResult]],
+        n_lines: int | None = None,
+    ) -> None:
+        """Add records (same forms as the constructor), keeping the best per group."""
+        if isinstance(records, (str, os.PathLike)):
+            records = [records]
+        for item in records:
+            if isinstance(item, (str, os.PathLike)):
+                for count, raw in enumerate(_record_lines(item)):
+                    if n_lines is not None and count >= n_lines:
+                        break
+                    self._consider(raw)
+            else:
+                inp, res = item
+                self._consider(parse_record(dump_record_to_string(inp, res)))
+
+    def _consider(self, raw: RawRecord) -> None:
+        if raw.result.error_no is not MeasureErrorNo.NO_ERROR:
+            return
+        group = (raw.target_class, normalize_key(raw.workload_key))
+        if group not in self._best or raw.result.mean_cost < self._best[group].result.mean_cost:
+            self._best[group] = raw
+
+    def best(self, target: str | Target, workload_key: str) -> RawRecord | None:
+        """The best parsed record of a workload on ``target``'s class, or None."""
+        return self._best.get((target_class(as_target(target)), normalize_key(workload_key)))
+
+    def query(
+        self, target: str | Target, workload_key: str, dag: ComputeDAG | None = None
+    ) -> LoopState | None:
+        """The best (or updated) state of ``workload_key`` for ``target``, replayed on
+        ``dag`` (default: the registered workload's DAG); None when there is no record."""
+        group = (target_class(as_target(target)), normalize_key(workload_key))
+        if group in self._updated:
+            return self._updated[group]
+        raw = self._best.get(group)
+        if raw is None:
+            return None
+        if dag is None:
+            dag = _TaskBinder()._dag(raw.workload_key)
+            if dag is None:
+                raise WorkloadError(
+                    f"ApplyHistoryBest.query: workload {workload_key!r} is not registered; pass its dag"
+                )
+        return replay_steps(dag, raw.steps)
+
+    def update(self, target: str | Target, workload_key: str, state: LoopState) -> None:
+        """Make ``state`` the answer for ``workload_key`` on ``target``'s class."""
+        self._updated[(target_class(as_target(target)), normalize_key(workload_key))] = state
+
+    def __len__(self) -> int:
+        return len(self._best)
+
+    @classmethod
+    def current(cls) -> ApplyHistoryBest | None:
+        """The innermost context entered with ``with``, or None."""
+        return cls._stack[-1] if cls._stack else None
+
+    def __enter__(self) -> ApplyHistoryBest:
+        ApplyHistoryBest._stack.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        ApplyHistoryBest._stack.remove(self)

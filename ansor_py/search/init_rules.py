@@ -1,0 +1,282 @@
+"""Random annotation: turn a sketch into a complete program (Ansor paper section 4.2;
+TVM ``sketch_policy_rules.cc``, "Init Population").
+
+A sketch leaves tile sizes unknown and loops unannotated. The init rules, applied in
+order to a randomly chosen sketch, fill every unknown split length with a random exact
+factorization, move untiled stages to a random compute location, parallelize outer
+loops, pick a random ``auto_unroll_max_step`` and vectorize inner loops. Each rule takes
+(policy, state, rng) and returns the new state, or None when the candidate is invalid;
+an illegal step (``ScheduleError``) also makes the candidate invalid.
+
+These rules run for every candidate of every sampled population (2048 at a time), so they
+apply step objects to immutable ``LoopState`` values directly, with no State handle, and
+run bound inference only when a step left an extent unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ansor_py.search.sketch_rules import RuleContext
+from ansor_py.search.stage_queries import (
+    ALWAYS_UNROLL_INNER,
+    attached_iters,
+    compute_location_candidates,
+    has_reduce_iter,
+    is_tiled,
+    needs_multi_level_tiling,
+    original_iterators,
+)
+from ansor_py.search.state_cache import StateCache
+from ansor_py.search.tiling import SplitFactorizationMemo
+from ir.loop_state.enums import ComputeAtKind, IteratorAnnotation, IteratorKind, StageKind
+from ir.loop_state.state import LoopState, ScheduleError
+from ir.loop_state.steps import (
+    AnnotationStep,
+    ComputeAtStep,
+    ComputeInlineStep,
+    ComputeRootStep,
+    FuseStep,
+    PragmaStep,
+    SplitStep,
+    Step,
+)
+
+#: the auto_unroll_max_step values sampled on CPUs (TVM auto_unroll_configs_cpu)
+CPU_AUTO_UNROLL_CONFIGS = (0, 16, 64, 512)
+
+
+class PopulationContext(RuleContext, Protocol):
+    """What init and mutation rules read from the policy: the task, the params, the memo
+    of split factorizations and the replay cache."""
+
+    split_memo: SplitFactorizationMemo
+    state_cache: StateCache
+
+
+@dataclass(frozen=True)
+class InitRule:
+    """A named random-annotation rule; ``apply`` returns None for an invalid candidate."""
+
+    name: str
+    apply: Callable[[PopulationContext, LoopState, np.random.Generator], LoopState | None]
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+
+def replay(ctx: PopulationContext, steps: Sequence[Step]) -> LoopState | None:
+    """The state ``steps`` make from the task's initial state, or None if one is illegal."""
+    return ctx.state_cache.replay(steps)
+
+
+def ensure_bound(ctx: PopulationContext, state: LoopState) -> LoopState | None:
+    """``state`` with all extents known (bound inference if any is unknown), or None when
+    bound inference rejects it."""
+    return ctx.state_cache.bind(state)
+
+
+def _extent(extent: int | None) -> int:
+    return -1 if extent is None else extent
+
+
+# ---------------------------------------------------------------------------------------
+# the rules
+
+
+def fill_tile_sizes(ctx: PopulationContext, state: LoopState, rng: np.random.Generator) -> LoopState | None:
+    """InitFillTileSize: every split with unknown lengths gets a uniformly random exact
+    factorization of its extent (innermost <= max_innermost_split_factor); then the
+    steps are replayed, so the stages show the chosen tiles."""
+    steps = list(state.transform_steps)
+    changed = False
+    limit = ctx.params.max_innermost_split_factor
+    for index, step in enumerate(steps):
+        if not isinstance(step, SplitStep) or all(length is not None for length in step.lengths):
+            continue
+        if step.extent is None:
+            return None
+        schemes = ctx.split_memo.factorization_schemes(step.extent, len(step.lengths), limit)
+        if not schemes:
+            return None
+        lengths = schemes[int(rng.integers(len(schemes)))]
+        steps[index] = SplitStep(step.stage_id, step.iter_id, step.extent, lengths, step.inner_to_outer)
+        changed = True
+    return replay(ctx, steps) if changed else state
+
+
+def change_compute_location(
+    ctx: PopulationContext, state: LoopState, rng: np.random.Generator
+) -> LoopState | None:
+    """InitChangeComputeLocation: from the last stage to the first, each stage that is not
+    tiled and needs no tiling is inlined (if it is attached and does not reduce), put at
+    the root, or computed at one of its candidate locations, uniformly; then bound
+    inference (a failure makes the candidate invalid)."""
+    if ctx.params.disable_change_compute_location:
+        return ensure_bound(ctx, state)
+    task = ctx.search_task
+    dag = task.compute_dag
+    for stage_id in range(len(state.stages) - 1, -1, -1):
+        stage = state.stages[stage_id]
+        if stage.op_type is StageKind.PLACEHOLDER or stage.compute_at is ComputeAtKind.INLINED:
+            continue
+        if is_tiled(stage) or needs_multi_level_tiling(task, state, stage_id):
+            continue
+        candidates = compute_location_candidates(task, state, stage_id)
+        choice = int(rng.integers(len(candidates) + 2))
+        if choice == 0:
+            if not has_reduce_iter(stage) and stage.compute_at is ComputeAtKind.ITER:
+                state = ComputeInlineStep(stage_id).apply(state, dag)
+        elif choice == 1:
+            if stage.compute_at is not ComputeAtKind.ROOT:
+                state = ComputeRootStep(stage_id).apply(state, dag)
+        else:
+            target_id, iter_id = candidates[choice - 2]
+            state = ComputeAtStep(stage_id, target_id, iter_id).apply(state, dag)
+    return ensure_bound(ctx, state)
+
+
+def annotate_parallel(ctx: PopulationContext, state: LoopState, rng: np.random.Generator) -> LoopState | None:
+    """InitParallel: in every root stage, fuse the outermost spatial loops until their
+    product exceeds 16 x num_cores or a stage is computed inside, and parallelize the
+    fused loop; when that loop would run once, look for parallelism in the stages
+    computed inside it and in the next loop instead."""
+    dag = ctx.search_task.compute_dag
+    enough = ctx.search_task.hardware_params.num_cores * 16
+
+    def annotate(state: LoopState, stage_id: int, offset: int) -> LoopState:
+        stage = state.stages[stage_id]
+        attached = attached_iters(state)
+        to_fuse: list[int] = []
+        degree = 1
+        iter_id = offset
+        while iter_id < len(stage.iters):
+            it = stage.iters[iter_id]
+            if it.kind is IteratorKind.REDUCTION or it.annotation is not IteratorAnnotation.NONE:
+                break
+            to_fuse.append(iter_id)
+            degree *= _extent(it.extent)
+            if degree > enough or (stage_id, it.name) in attached:
+                break
+            iter_id += 1
+        if degree == 1 and iter_id < len(stage.iters):
+            name = stage.iters[iter_id].name
+            if (stage_id, name) in attached:
+                for child in state.attached_stages(stage_id, name):
+                    state = annotate(state, child, 0)
+                state = annotate(state, stage_id, iter_id + 1)
+        if len(to_fuse) > 1:
+            state = FuseStep(stage_id, tuple(to_fuse)).apply(state, dag)
+        if to_fuse:
+            state = AnnotationStep(stage_id, to_fuse[0], IteratorAnnotation.PARALLEL).apply(state, dag)
+        return state
+
+    for stage_id, stage in enumerate(state.stages):
+        if stage.op_type is StageKind.COMPUTE and stage.compute_at is ComputeAtKind.ROOT:
+            state = annotate(state, stage_id, 0)
+    return state
+
+
+def annotate_unroll(ctx: PopulationContext, state: LoopState, rng: np.random.Generator) -> LoopState | None:
+    """InitUnroll: unroll the innermost-tile iterators an op names in
+    ``auto_scheduler_always_unroll_inner``; give every stage with a reduction a pragma
+    ``auto_unroll_max_step$N`` with N uniform in {0, 16, 64, 512}."""
+    dag = ctx.search_task.compute_dag
+    for stage_id in range(len(state.stages)):
+        stage = state.stages[stage_id]
+        if stage.op_type is StageKind.PLACEHOLDER or stage.compute_at is ComputeAtKind.INLINED:
+            continue
+        to_unroll = set(getattr(stage.op, "attrs", {}).get(ALWAYS_UNROLL_INNER, ()))
+        if to_unroll:
+            visited: set[str] = set()
+            for iter_id in range(len(stage.iters) - 1, -1, -1):
+                it = state.stages[stage_id].iters[iter_id]
+                names = original_iterators(it.name)
+                if names <= visited:
+                    break  # a second iterator of the same axis: out of the innermost tile
+                visited |= names
+                if len(names) == 1 and names <= to_unroll and it.annotation is IteratorAnnotation.NONE:
+                    state = AnnotationStep(stage_id, iter_id, IteratorAnnotation.UNROLL).apply(state, dag)
+        if has_reduce_iter(stage):
+            value = CPU_AUTO_UNROLL_CONFIGS[int(rng.integers(len(CPU_AUTO_UNROLL_CONFIGS)))]
+            state = PragmaStep(stage_id, 0, f"auto_unroll_max_step${value}").apply(state, dag)
+    return state
+
+
+def annotate_vectorization(
+    ctx: PopulationContext, state: LoopState, rng: np.random.Generator
+) -> LoopState | None:
+    """InitVectorization: count the innermost spatial, unannotated loops with no stage
+    computed at them (only one in a tiled stage, whose inner two loops are not both
+    contiguous) while their product stays <= max_vectorize_size; fuse a random number
+    1..count-1 of them (all of them when count is 1) and vectorize the result."""
+    dag = ctx.search_task.compute_dag
+    limit = ctx.params.max_vectorize_size
+    for stage_id in range(len(state.stages)):
+        stage = state.stages[stage_id]
+        if stage.op_type is StageKind.PLACEHOLDER or stage.compute_at is ComputeAtKind.INLINED:
+            continue
+        attached = attached_iters(state)
+        tiled = is_tiled(stage)
+        n = len(stage.iters)
+        product = 1
+        count = 0
+        while count < n:
+            it = stage.iters[n - 1 - count]
+            if (stage_id, it.name) in attached:
+                break
+            if it.kind is IteratorKind.REDUCTION or it.annotation is not IteratorAnnotation.NONE:
+                break
+            if tiled and count != 0:
+                break
+            product *= _extent(it.extent)
+            if product > limit:
+                break
+            count += 1
+        if count > 1:
+            count = 1 + int(rng.integers(count - 1))
+        if count == 1:
+            state = AnnotationStep(stage_id, n - 1, IteratorAnnotation.VECTORIZE).apply(state, dag)
+        elif count > 1:
+            fused = tuple(range(n - count, n))
+            state = FuseStep(stage_id, fused).apply(state, dag)
+            state = AnnotationStep(stage_id, n - count, IteratorAnnotation.VECTORIZE).apply(state, dag)
+    return state
+
+
+INIT_FILL_TILE_SIZE = InitRule("InitFillTileSize", fill_tile_sizes)
+INIT_CHANGE_COMPUTE_LOCATION = InitRule("InitChangeComputeLocation", change_compute_location)
+INIT_PARALLEL = InitRule("InitParallel", annotate_parallel)
+INIT_UNROLL = InitRule("InitUnroll", annotate_unroll)
+INIT_VECTORIZATION = InitRule("InitVectorization", annotate_vectorization)
+
+#: CPU order (TVM): sizes first (every later rule reads extents), then locations (bound
+#: inference fills the attached stages' extents), then the annotations, outer to inner.
+CPU_INIT_RULES: tuple[InitRule, ...] = (
+    INIT_FILL_TILE_SIZE,
+    INIT_CHANGE_COMPUTE_LOCATION,
+    INIT_PARALLEL,
+    INIT_UNROLL,
+    INIT_VECTORIZATION,
+)
+
+
+def apply_init_rules(
+    ctx: PopulationContext, sketch: LoopState, rules: Sequence[InitRule], rng: np.random.Generator
+) -> LoopState | None:
+    """One random program from ``sketch``: the rules in order; None if any finds it invalid."""
+    state: LoopState | None = sketch
+    try:
+        for rule in rules:
+            assert state is not None
+            state = rule.apply(ctx, state, rng)
+            if state is None:
+                return None
+    except ScheduleError:
+        return None
+    return state
