@@ -1,17 +1,27 @@
-"""The README's first command: one matmul from declaration to a timed, verified kernel,
-scheduled by hand (``ansor_py.hand_schedules``) until the search of the next milestone."""
+"""The README's first command: tune one matmul for this CPU and print what was found.
+
+Declares the matmul, runs a short search (sketches, random annotation, evolution guided by
+the XGBoost cost model, real measurements), prints the best program as Ansor's loop tree and
+as a Python step script, then builds it, checks it against the numpy reference and times it
+beside numpy (OpenBLAS) and a schedule written by hand (``ansor_py.hand_schedules``).
+"""
 
 from __future__ import annotations
+
+import os
+import tempfile
+import time
 
 import numpy as np
 
 from ansor_py.build import build
 from ansor_py.hand_schedules import schedule_gemm
+from ansor_py.records import RecordToFile
+from ansor_py.search_task import SearchTask, TuningOptions
 from ansor_py.timing import median_seconds
-from codegen.target import Target
 from ir import te
 from ir.compute_dag import ComputeDAG
-from ir.lower.lower import lower
+from ir.loop_state.api import State
 from ir.reference import evaluate
 
 
@@ -23,35 +33,43 @@ def matmul_dag(n: int) -> ComputeDAG:
     return ComputeDAG([A, B, C])
 
 
-def run_demo(n: int = 512) -> int:
+def run_demo(n: int = 512, trials: int = 64, log_file: str | None = None) -> int:
     dag = matmul_dag(n)
-    print("== the declaration (ComputeDAG)")
+    task = SearchTask(compute_dag=dag, target="llvm")
+    print(f"== the declaration (ComputeDAG), {dag.flop_ct / 1e9:.2f} GFLOP per run")
     print(dag)
-    target = Target.parse("llvm")
-    s = schedule_gemm(dag, target)
-    print("== the loop state (Ansor's loop tree)")
-    print(dag.infer_bound_from_state(s))
-    print("== the same state as a Python step script")
-    print(s.to_python())
-    func = lower(dag, s)
-    text = str(func).splitlines()
-    print(f"== the lowered program ({len(text)} lines)")
-    print("\n".join(text[:40]))
-    kernel = build(dag, s, target)
+    log_file = log_file or os.path.join(tempfile.mkdtemp(prefix="ansor_demo_"), "matmul.json")
+    print(f"== tuning {trials} trials for {task.target} (records: {log_file})")
+    start = time.perf_counter()
+    task.tune(TuningOptions(num_measure_trials=trials, measure_callbacks=[RecordToFile(log_file)]))
+    print(f"tuning took {time.perf_counter() - start:.1f} s")
+    best = task.best_state(log_file)
+    print("== the best program as Ansor's loop tree")
+    print(dag.infer_bound_from_state(best))
+    print("== ... and as a Python step script")
+    print(task.print_best(log_file))
+
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     c = np.empty((n, n), np.float32)
-    kernel(a, b, c)
     (expected,) = evaluate(dag, [a, b])
-    error = float(np.max(np.abs(c - expected)) / np.max(np.abs(expected)))
-    print(f"== verified against the numpy reference: max relative error {error:.2e}")
-    if error > 1e-4:
-        print("ERROR: the kernel disagrees with the reference")
-        return 1
-    flop = 2.0 * n**3
-    ours = median_seconds(lambda: kernel(a, b, c), number=3, repeat=5)
-    theirs = median_seconds(lambda: np.matmul(a, b, out=c), number=3, repeat=5)
-    print(f"ansor-py kernel: {flop / ours / 1e9:7.1f} GFLOP/s")
-    print(f"numpy (OpenBLAS): {flop / theirs / 1e9:7.1f} GFLOP/s  (ansor-py / numpy = {theirs / ours:.2f})")
+    tuned = task.apply_best(log_file)
+    hand = build(dag, schedule_gemm(dag, task.target), task.target)
+    naive = build(dag, State(dag), task.target)
+    results = []
+    for name, kernel in (("tuned (ansor-py)", tuned), ("hand-scheduled", hand), ("naive", naive)):
+        c.fill(np.nan)
+        kernel(a, b, c)
+        error = float(np.max(np.abs(c - expected)) / np.max(np.abs(expected)))
+        if not error <= 1e-4:
+            print(f"ERROR: the {name} kernel disagrees with the reference (max relative error {error:.2e})")
+            return 1
+        seconds = median_seconds(lambda kernel=kernel: kernel(a, b, c), number=3, repeat=5)
+        results.append((name, seconds))
+    numpy_seconds = median_seconds(lambda: np.matmul(a, b, out=c), number=3, repeat=5)
+    print("== every kernel verified against the numpy reference; speed (median of 5):")
+    for name, seconds in [*results, ("numpy (OpenBLAS)", numpy_seconds)]:
+        ratio = numpy_seconds / seconds
+        print(f"{name:18} {dag.flop_ct / seconds / 1e9:8.1f} GFLOP/s   {ratio:5.2f}x numpy")
     return 0

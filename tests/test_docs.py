@@ -2,7 +2,7 @@
 
 Every script in ``docs/tutorials/`` is run as its own process with ``--size 64`` (each
 tutorial accepts ``--size`` to run small) and must exit 0 and print what it promises; the
-Python block under "## In twenty lines" of README.md is executed with its matrices shrunk.
+Python block under "## Scheduling by hand, in twenty lines" of README.md is executed with its matrices shrunk.
 """
 
 from __future__ import annotations
@@ -90,12 +90,35 @@ def test_walkthrough_rejects_a_bad_size() -> None:
     assert "--size must be at least 1, got 0" in result.stderr
 
 
-def readme_example() -> str:
-    """The Python block under '## In twenty lines' of README.md."""
+def readme_block(heading: str) -> str:
+    """The Python block right under the README.md section ``## <heading>``."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"^## In twenty lines\s*?\n+```python\n(.*?)^```", text, re.S | re.M)
-    assert match is not None, "README.md has no ```python block right under '## In twenty lines'"
+    match = re.search(rf"^## {re.escape(heading)}\s*?\n+```python\n(.*?)^```", text, re.S | re.M)
+    assert match is not None, f"README.md has no ```python block right under '## {heading}'"
     return match.group(1)
+
+
+def readme_example() -> str:
+    return readme_block("Scheduling by hand, in twenty lines")
+
+
+@pytest.mark.slow
+def test_readme_tuning_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's tuning example, shrunk to a 32^3 matmul and 4 trials, in a scratch directory."""
+    code = readme_block("Tuning an operator")
+    code, sizes = re.subn(r"args=\(256, 256, 256,", "args=(32, 32, 32,", code)
+    code, trials = re.subn(r"num_measure_trials=64", "num_measure_trials=4", code)
+    assert sizes == 1 and trials == 1, "the README tuning example changed; update this test's substitutions"
+    code = code.replace("def matmul_add(", "def readme_matmul_add(").replace(
+        "func=matmul_add", "func=readme_matmul_add"
+    )
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md, Tuning an operator", "exec"), {"__name__": "readme_tuning"})
+    out = capsys.readouterr().out
+    assert "Placeholder: A, B, C" in out and "s = dag.get_init_state()" in out, out
+    assert len((tmp_path / "matmul.json").read_text().splitlines()) == 4
 
 
 def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -167,6 +167,12 @@ class LoopState:
     concrete: bool = True
     #: memoised printed form, the de-duplication key of the search
     _text: list[str] = field(default_factory=list, compare=False, repr=False)
+    #: memoised bound inference (``ir.lower.bound``): at most one ``(stages, facts)`` pair,
+    #: valid only while ``stages`` is this state's own stages tuple (checked by identity,
+    #: so a state made with ``replace`` never reuses facts of other stages)
+    _bound_memo: list[tuple[tuple[Stage, ...], object]] = field(
+        default_factory=list, compare=False, repr=False
+    )
 
     def stage_id(self, name: str) -> int:
         for index, stage in enumerate(self.stages):

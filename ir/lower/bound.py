@@ -85,8 +85,41 @@ def infer_bound(dag: ComputeDAG | None, state: LoopState) -> LoopState:
 
 
 def infer_bound_with_regions(dag: ComputeDAG | None, state: LoopState) -> BoundInfo:
-    """Bound inference keeping the symbolic regions, loop variables and guards."""
-    return _BoundInference(state).run()
+    """Bound inference keeping the symbolic regions, loop variables and guards.
+
+    Memoised (a search hot path: the search binds a candidate, then feature extraction
+    and lowering need the same facts): the facts depend on ``state.stages`` alone, so
+    they are kept on ``state`` and on the bound state returned, and a second call on
+    either costs a lookup. The dicts of the result are shared between calls: read them,
+    never change them."""
+    facts = _memoised_facts(state)
+    if facts.filled is state.stages:
+        bound_state = state
+    else:
+        bound_state = replace(state, stages=facts.filled, _text=[], _bound_memo=[(facts.filled, facts)])
+    return BoundInfo(bound_state, facts.stages, facts.ranges, facts.bodies)
+
+
+@dataclass(frozen=True)
+class _BoundFacts:
+    """Everything bound inference derives from a state's stages (see BoundInfo)."""
+
+    #: the stages with every iterator's Range filled
+    filled: tuple[Stage, ...]
+    stages: dict[int, StageBound]
+    ranges: dict[Var, tuple[int, int]]
+    bodies: dict[int, Expr]
+
+
+def _memoised_facts(state: LoopState) -> _BoundFacts:
+    memo = state._bound_memo
+    if memo and memo[0][0] is state.stages:
+        facts = memo[0][1]
+        assert isinstance(facts, _BoundFacts)
+        return facts
+    facts = _BoundInference(state).run()
+    memo[:] = [(state.stages, facts)]
+    return facts
 
 
 class _BoundInference:
@@ -107,14 +140,13 @@ class _BoundInference:
         self.ranges: dict[Var, tuple[int, int]] = {}
         self.loop_names = _unique_loop_names(state, self.looped)
 
-    def run(self) -> BoundInfo:
+    def run(self) -> _BoundFacts:
         for k in self._order():
             self.bounds[k] = self._infer_stage(k)
         stages = list(self.state.stages)
         for k, b in self.bounds.items():
             stages[k] = _with_ranges(stages[k], b)
-        new_state = replace(self.state, stages=tuple(stages), _text=[])
-        return BoundInfo(new_state, dict(sorted(self.bounds.items())), self.ranges, self.bodies)
+        return _BoundFacts(tuple(stages), dict(sorted(self.bounds.items())), self.ranges, self.bodies)
 
     # inlining -------------------------------------------------------------------------------
     def _expanded_body(self, stage_id: int) -> Expr:
