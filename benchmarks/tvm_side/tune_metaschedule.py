@@ -196,6 +196,9 @@ def time_best(
 ) -> tuple[list[float], float]:
     """Compile the database's best schedule, check it against numpy, and time it: every
     repeat's seconds per call, and the max error relative to the output scale."""
+    for name in ("database_workload.json", "database_tuning_record.json"):
+        if not (work_dir / name).exists():
+            raise BenchmarkError(f"no MetaSchedule database in {work_dir}: {name} is missing (tune first)")
     database = ms.database.JSONDatabase(work_dir=str(work_dir), allow_missing=False)
     sch = ms.tir_integration.compile_tir(database, mod, target)
     if sch is None:
