@@ -27,6 +27,11 @@ seeded random inputs, with the tolerance the tuner's measurements use (rtol 1e-4
 stop spinning. The whole run happens in a child process whose OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS (and torch.set_num_threads) equal ``--threads``, with
 OMP_WAIT_POLICY=PASSIVE. Quote the ratios: absolute numbers move +-30% on a shared machine.
+
+GFLOP/s are ``dag.flop_ct`` (the declaration's FLOPs) over the time, for every column, so
+the ratios are ratios of times. For T2D the declaration multiplies the inserted zeros too
+(4x the useful work at stride 2), so peers that skip them (PyTorch, numpy's scatter-add)
+can show more than the machine's peak.
 """
 
 from __future__ import annotations

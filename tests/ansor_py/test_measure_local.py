@@ -318,3 +318,16 @@ def test_bad_arguments_raise() -> None:
         LocalBuilder(build_func=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"LocalRunner.run: 1 inputs but 0 build results"):
         LocalRunner().run([None], [])  # type: ignore[list-item]
+
+
+def test_output_tolerance_grows_with_the_longest_reduction() -> None:
+    """A float32 norm over 4096 x 4096 terms may differ from the float64-accumulated reference
+    by about 1e-2 without being wrong; a 64-term reduction keeps the base tolerance."""
+    from ansor_py.measure.local import TOLERANCES, output_tolerances
+    from ir.compute_dag import ComputeDAG
+    from ir.topi.workloads import gemm, norm
+
+    assert output_tolerances(ComputeDAG(gemm(8, 8, 64)), "float32") == TOLERANCES["float32"]
+    rtol, atol = output_tolerances(ComputeDAG(norm(1, 4096, 4096)), "float32")
+    assert rtol == atol == pytest.approx(1e-4 * 128)
+    assert output_tolerances(ComputeDAG(gemm(8, 8, 64)), "int32") == (0.0, 0.0)
