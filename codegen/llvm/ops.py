@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
+from codegen.llvm import vector_math
 from codegen.llvm.context import ModuleContext
 from codegen.llvm.errors import CodegenError
 from codegen.llvm.tables import (
@@ -181,7 +182,9 @@ def cast(b: ir.IRBuilder, x: ir.Value, src: str, dst: str) -> ir.Value:
 def intrinsic(
     mc: ModuleContext, b: ir.IRBuilder, fn: Intrinsic, args: list[ir.Value], dtype: str
 ) -> ir.Value:
-    """Call a math intrinsic on scalar or vector arguments of ``dtype``."""
+    """Call a math intrinsic on scalar or vector arguments of ``dtype``. On vectors,
+    exp/log/tanh/sigmoid/erf use the branch-free routines of ``vector_math`` (LLVM would
+    otherwise call libm once per lane); scalars call libm."""
     x = args[0]
     lanes = lanes_of(x)
     if fn is Intrinsic.ABS:
@@ -194,6 +197,8 @@ def intrinsic(
         return b.select(b.icmp_signed("<", x, zero), b.sub(zero, x), x)
     if not dt.is_float(dtype):
         raise CodegenError(f"intrinsic {fn.value} needs a float argument, got {dtype}")
+    if vector_math.supports(fn, dtype, lanes):
+        return vector_math.emit(mc, b, fn, x, dtype)
     if fn in LLVM_INTRINSICS:
         return _llvm_call(mc, b, LLVM_INTRINSICS[fn], args, dtype)
     one = constant(dtype, 1.0, lanes)

@@ -1,7 +1,8 @@
 """Tables of the LLVM back end: dtypes to LLVM types, operators to builder methods,
-intrinsics to ``llvm.*`` intrinsics or libm (STYLE.md item 8: codegen as tables plus one
-emitter). Everything that is a plain lookup lives here; the sequences that need more than
-one instruction (floor division, casts, sigmoid) live in ``ops.py``.
+intrinsics to ``llvm.*`` intrinsics, libm or the vector routines of ``vector_math.py``
+(STYLE.md item 8: codegen as tables plus one emitter). Everything that is a plain lookup
+lives here; the sequences that need more than one instruction (floor division, casts,
+sigmoid) live in ``ops.py``, the vector math functions in ``vector_math.py``.
 """
 
 from __future__ import annotations
@@ -137,3 +138,14 @@ LIBM_FUNCTIONS: dict[Intrinsic, dict[str, str]] = {
 
 #: the libm function used for float16 (computed in float32, then rounded back)
 LIBM_HALF_VIA = "float32"
+
+#: intrinsics computed on vectors by ``vector_math.py`` (not lane by lane through libm), and
+#: the dtypes each covers; float16 vectors are computed in ``VECTOR_MATH_HALF_VIA``
+VECTOR_MATH_DTYPES: dict[Intrinsic, frozenset[str]] = {
+    Intrinsic.EXP: frozenset({"float32", "float64"}),
+    Intrinsic.LOG: frozenset({"float32", "float64"}),
+    Intrinsic.SIGMOID: frozenset({"float32", "float64"}),
+    Intrinsic.TANH: frozenset({"float32"}),
+    Intrinsic.ERF: frozenset({"float32"}),
+}
+VECTOR_MATH_HALF_VIA = "float32"
