@@ -179,7 +179,9 @@ class Worker:
             if status != 0:
                 raise CandidateError("RUNTIME_DEVICE", f"kernel returned error status {status}")
 
+        start = time.perf_counter()
         call()  # warm-up, discarded; its outputs are checked
+        warmup_ms = (time.perf_counter() - start) * 1e3
         for arg, got in zip(task.args, arrays, strict=True):
             if arg.role == "out":
                 message = compare_output(arg.name, got, arg.reference, arg.rtol, arg.atol)
@@ -193,8 +195,12 @@ class Worker:
             while time.perf_counter() < end:
                 call()
             self.openmp_settled = True
-        number = int(request["number"])
         min_repeat_ms = float(request["min_repeat_ms"])
+        # A slow candidate needs fewer calls to fill min_repeat_ms: a 2 s program is timed
+        # once per repeat, not `number` times (each repeat still lasts >= min_repeat_ms).
+        number = int(request["number"])
+        if min_repeat_ms > 0:
+            number = max(1, min(number, math.ceil(min_repeat_ms / max(warmup_ms, 1e-3))))
         flush_bytes = int(request["flush_bytes"])
         costs = []
         for _ in range(int(request["repeat"])):
