@@ -8,6 +8,7 @@ beside numpy (OpenBLAS) and a schedule written by hand (``ansor_py.hand_schedule
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -65,7 +66,7 @@ def run_demo(n: int = 512, trials: int = 64, log_file: str | None = None) -> int
         if not error <= 1e-4:
             print(f"ERROR: the {name} kernel disagrees with the reference (max relative error {error:.2e})")
             return 1
-        seconds = median_seconds(lambda kernel=kernel: kernel(a, b, c), number=3, repeat=5)
+        seconds = median_seconds(functools.partial(kernel, a, b, c), number=3, repeat=5)
         results.append((name, seconds))
     numpy_seconds = median_seconds(lambda: np.matmul(a, b, out=c), number=3, repeat=5)
     print("== every kernel verified against the numpy reference; speed (median of 5):")
