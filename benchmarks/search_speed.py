@@ -10,13 +10,16 @@ programs it picks. For GEMM 1024 (``gemm(1024, 1024, 1024)``) and the ResNet-50 
    the init rules, then bound inference), *mutation + bound inference* (a parent of the
    sampled population, a mutation rule drawn by TVM's weights, then bound inference),
    *feature extraction* (``get_per_store_features_from_states`` on the fresh children, no
-   feature cache), *prediction* (``XGBModel.predict`` with every feature row cached, so
-   only the trees run) and *end to end* (mutation, bound inference, features and
-   prediction of a new batch, cold caches);
+   feature cache; in one process, then in the model's ``feature_workers`` processes),
+   *prediction* (``XGBModel.predict`` with every feature row cached, so only the trees
+   run) and *end to end* (mutation, bound inference, features and prediction of a new
+   batch, cold caches);
 2. the wall time of one full search round: a fresh ``SketchPolicy`` with the trained
    ``XGBModel`` (past its warm-up), the log's programs preloaded as measured states,
    ``search_one_round`` and the eps-greedy pick of 64 programs, with the cost model's
-   feature cache emptied first; and how many candidates the round scored per second;
+   feature cache emptied first; the CPU time it took (this process, and the forked
+   feature workers, which extract while this process breeds); and how many candidates
+   the round scored per second;
 3. the wall time to measure those 64 programs with ``ProgramMeasurer``, ``LocalBuilder()``
    and ``LocalRunner()`` (their defaults), and the ratio round time / measure time (the
    goal: below 1).
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -176,6 +180,7 @@ class PhaseRun:
     sampling: float
     mutation_bind: float
     features: float
+    features_workers: float
     prediction: float
     end_to_end: float
 
@@ -234,6 +239,11 @@ def time_phases(
     children, mutate_s = mutate(policy, population, args.population)
     children = distinct(children)
 
+    # the workers first: what they memoise (bound inference of programs bind skipped)
+    # stays in them, while a run here would leave it for the next
+    start = time.perf_counter()
+    get_per_store_features_from_states(children, task, n_workers=model.feature_workers)
+    features_workers_s = time.perf_counter() - start
     start = time.perf_counter()
     get_per_store_features_from_states(children, task)
     features_s = time.perf_counter() - start
@@ -256,6 +266,7 @@ def time_phases(
         sampling=rate(args.population, sample_s),
         mutation_bind=rate(args.population, mutate_s),
         features=rate(len(children), features_s),
+        features_workers=rate(len(children), features_workers_s),
         prediction=rate(len(children), predict_s),
         end_to_end=rate(args.population, end_s),
     )
@@ -268,6 +279,9 @@ def time_phases(
 @dataclass
 class RoundRun:
     round_s: float
+    #: CPU seconds of the round: this process, and the feature workers it forked
+    round_cpu_s: float
+    workers_cpu_s: float
     scored: int
     picked: int
     measure_s: float
@@ -288,15 +302,17 @@ def time_round(
     policy = fresh_policy(task, counting, log, args, seed)
     policy.generate_sketches()  # once per task in tuning, not part of a round
     num_random = int(policy.params.eps_greedy * MEASURES_PER_ROUND)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), os.times()
     best, random_states = policy.search_one_round(num_random * 3)
     inputs = policy.pick_states_with_eps_greedy(best, random_states, MEASURES_PER_ROUND)
-    round_s = time.perf_counter() - start
+    round_s, end_cpu = time.perf_counter() - start, os.times()
+    round_cpu_s = end_cpu.user + end_cpu.system - cpu.user - cpu.system
+    workers_cpu_s = end_cpu.children_user + end_cpu.children_system - cpu.children_user - cpu.children_system
     start = time.perf_counter()
     results = measurer.measure(task, None, inputs)
     measure_s = time.perf_counter() - start
     valid = sum(1 for r in results if r.ok)
-    return RoundRun(round_s, counting.scored, len(inputs), measure_s, valid)
+    return RoundRun(round_s, round_cpu_s, workers_cpu_s, counting.scored, len(inputs), measure_s, valid)
 
 
 # ------------------------------------------------------------------------------------------
@@ -320,7 +336,8 @@ class Report:
             for name, label in (
                 ("sampling", "sampling (init rules + bound inference)"),
                 ("mutation_bind", "mutation + bound inference"),
-                ("features", "feature extraction"),
+                ("features", "feature extraction (1 process)"),
+                ("features_workers", "feature extraction (feature_workers processes)"),
                 ("prediction", "prediction (XGBoost, features cached)"),
                 ("end_to_end", "end to end (mutate, bind, features, predict)"),
             ):
@@ -330,7 +347,10 @@ class Report:
             measure_s = self.median([r.measure_s for r in self.rounds])
             ratios = [r.round_s / r.measure_s for r in self.rounds]
             scored = self.median([r.scored / r.round_s for r in self.rounds])
+            cpu = self.median([r.round_cpu_s for r in self.rounds])
+            workers = self.median([r.workers_cpu_s for r in self.rounds])
             out.append(f"  one search round:            {round_s:8.1f} s  ({scored:.0f} candidates scored/s)")
+            out.append(f"    CPU: this process {cpu:.1f} s, feature workers {workers:.1f} s")
             out.append(
                 f"  measuring its {self.rounds[0].picked} picks:       {measure_s:8.1f} s  "
                 f"({', '.join(f'{r.valid}/{r.picked}' for r in self.rounds)} valid)"
@@ -360,7 +380,8 @@ def run_workload(name: str, args: argparse.Namespace) -> Report:
             p = report.phases[-1]
             print(
                 f"  run {run}: sampling {p.sampling:.0f}/s, mutation+bind {p.mutation_bind:.0f}/s, "
-                f"features {p.features:.0f}/s, prediction {p.prediction:.0f}/s, "
+                f"features {p.features:.0f}/s ({p.features_workers:.0f}/s in {model.feature_workers} "
+                f"processes), prediction {p.prediction:.0f}/s, "
                 f"end to end {p.end_to_end:.0f}/s",
                 flush=True,
             )
@@ -368,7 +389,8 @@ def run_workload(name: str, args: argparse.Namespace) -> Report:
             report.rounds.append(time_round(task, model, log, measurer, args, seed))
             r = report.rounds[-1]
             print(
-                f"  run {run}: round {r.round_s:.1f} s ({r.scored} scored), measuring {r.picked} "
+                f"  run {run}: round {r.round_s:.1f} s (CPU {r.round_cpu_s:.1f} s + workers "
+                f"{r.workers_cpu_s:.1f} s, {r.scored} scored), measuring {r.picked} "
                 f"programs {r.measure_s:.1f} s ({r.valid} valid): ratio {r.round_s / r.measure_s:.2f}",
                 flush=True,
             )

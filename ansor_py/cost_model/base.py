@@ -9,7 +9,7 @@ user's own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -31,3 +31,12 @@ class CostModel(Protocol):
         """One score per state, higher meaning faster; ``-inf`` for a state that cannot be
         lowered (the search drops it). Scores of different calls are comparable."""
         ...
+
+
+@runtime_checkable
+class PrefetchingCostModel(CostModel, Protocol):
+    """A cost model that can start the work of a ``predict`` early (``XGBModel`` extracts
+    features in a forked worker): the search hands it each chunk of programs as it breeds
+    them, and predicts them all later. Scores must not depend on whether it was called."""
+
+    def prefetch(self, task: SearchTask, states: Sequence[LoopState]) -> None: ...

@@ -23,8 +23,11 @@ DAG) or that breaks a GPU limit of the task's HardwareParams gets an empty featu
 the cost model scores it -inf so the search drops it (TVM's behaviour).
 
 Speed (issue 3 item 6): the only per-state Python work is lowering and one walk of the
-loop nest; every feature formula runs once per batch as numpy array arithmetic. A
-``FeatureCache`` keyed by the state's printed loop tree skips repeated states entirely.
+loop nest (bound inference is memoised on the state by ``ir.lower.bound``, so a state the
+search has bound is not inferred again); every feature formula runs once per batch as
+numpy array arithmetic. A ``FeatureCache`` keyed by the state's printed loop tree skips
+repeated states entirely, and ``feature_workers`` spreads large batches over forked
+processes.
 """
 
 from __future__ import annotations
@@ -158,30 +161,30 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self._rows)
 
+    def __contains__(self, key: tuple[str, ...]) -> bool:
+        return key in self._rows
+
 
 def get_per_store_features_from_states(
     states: Sequence[State | LoopState],
     task: SearchTask,
     max_n_bufs: int = DEFAULT_MAX_N_BUFS,
     cache: FeatureCache | None = None,
+    n_workers: int = 1,
 ) -> list[np.ndarray]:
     """One float32 array [n_stores, feature_length] per state; [0, feature_length] for a
-    state that cannot be lowered or breaks the task's GPU limits."""
+    state that cannot be lowered or breaks the task's GPU limits.
+
+    ``n_workers`` > 1 extracts a large batch in that many processes (this one and forked
+    workers, see ``feature_workers``); the rows are the same."""
     _check_max_n_bufs(max_n_bufs)
-    width = feature_length(max_n_bufs)
-    empty = np.zeros((0, width), dtype=np.float32)
-    dag = task.compute_dag
-    hardware = task.hardware_params
-    task_key: tuple[str, ...] = (
-        task.workload_key,
-        str(task.target),
-        str(hardware.cache_line_bytes),
-        str(max_n_bufs),
-    )
+    if n_workers < 1:
+        raise ValueError(f"get_per_store_features_from_states: n_workers {n_workers} must be >= 1")
+    task_key = _task_cache_key(task, max_n_bufs)
     out: list[np.ndarray | None] = [None] * len(states)
     keys: list[tuple[str, ...] | None] = [None] * len(states)
-    tables = SummaryTables()
-    pending: list[int] = []
+    todo: list[int] = []
+    loop_states: list[LoopState] = []
     for index, state in enumerate(states):
         loop_state = state.loop_state if isinstance(state, State) else state
         if cache is not None:
@@ -190,25 +193,59 @@ def get_per_store_features_from_states(
             if cached is not None:
                 out[index] = cached
                 continue
+        todo.append(index)
+        loop_states.append(loop_state)
+    if n_workers > 1:
+        from ansor_py.cost_model.feature_workers import extract_in_workers  # it imports this module
+
+        rows_list = extract_in_workers(loop_states, task, max_n_bufs, n_workers)
+    else:
+        rows_list = extract_rows(loop_states, task, max_n_bufs)
+    for index, rows in zip(todo, rows_list, strict=True):
+        out[index] = rows
+        stored_key = keys[index]
+        if cache is not None and stored_key is not None and rows is not None:
+            cache.put(stored_key, rows)
+    width = feature_length(max_n_bufs)
+    return [rows if rows is not None else np.zeros((0, width), dtype=np.float32) for rows in out]
+
+
+def feature_cache_keys(
+    states: Sequence[LoopState], task: SearchTask, max_n_bufs: int = DEFAULT_MAX_N_BUFS
+) -> list[tuple[str, ...]]:
+    """The FeatureCache keys ``get_per_store_features_from_states`` uses for ``states``."""
+    task_key = _task_cache_key(task, max_n_bufs)
+    return [(*task_key, _state_key(state)) for state in states]
+
+
+def _task_cache_key(task: SearchTask, max_n_bufs: int) -> tuple[str, ...]:
+    return (task.workload_key, str(task.target), str(task.hardware_params.cache_line_bytes), str(max_n_bufs))
+
+
+def extract_rows(states: Sequence[LoopState], task: SearchTask, max_n_bufs: int) -> list[np.ndarray | None]:
+    """The feature rows of each state, None for one that cannot be lowered or breaks the
+    GPU limits (no cache): lower and summarise each state into one batch of tables, then
+    compute every row of the batch at once."""
+    dag = task.compute_dag
+    hardware = task.hardware_params
+    out: list[np.ndarray | None] = [None] * len(states)
+    tables = SummaryTables()
+    pending: list[int] = []
+    for index, loop_state in enumerate(states):
         try:
             body = lower_for_features(dag, loop_state)
         except ScheduleError:
-            out[index] = empty
             continue
         mark = _TableMark(tables)
         tables.begin_program()
         usage = summarise(body, tables)
         if task.target.kind == "cuda" and not _within_gpu_limits(usage, hardware):
             mark.rollback()
-            out[index] = empty
             continue
         pending.append(index)
     for index, rows in zip(pending, compute_features(tables, hardware.cache_line_bytes, max_n_bufs)):
         out[index] = rows
-        stored_key = keys[index]
-        if cache is not None and stored_key is not None:
-            cache.put(stored_key, rows)
-    return [rows if rows is not None else empty for rows in out]
+    return out
 
 
 def normalized_throughputs(

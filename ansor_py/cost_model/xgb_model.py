@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xgboost as xgb
 
+from ansor_py.cost_model.feature_workers import FeaturePrefetcher, default_workers
 from ansor_py.cost_model.features import (
     DEFAULT_MAX_N_BUFS,
     FeatureCache,
@@ -67,6 +68,8 @@ class XGBModel:
     ``model_file``: save the model there after every update.
     ``adaptive_training``: retrain only when the data grew by 20% since the last fit.
     ``nthread``: XGBoost threads (None: half the CPUs, at least 1, as TVM).
+    ``feature_workers``: processes that extract the features of a large batch to predict
+    (None: one per CPU this process may use; see ``feature_workers``).
     """
 
     def __init__(
@@ -77,11 +80,15 @@ class XGBModel:
         model_file: str | None = None,
         adaptive_training: bool = False,
         nthread: int | None = None,
+        feature_workers: int | None = None,
     ):
         if verbose_eval < 0:
             raise ValueError(f"XGBModel: verbose_eval {verbose_eval} must be >= 0")
         if nthread is not None and nthread < 1:
             raise ValueError(f"XGBModel: nthread {nthread} must be >= 1")
+        if feature_workers is not None and feature_workers < 1:
+            raise ValueError(f"XGBModel: feature_workers {feature_workers} must be >= 1")
+        self.feature_workers = default_workers() if feature_workers is None else feature_workers
         self.verbose_eval = verbose_eval
         self.num_warmup_sample = num_warmup_sample
         self.seed = DEFAULT_SEED if seed is None else seed
@@ -109,6 +116,7 @@ class XGBModel:
         self.inputs_features: list[np.ndarray] = []
         self.last_train_length = 0
         self.feature_cache = FeatureCache()
+        self.prefetcher = FeaturePrefetcher(self.max_n_bufs)
 
     # training ---------------------------------------------------------------------------
     def update(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
@@ -172,10 +180,20 @@ class XGBModel:
         return bst
 
     # prediction -------------------------------------------------------------------------
+    def prefetch(self, task: SearchTask, states: Sequence[LoopState]) -> None:
+        """Start extracting the features of ``states`` in a forked worker (with more than
+        one ``feature_workers``), for a later ``predict`` of them; the search calls this
+        as it breeds programs, so that extraction runs beside breeding."""
+        if self.feature_workers > 1:
+            self.prefetcher.submit(task, states, self.feature_cache)
+
     def predict(self, task: SearchTask, states: Sequence[LoopState | State]) -> np.ndarray:
         """One score per state, higher meaning faster: the sum of the model's statement
         predictions, uniform random numbers during warm-up, -inf for invalid states."""
-        features = get_per_store_features_from_states(states, task, self.max_n_bufs, self.feature_cache)
+        self.prefetcher.collect(self.feature_cache)
+        features = get_per_store_features_from_states(
+            states, task, self.max_n_bufs, self.feature_cache, self.feature_workers
+        )
         if self.bst is not None and len(self.inputs) > self.num_warmup_sample:
             scores = self._predict_packs(features)
         else:

@@ -11,7 +11,9 @@ thousands of candidates per round, so this cache
   met twice (a parent copied, a mutation repeated) costs a dict lookup.
 
 Every entry is a pure function of the steps, so the cache never changes a result. It is
-cleared when it grows past ``max_entries``.
+cleared when it grows past ``max_entries``. A bound state carries what bound inference
+found (``ir.lower.bound`` memoises it on the state), so feature extraction and lowering
+of a state ``bind`` returned do not infer its bounds again.
 """
 
 from __future__ import annotations

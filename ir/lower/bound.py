@@ -20,19 +20,40 @@ write the loops down:
 
 Extent-1 loops (not bound to a GPU axis) get the constant 0 instead of a variable, so they
 vanish from every expression and are not emitted.
+
+Speed: the search infers the bounds of every candidate it breeds (thousands per round),
+then extracts features from the same facts, so the facts are memoised on the state (see
+``infer_bound_with_regions``), and the hot paths skip building expression trees that
+the simplifier would only take apart again: axis values and consumer indices are built
+as the simplifier's linear forms, with the simplifier's own rules.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ir.expr import Const, Expr, IterVar, Reduce, TensorRead, Var, const, map_children, post_order, substitute
+from ir.expr import (
+    Binary,
+    BinaryOp,
+    CompareOp,
+    Const,
+    Expr,
+    IterVar,
+    Reduce,
+    TensorRead,
+    Var,
+    const,
+    map_children,
+    post_order,
+    substitute,
+)
 from ir.loop_state.enums import THREAD_BINDINGS, ComputeAtKind, IteratorAnnotation, StageKind
 from ir.loop_state.state import FuseRelation, Iterator, LoopState, Range, ScheduleError, SplitRelation, Stage
-from ir.lower.region import SymRange, sym_interval, union
-from ir.lower.simplify import Simplifier
+from ir.lower.region import SymRange, sym_interval_linear, union
+from ir.lower.simplify import Linear, Simplifier, linear_to_expr
 from ir.te import ComputeOp
 from ir.tir import MemoryScope
 
@@ -122,6 +143,40 @@ def _memoised_facts(state: LoopState) -> _BoundFacts:
     return facts
 
 
+#: (relaxed loop variables and ranges, the consumer's reads, memo of linear forms by id)
+_ConsumerView = tuple[dict[Var, tuple[int, int]], list[TensorRead], dict[int, Linear]]
+
+
+def _substituted_linear(
+    e: Expr, values: dict[Var, Expr], memo: dict[int, Linear], simp: Simplifier
+) -> Linear:
+    """``simp.linear(substitute(e, values))`` without building the substituted tree: for
+    ``+``, ``-`` and ``*`` the simplifier's own rules combine the parts' linear forms (so
+    the result is the same), a substituted variable's form is computed once (``memo``, by
+    id of the variable), and any other node is substituted and simplified whole."""
+    if isinstance(e, Var):
+        value = values.get(e)
+        if value is None:
+            return simp.linear(e)
+        lin = memo.get(id(e))
+        if lin is None:
+            lin = memo[id(e)] = simp.linear(value)
+        return lin
+    if isinstance(e, Const):
+        return simp.linear(e)
+    if isinstance(e, Binary) and e.op in (BinaryOp.ADD, BinaryOp.SUB, BinaryOp.MUL):
+        a = _substituted_linear(e.a, values, memo, simp)
+        b = _substituted_linear(e.b, values, memo, simp)
+        if e.op is BinaryOp.MUL:
+            if b.is_const():
+                return a.scale(b.const)
+            if a.is_const():
+                return b.scale(a.const)
+        else:
+            return simp.merge_divmod(a.add(b, 1 if e.op is BinaryOp.ADD else -1))
+    return simp.linear(substitute(e, values))
+
+
 class _BoundInference:
     def __init__(self, state: LoopState):
         self.state = state
@@ -131,27 +186,41 @@ class _BoundInference:
             for k, s in enumerate(state.stages)
             if s.op_type is StageKind.COMPUTE and s.compute_at is not ComputeAtKind.INLINED
         ]
-        self.bodies = {k: self._expanded_body(k) for k in self.looped}
+        self.bodies: dict[int, Expr] = {}
+        #: stage id -> the tensor reads of its body (inlined stages substituted)
+        self.reads: dict[int, list[TensorRead]] = {}
+        for k in self.looped:
+            self.bodies[k], self.reads[k] = self._expanded_body(k)
         self.consumers: dict[int, list[int]] = {k: [] for k in range(len(state.stages))}
         for k in self.looped:
-            for p in sorted({self.stage_of_op[id(r.tensor.op)] for r in _reads(self.bodies[k])}):
+            for p in sorted({self.stage_of_op[id(r.tensor.op)] for r in self.reads[k]}):
                 self.consumers[p].append(k)
         self.bounds: dict[int, StageBound] = {}
+        #: stage id -> extent of each of its iterators (root, intermediate, leaf) by name
+        self.extents: dict[int, dict[str, int]] = {}
         self.ranges: dict[Var, tuple[int, int]] = {}
+        self._views: dict[tuple[int, int], _ConsumerView] = {}
         self.loop_names = _unique_loop_names(state, self.looped)
 
     def run(self) -> _BoundFacts:
         for k in self._order():
             self.bounds[k] = self._infer_stage(k)
         stages = list(self.state.stages)
-        for k, b in self.bounds.items():
-            stages[k] = _with_ranges(stages[k], b)
+        for k in self.bounds:
+            stages[k] = _with_ranges(stages[k], self.extents[k])
         return _BoundFacts(tuple(stages), dict(sorted(self.bounds.items())), self.ranges, self.bodies)
 
     # inlining -------------------------------------------------------------------------------
-    def _expanded_body(self, stage_id: int) -> Expr:
-        """The op body with reads of inlined stages replaced by their bodies."""
+    def _expanded_body(self, stage_id: int) -> tuple[Expr, list[TensorRead]]:
+        """The op body with reads of inlined stages replaced by their bodies, and its reads
+        (the body itself when it reads no inlined stage, as most do)."""
         stages = self.state.stages
+        op = stages[stage_id].op
+        assert isinstance(op, ComputeOp)
+        reads = _op_reads(op)
+        producers = [self.stage_of_op.get(id(r.tensor.op)) for r in reads]
+        if all(p is not None and stages[p].compute_at is not ComputeAtKind.INLINED for p in producers):
+            return op.body, reads
 
         def visit(node: Expr) -> Expr:
             if isinstance(node, TensorRead):
@@ -171,9 +240,8 @@ class _BoundInference:
                     return visit(substitute(op.body, dict(zip(op.axis, indices, strict=True))))
             return map_children(node, visit)
 
-        op = stages[stage_id].op
-        assert isinstance(op, ComputeOp)
-        return visit(op.body)
+        body = visit(op.body)
+        return body, _reads(body)
 
     # order: a stage after its consumers and after the stage it is attached to -------------
     def _order(self) -> list[int]:
@@ -227,13 +295,14 @@ class _BoundInference:
             self._loop_var(it, e, self.loop_names[k, j])
             for j, (it, e) in enumerate(zip(stage.iters, leaf_extents, strict=True))
         )
-        offsets, split_guards = _axis_offsets(stage, extents, loop_vars)
+        self.extents[k] = extents
         simp = Simplifier(self.ranges)
+        offsets, guards = _axis_offsets(stage, extents, loop_vars, simp)
+        # simplify(r.min + offset), computed on the linear forms
         axis_values: dict[Var, Expr] = {
-            axis: simp.simplify(r.min + offsets[root.name])
+            axis: linear_to_expr(simp.merge_divmod(simp.linear(r.min).add(offsets[root.name])))
             for axis, r, root in zip(axes, region, stage.root_iters, strict=True)
         }
-        guards = [simp.simplify(g) for g in split_guards]
         if stage.compute_at is ComputeAtKind.ITER:
             guards += self._domain_guards(op, axis_values, region, simp)
         kept = tuple(g for g in guards if not (isinstance(g, Const) and g.value))
@@ -257,7 +326,7 @@ class _BoundInference:
 
     def _loop_var(self, it: Iterator, extent: int, name: str) -> Expr:
         if extent == 1 and it.annotation not in THREAD_BINDINGS:
-            return const(0, "int32")
+            return Const(0, "int32")  # const(0, "int32") without its checks (a hot path)
         var = Var(name, "int32")
         self.ranges[var] = (0, extent)
         return var
@@ -269,27 +338,11 @@ class _BoundInference:
         assert isinstance(op, ComputeOp)
         result: SymRange | None = None
         for c in self.consumers[k]:
-            consumer = self.bounds[c]
-            loops = consumer.enclosing + tuple((c, j) for j in range(len(consumer.loop_vars)))
-            if attach not in loops:
-                where = self.state.stages[attach[0]].iters[attach[1]].name
-                raise ScheduleError(
-                    f"stage '{stage.name}' is attached at '{where}' of stage "
-                    f"'{self.state.stages[attach[0]].name}', but its consumer "
-                    f"'{self.state.stages[c].name}' is not computed inside that loop"
-                )
-            at = loops.index(attach)
-            relaxed = {}
-            for position, pos in enumerate(loops):
-                var = self.bounds[pos[0]].loop_vars[pos[1]]
-                annotation = self.state.stages[pos[0]].iters[pos[1]].annotation
-                if isinstance(var, Var) and (position > at or _shared_across(stage.scope, annotation)):
-                    relaxed[var] = self.ranges[var]
-            for read in _reads(self.bodies[c]):
-                if read.tensor.op is not op:
-                    continue
-                index = substitute(read.indices[dim], consumer.axis_values)
-                found = sym_interval(index, relaxed, simp)
+            relaxed, reads, memo = self._consumer_view(k, c, attach)
+            axis_values = self.bounds[c].axis_values
+            for read in reads:
+                index = _substituted_linear(read.indices[dim], axis_values, memo, simp)
+                found = sym_interval_linear(index, relaxed, simp)
                 if found is None:
                     return _full(op.axis[dim])
                 result = found if result is None else union(result, found, simp)
@@ -301,6 +354,34 @@ class _BoundInference:
         if result.extent >= axis.extent:
             return _full(axis)
         return result
+
+    def _consumer_view(self, k: int, c: int, attach: LoopPos) -> _ConsumerView:
+        """For stage k attached at ``attach`` and its consumer c: the loop variables relaxed
+        while c reads k (those inside the attach point, and GPU axes the buffer is shared
+        across) with their ranges, c's reads of k, and an empty memo of the linear forms
+        of c's axis values. The same for every dimension of k, so computed once per (k, c)."""
+        if (k, c) in self._views:
+            return self._views[k, c]
+        stage = self.state.stages[k]
+        consumer = self.bounds[c]
+        loops = consumer.enclosing + tuple((c, j) for j in range(len(consumer.loop_vars)))
+        if attach not in loops:
+            where = self.state.stages[attach[0]].iters[attach[1]].name
+            raise ScheduleError(
+                f"stage '{stage.name}' is attached at '{where}' of stage "
+                f"'{self.state.stages[attach[0]].name}', but its consumer "
+                f"'{self.state.stages[c].name}' is not computed inside that loop"
+            )
+        at = loops.index(attach)
+        relaxed = {}
+        for position, pos in enumerate(loops):
+            var = self.bounds[pos[0]].loop_vars[pos[1]]
+            annotation = self.state.stages[pos[0]].iters[pos[1]].annotation
+            if isinstance(var, Var) and (position > at or _shared_across(stage.scope, annotation)):
+                relaxed[var] = self.ranges[var]
+        reads = [read for read in self.reads[c] if read.tensor.op is stage.op]
+        self._views[k, c] = (relaxed, reads, {})
+        return self._views[k, c]
 
     def _domain_guards(
         self, op: ComputeOp, axis_values: dict[Var, Expr], region: tuple[SymRange, ...], simp: Simplifier
@@ -353,7 +434,19 @@ def _reads(body: Expr) -> list[TensorRead]:
 
 
 def _full(axis: IterVar) -> SymRange:
-    return SymRange(const(axis.dom_min, "int32"), axis.extent)
+    return SymRange(Const(int(axis.dom_min), "int32"), axis.extent)
+
+
+#: the reads of each op's body (bodies never change; the search shares ops among states)
+_OP_READS: weakref.WeakKeyDictionary[ComputeOp, list[TensorRead]] = weakref.WeakKeyDictionary()
+
+
+def _op_reads(op: ComputeOp) -> list[TensorRead]:
+    """``_reads(op.body)``, computed once per op (do not change the list)."""
+    reads = _OP_READS.get(op)
+    if reads is None:
+        reads = _OP_READS[op] = _reads(op.body)
+    return reads
 
 
 def _propagate_extents(stage: Stage, root_extents: list[int]) -> dict[str, int]:
@@ -381,45 +474,62 @@ def _propagate_extents(stage: Stage, root_extents: list[int]) -> dict[str, int]:
 
 
 def _axis_offsets(
-    stage: Stage, extents: dict[str, int], loop_vars: tuple[Expr, ...]
-) -> tuple[dict[str, Expr], list[Expr]]:
-    """Each iterator's value from the loop variables, going back through the relations,
-    and the guards of non-dividing splits (``parent < extent(parent)``)."""
-    values: dict[str, Expr] = {it.name: v for it, v in zip(stage.iters, loop_vars, strict=True)}
+    stage: Stage, extents: dict[str, int], loop_vars: tuple[Expr, ...], simp: Simplifier
+) -> tuple[dict[str, Linear], list[Expr]]:
+    """Each root iterator's value from the loop variables, going back through the
+    relations, and the simplified guards of non-dividing splits (``parent < extent``).
+
+    The values are the simplifier's linear forms of the expressions the relations define
+    (``after split(i, [f]): i == i.0 * f + i.1``; for ``fuse(i, j)``: ``i == f // ext(j)``,
+    ``j == f % ext(j)``), built directly with the simplifier's own rules for ``+``,
+    ``*`` by a constant, ``//`` and ``%`` (a hot path: no expression tree is built and
+    then taken apart again)."""
+    values: dict[str, Linear] = {
+        it.name: simp.linear(v) for it, v in zip(stage.iters, loop_vars, strict=True)
+    }
     guards: list[Expr] = []
     for rel in reversed(stage.relations):
         if isinstance(rel, SplitRelation):
-            value: Expr = const(0, "int32")
+            value = Linear.of_const(0, "int32")
             stride = 1
             for child in reversed(rel.children):
-                value = values[child] * stride + value
+                value = simp.merge_divmod(values[child].scale(stride).add(value))
                 stride *= extents[child]
             values[rel.parent] = value
             if stride > extents[rel.parent]:
-                guards.append(value < extents[rel.parent])
+                bound = const(extents[rel.parent], value.dtype)
+                guards.append(simp.compare_simplified(CompareOp.LT, linear_to_expr(value), bound))
         elif isinstance(rel, FuseRelation):
             fused = values[rel.fused]
             inner = 1
             for index in reversed(range(len(rel.parents))):
                 parent = rel.parents[index]
-                part = fused // inner if inner > 1 else fused
-                values[parent] = part % extents[parent] if index > 0 else part
+                part = simp.divmod_const(fused, inner, BinaryOp.FLOORDIV) if inner > 1 else fused
+                values[parent] = (
+                    simp.divmod_const(part, extents[parent], BinaryOp.FLOORMOD) if index > 0 else part
+                )
                 inner *= extents[parent]
     return {root.name: values[root.name] for root in stage.root_iters}, guards
 
 
-def _with_ranges(stage: Stage, bound: StageBound) -> Stage:
+def _with_ranges(stage: Stage, extents: dict[str, int]) -> Stage:
     """The stage with every iterator's Range filled: root iterators of a root stage start
-    at the axis's dom_min, everything else at 0."""
-    extents = _propagate_extents(stage, [r.extent for r in bound.region])
+    at the axis's dom_min, everything else at 0. Iterators already right are kept (most
+    are: a split with known lengths fills its children), and so is the stage if all are."""
     is_root = stage.compute_at is ComputeAtKind.ROOT
     root_min = {root.name: (root.range.min if is_root else 0) for root in stage.root_iters}
 
     def fill(it: Iterator) -> Iterator:
-        return replace(it, range=Range(root_min.get(it.name, 0), extents[it.name]))
+        low, extent = root_min.get(it.name, 0), extents[it.name]
+        if it.range.min == low and it.range.extent == extent:
+            return it
+        # built directly (a hot path; dataclasses.replace is 3x slower): test_bound_fast_paths
+        # checks that these are all of Iterator's fields
+        return Iterator(it.name, Range(low, extent), it.kind, it.annotation)
 
-    return replace(
-        stage,
-        iters=tuple(fill(it) for it in stage.iters),
-        root_iters=tuple(fill(it) for it in stage.root_iters),
+    iters = tuple(fill(it) for it in stage.iters)
+    root_iters = tuple(fill(it) for it in stage.root_iters)
+    unchanged = all(a is b for a, b in zip(iters, stage.iters, strict=True)) and all(
+        a is b for a, b in zip(root_iters, stage.root_iters, strict=True)
     )
+    return stage if unchanged else replace(stage, iters=iters, root_iters=root_iters)

@@ -38,12 +38,18 @@ class SymRange:
 def sym_interval(e: Expr, relaxed: Mapping[Var, tuple[int, int]], simp: Simplifier) -> SymRange | None:
     """The values of integer ``e`` while the ``relaxed`` variables range over (min, extent)
     and every other variable stays fixed; None when unbounded (e.g. data-dependent)."""
-    lin = simp.linear(e)
+    return sym_interval_linear(simp.linear(e), relaxed, simp)
+
+
+def sym_interval_linear(
+    lin: Linear, relaxed: Mapping[Var, tuple[int, int]], simp: Simplifier
+) -> SymRange | None:
+    """``sym_interval`` of the expression whose linear form (``simp.linear``) is ``lin``."""
     low = Linear.of_const(lin.const, lin.dtype)
     width = 0
-    for atom, coef in lin.terms.values():
+    for key, (atom, coef) in lin.terms.items():
         if not _depends_on(atom, relaxed):
-            low = low.add(Linear.of_atom(atom, coef))
+            low = low.add(Linear.of_atom(atom, coef, key))
             continue
         if isinstance(atom, Var):
             atom_range: SymRange | None = SymRange(const(relaxed[atom][0], atom.dtype), relaxed[atom][1])
@@ -61,6 +67,8 @@ def sym_interval(e: Expr, relaxed: Mapping[Var, tuple[int, int]], simp: Simplifi
 
 
 def _depends_on(e: Expr, relaxed: Mapping[Var, tuple[int, int]]) -> bool:
+    if isinstance(e, Var):
+        return e in relaxed
     return any(v in relaxed for v in free_vars(e))
 
 

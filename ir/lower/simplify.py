@@ -67,8 +67,9 @@ class Linear:
         return Linear(dtype, {}, value)
 
     @staticmethod
-    def of_atom(atom: Expr, coef: int = 1) -> Linear:
-        return Linear(atom.dtype, {structural_key(atom): (atom, coef)}, 0)
+    def of_atom(atom: Expr, coef: int = 1, key: tuple[object, ...] | None = None) -> Linear:
+        """``coef * atom``; ``key`` is ``structural_key(atom)`` when the caller knows it."""
+        return Linear(atom.dtype, {structural_key(atom) if key is None else key: (atom, coef)}, 0)
 
     def is_const(self) -> bool:
         return not self.terms
@@ -93,21 +94,68 @@ class Linear:
 
 def linear_to_expr(lin: Linear) -> Expr:
     """Print a linear form back as an expression: ``t0*c0 + t1 - t2*3 + 5``."""
+    return linear_to_expr_keyed(lin)[0]
+
+
+def linear_to_expr_keyed(lin: Linear) -> tuple[Expr, tuple[object, ...]]:
+    """``linear_to_expr(lin)`` and its ``structural_key``, the key built from the terms'
+    keys as the expression is built (computing it afterwards walks the whole tree, a
+    cost the simplifier would otherwise pay for every atom it makes of a linear form)."""
     result: Expr | None = None
-    for atom, coef in lin.terms.values():
+    key: tuple[object, ...] = ()
+    for term_key, (atom, coef) in lin.terms.items():
         if result is None:
-            result = atom if coef == 1 else Binary(BinaryOp.MUL, atom, const(coef, lin.dtype))
+            if coef == 1:
+                result, key = atom, term_key
+            else:
+                factor = _int_const(coef, lin.dtype)
+                result = Binary(BinaryOp.MUL, atom, factor)
+                key = _binary_key(result, term_key, factor)
             continue
         magnitude = abs(coef)
-        term = atom if magnitude == 1 else Binary(BinaryOp.MUL, atom, const(magnitude, lin.dtype))
+        term: Expr = atom
+        t_key = term_key
+        if magnitude != 1:
+            factor = _int_const(magnitude, lin.dtype)
+            term = Binary(BinaryOp.MUL, atom, factor)
+            t_key = _binary_key(term, term_key, factor)
         result = Binary(BinaryOp.ADD if coef > 0 else BinaryOp.SUB, result, term)
+        key = (*_binary_head(result), key, t_key)
     if result is None:
-        return const(lin.const, lin.dtype)
-    if lin.const > 0:
-        return Binary(BinaryOp.ADD, result, const(lin.const, lin.dtype))
-    if lin.const < 0:
-        return Binary(BinaryOp.SUB, result, const(-lin.const, lin.dtype))
-    return result
+        value = _int_const(lin.const, lin.dtype)
+        return value, structural_key(value)
+    if lin.const != 0:
+        value = _int_const(abs(lin.const), lin.dtype)
+        result = Binary(BinaryOp.ADD if lin.const > 0 else BinaryOp.SUB, result, value)
+        key = (*_binary_head(result), key, structural_key(value))
+    return result, key
+
+
+def _int_const(value: int, dtype: str) -> Const:
+    """``const(value, dtype)`` for an integer dtype, without its checks (a hot path)."""
+    if dtype in _INT_DTYPES:
+        return Const(int(value), dtype)
+    return const(value, dtype)
+
+
+_INT_DTYPES = frozenset(dt.INT_DTYPES + dt.UINT_DTYPES)
+
+
+def _binary_head(e: Binary) -> tuple[object, ...]:
+    return (type(e).__name__, e.dtype, e.op)
+
+
+def _binary_key(e: Binary, a_key: tuple[object, ...], b: Const) -> tuple[object, ...]:
+    """``structural_key(e)`` for ``e = Binary(op, a, b)`` with a's key known, b a Const."""
+    return (*_binary_head(e), a_key, structural_key(b))
+
+
+def _binary_atom(op: BinaryOp, a: Linear, b: Linear) -> Linear:
+    """The atom ``op(a, b)`` of two linear forms printed back, with its key."""
+    a_expr, a_key = linear_to_expr_keyed(a)
+    b_expr, b_key = linear_to_expr_keyed(b)
+    atom = Binary(op, a_expr, b_expr)
+    return Linear.of_atom(atom, 1, (*_binary_head(atom), a_key, b_key))
 
 
 # ------------------------------------------------------------------------------------------
@@ -175,29 +223,29 @@ class Simplifier:
     def _linear_binary(self, e: Binary) -> Linear:
         op = e.op
         if op is BinaryOp.ADD:
-            return self._merge_divmod(self.linear(e.a).add(self.linear(e.b)))
+            return self.merge_divmod(self.linear(e.a).add(self.linear(e.b)))
         if op is BinaryOp.SUB:
-            return self._merge_divmod(self.linear(e.a).add(self.linear(e.b), -1))
+            return self.merge_divmod(self.linear(e.a).add(self.linear(e.b), -1))
         if op is BinaryOp.MUL:
             a, b = self.linear(e.a), self.linear(e.b)
             if b.is_const():
                 return a.scale(b.const)
             if a.is_const():
                 return b.scale(a.const)
-            return Linear.of_atom(Binary(op, linear_to_expr(a), linear_to_expr(b)))
+            return _binary_atom(op, a, b)
         if op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD):
             a, b = self.linear(e.a), self.linear(e.b)
             if b.is_const() and b.const > 0:
-                return self._divmod(a, b.const, op)
+                return self.divmod_const(a, b.const, op)
             if a.is_const() and b.is_const() and b.const != 0:
                 value = a.const // b.const if op is BinaryOp.FLOORDIV else a.const % b.const
                 return Linear.of_const(value, e.dtype)
-            return Linear.of_atom(Binary(op, linear_to_expr(a), linear_to_expr(b)))
+            return _binary_atom(op, a, b)
         if op in (BinaryOp.MIN, BinaryOp.MAX):
             return self._min_max(e)
         raise TypeError(f"operator {op.value} on integer operands in {e}")
 
-    def _merge_divmod(self, lin: Linear) -> Linear:
+    def merge_divmod(self, lin: Linear) -> Linear:
         """``(x // c)*c*m + (x % c)*m == x*m``: undo a fuse that a later index recombines."""
         merged = True
         while merged:
@@ -223,7 +271,7 @@ class Simplifier:
                     break
         return lin
 
-    def _divmod(self, x: Linear, c: int, op: BinaryOp) -> Linear:
+    def divmod_const(self, x: Linear, c: int, op: BinaryOp) -> Linear:
         """``x // c`` or ``x % c`` for a positive constant c.
 
         Write x = g*q + r with g a divisor of c (g = c first, then smaller common factors
@@ -250,12 +298,12 @@ class Simplifier:
             r = r.add(Linear.of_const(-m * g, x.dtype))
             rest = c // g
             if op is BinaryOp.FLOORDIV:
-                return q if rest == 1 else self._divmod(q, rest, op)
-            high = Linear.of_const(0, x.dtype) if rest == 1 else self._divmod(q, rest, op).scale(g)
+                return q if rest == 1 else self.divmod_const(q, rest, op)
+            high = Linear.of_const(0, x.dtype) if rest == 1 else self.divmod_const(q, rest, op).scale(g)
             return high.add(r)
         # always valid: (c*q + r) // c == q + r // c and (c*q + r) % c == r % c
         q, r = self._split_by(x, c)
-        atom = Linear.of_atom(Binary(op, linear_to_expr(r), const(c, x.dtype)))
+        atom = _binary_atom(op, r, Linear.of_const(c, x.dtype))
         return q.add(atom) if op is BinaryOp.FLOORDIV else atom
 
     def _nested_div(self, x: Linear, c: int, op: BinaryOp) -> Linear | None:
@@ -267,7 +315,7 @@ class Simplifier:
             return None
         if not isinstance(atom.b, Const) or atom.b.value <= 0:
             return None
-        return self._divmod(self.linear(atom.a), int(atom.b.value) * c, op)
+        return self.divmod_const(self.linear(atom.a), int(atom.b.value) * c, op)
 
     @staticmethod
     def _split_by(x: Linear, g: int) -> tuple[Linear, Linear]:
@@ -292,7 +340,7 @@ class Simplifier:
             return a
         if b_wins:
             return b
-        return Linear.of_atom(Binary(e.op, linear_to_expr(a), linear_to_expr(b)))
+        return _binary_atom(e.op, a, b)
 
     def _atom_bounds(self, atom: Expr) -> Interval:
         if isinstance(atom, Var):
@@ -342,15 +390,19 @@ class Simplifier:
         return self._simplify_other(e)
 
     def _compare(self, e: Compare) -> Expr:
-        a, b = self.simplify(e.a), self.simplify(e.b)
+        return self.compare_simplified(e.op, self.simplify(e.a), self.simplify(e.b))
+
+    def compare_simplified(self, op: CompareOp, a: Expr, b: Expr) -> Expr:
+        """``a <op> b`` for operands already simplified: a bool Const when the ranges
+        decide it, else the Compare node."""
         if isinstance(a, Const) and isinstance(b, Const):
-            return const(_COMPARE[e.op](a.value, b.value), "bool")
+            return const(_COMPARE[op](a.value, b.value), "bool")
         if dt.is_int(a.dtype):
             lo, hi = self.linear_bounds(self.linear(a).add(self.linear(b), -1))
-            decided = _decide(e.op, lo, hi)
+            decided = _decide(op, lo, hi)
             if decided is not None:
                 return const(decided, "bool")
-        return Compare(e.op, a, b)
+        return Compare(op, a, b)
 
     # other dtypes: fold constants only --------------------------------------------------
     def _simplify_other(self, e: Expr) -> Expr:
