@@ -4,7 +4,7 @@
 model on the 164 features per BufferStore of ``features``; ``RandomModel`` scores at random.
 """
 
-from ansor_py.cost_model.base import CostModel
+from ansor_py.cost_model.base import CostModel, PrefetchingCostModel
 from ansor_py.cost_model.features import (
     DEFAULT_FEATURE_VEC_LEN,
     DEFAULT_MAX_N_BUFS,
@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MAX_N_BUFS",
     "CostModel",
     "FeatureCache",
+    "PrefetchingCostModel",
     "RandomModel",
     "XGBModel",
     "features_from_primfunc",

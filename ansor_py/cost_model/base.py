@@ -9,7 +9,7 @@ user's own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -33,7 +33,6 @@ class CostModel(Protocol):
         ...
 
 
-@runtime_checkable
 class PrefetchingCostModel(CostModel, Protocol):
     """A cost model that can start the work of a ``predict`` early (``XGBModel`` extracts
     features in a forked worker): the search hands it each chunk of programs as it breeds

@@ -47,10 +47,18 @@ _Worker = tuple[multiprocessing.process.BaseProcess, Connection]
 
 
 def default_workers() -> int:
-    """The CPUs this process may run on (1 where forking is not available)."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+    """The CPUs this process may run on (1 where it cannot fork workers)."""
+    if not can_fork():
         return 1
-    return max(1, len(os.sched_getaffinity(0)))
+    if hasattr(os, "sched_getaffinity"):  # Linux: the CPUs this process is allowed
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def can_fork() -> bool:
+    """Whether this process may fork workers: the platform forks, and this is not itself a
+    daemonic multiprocessing worker (those may not have children)."""
+    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
 
 
 def extract_in_workers(
@@ -59,7 +67,7 @@ def extract_in_workers(
     """``extract_rows(states, task, max_n_bufs)``, the work shared by up to ``n_workers``
     processes (this one included)."""
     parts = min(n_workers, len(states) // MIN_STATES_PER_WORKER)
-    if parts < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if parts < 2 or not can_fork():
         return extract_rows(states, task, max_n_bufs)
     bounds = [len(states) * p // parts for p in range(parts + 1)]
     chunks = [states[bounds[p] : bounds[p + 1]] for p in range(parts)]
@@ -104,7 +112,7 @@ class FeaturePrefetcher:
             if not receiver.poll(0) and process.is_alive():
                 return
             self._take_busy()
-        if len(self._queue) >= MIN_STATES_PER_WORKER:
+        if len(self._queue) >= MIN_STATES_PER_WORKER and can_fork():
             self._busy = (_fork(list(self._queue.values()), task, self.max_n_bufs), list(self._queue))
             self.forked += 1
             self.prefetched += len(self._queue)

@@ -68,8 +68,9 @@ class XGBModel:
     ``model_file``: save the model there after every update.
     ``adaptive_training``: retrain only when the data grew by 20% since the last fit.
     ``nthread``: XGBoost threads (None: half the CPUs, at least 1, as TVM).
-    ``feature_workers``: processes that extract the features of a large batch to predict
-    (None: one per CPU this process may use; see ``feature_workers``).
+    ``feature_workers``: processes that extract the features of a large batch to predict,
+    and with more than one, ``prefetch`` extracts ahead in a forked worker (None: one per
+    CPU this process may use; module ``feature_workers``).
     """
 
     def __init__(

@@ -16,10 +16,13 @@ Speed (the search runs in Python): programs are immutable and shared, never copi
 bound inference runs only when a step left an extent unknown, and its result stays on the
 bound program for feature extraction (``ir.lower.bound``); each distinct program is scored
 once per call (scores are cached by printed form, the model does not change within a
-call), and the model sees whole batches. Both functions run under ``fewer_collections``:
-a round allocates millions of small objects and keeps thousands of programs alive, and
-with Python's default thresholds the cyclic garbage collector re-scanned that whole heap
-every time it grew by a quarter, a third of a round's time (measured on GEMM and conv2d).
+call), and the model sees whole batches. New programs are handed to the cost model's
+``prefetch`` (where it has one) in chunks as they are bred, so that ``XGBModel`` extracts
+their features in a forked worker while breeding goes on. Both functions run under
+``fewer_collections``: a round allocates millions of small objects and keeps thousands of
+programs alive, and with Python's default thresholds the cyclic garbage collector
+re-scanned that whole heap every time it grew by a quarter, a third of a round's time
+(measured on GEMM and conv2d).
 """
 
 from __future__ import annotations

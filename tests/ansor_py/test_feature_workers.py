@@ -6,6 +6,7 @@ as without. Also the search's garbage-collector setting is put back afterwards."
 from __future__ import annotations
 
 import gc
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from ansor_py.cost_model.feature_workers import (
     FeaturePrefetcher,
     _fork,
     _receive,
+    default_workers,
     extract_in_workers,
 )
 from ansor_py.cost_model.features import FeatureCache, extract_rows, feature_cache_keys
@@ -95,6 +97,23 @@ def test_prefetched_rows_land_in_the_cache(sampled):
         else:
             assert np.array_equal(cache.get(key), rows)
     assert len(cache) == sum(rows is not None for rows in expected)  # the queued 5 were dropped
+
+
+def _in_daemon(sender, states, task) -> None:
+    rows = extract_in_workers(states, task, 5, 4)  # would raise if it tried to fork here
+    sender.send((default_workers(), sum(r is not None for r in rows)))
+
+
+def test_a_daemonic_process_extracts_without_forking(sampled):
+    task, states = sampled
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_in_daemon, args=(sender, states, task), daemon=True)
+    process.start()
+    assert receiver.poll(60)
+    workers, valid = receiver.recv()
+    process.join()
+    assert workers == 1 and valid == N_STATES - 2
 
 
 def synthetic_measurements(task: SearchTask, states: list) -> tuple[list, list]:
