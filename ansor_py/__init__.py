@@ -9,6 +9,7 @@ from ansor_py.cost_model import CostModel, RandomModel, XGBModel
 from ansor_py.measure import MeasureErrorNo, MeasureInput, MeasureResult
 from ansor_py.measure.local import LocalBuilder, LocalRunner
 from ansor_py.measure.measurer import MeasureCallback, ProgramMeasurer
+from ansor_py.measure.ssh import SSHHost, SSHRunner, check_host
 from ansor_py.records import (
     ApplyHistoryBest,
     RecordReader,
@@ -56,6 +57,8 @@ __all__ = [
     "RandomModel",
     "RecordReader",
     "RecordToFile",
+    "SSHHost",
+    "SSHRunner",
     "ScheduleError",
     "SearchCallback",
     "SearchPolicy",
@@ -67,6 +70,7 @@ __all__ = [
     "TuningOptions",
     "XGBModel",
     "build",
+    "check_host",
     "distill_record_file",
     "dump_record_to_string",
     "load_best_record",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ansor_py.measure.types import ProgramBuilder, ProgramRunner
     from ansor_py.search.search_policy import SearchPolicy
     from codegen.llvm import Kernel
+    from codegen.llvm.build import LLVMModule
 
 
 @dataclass
@@ -107,13 +108,20 @@ class SearchTask:
             )
         return replay_steps(self.compute_dag, inp.state.transform_steps)
 
-    def apply_best(self, log_file: str | os.PathLike[str]) -> Kernel:
-        """The best schedule in ``log_file`` compiled for this task's target: a kernel
-        taking one array per tensor of ``compute_dag.tensors`` (TVM returns a schedule;
-        this returns what one builds from it)."""
-        from ansor_py.build import build
+    def apply_best(self, log_file: str | os.PathLike[str]) -> Kernel | LLVMModule:
+        """The best schedule in ``log_file`` compiled for this task's target (TVM returns a
+        schedule; this returns what one builds from it): for a target this process runs
+        (x86-64 here), a kernel taking one array per tensor of ``compute_dag.tensors``; for
+        another triple (AArch64), the compiled module, whose ``export_library(path)`` links
+        the shared object for the board (``SSHRunner.run_library`` runs it there)."""
+        from ansor_py.build import build, state_of
+        from codegen.llvm import build as llvm_build
+        from ir.lower.lower import lower
 
-        return build(self.compute_dag, self.best_state(log_file), self.target)
+        state = self.best_state(log_file)
+        if self.target.is_host:
+            return build(self.compute_dag, state, self.target)
+        return llvm_build(lower(self.compute_dag, state_of(self.compute_dag, state)), self.target)
 
     def print_best(self, log_file: str | os.PathLike[str]) -> str:
         """The best schedule in ``log_file`` as a Python step script: run with ``dag`` (this

@@ -1,8 +1,9 @@
 """The documentation runs, so it cannot rot.
 
 Every script in ``docs/tutorials/`` is run as its own process with ``--size 64`` (each
-tutorial accepts ``--size`` to run small) and must exit 0 and print what it promises; the
-Python block under "## Scheduling by hand, in twenty lines" of README.md is executed with its matrices shrunk.
+tutorial accepts ``--size`` to run small; the SSH tutorial also gets a local emulated
+board) and must exit 0 and print what it promises; the Python block under "## Scheduling
+by hand, in twenty lines" of README.md is executed with its matrices shrunk.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ssh_tools import ensure_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("*.py"))
@@ -41,6 +43,11 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
         "numpy (OpenBLAS)",
         "all kernels verified against the numpy reference",
     ],
+}
+#: command lines of tutorials that need more than --size (the SSH one runs against a local
+#: sshd with AArch64 code under qemu-user: ``--local-emulated``)
+TUTORIAL_ARGS: dict[str, list[str]] = {
+    "tune_raspberry_pi_over_ssh.py": ["--local-emulated", "--size", "32", "--trials", "4"],
 }
 #: how many kernels each tutorial verifies against the numpy reference ("[verified]" lines)
 EXPECTED_VERIFIED = {"walkthrough_matmul.py": 6}
@@ -71,9 +78,12 @@ def test_the_walkthrough_is_among_the_tutorials() -> None:
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
 def test_tutorial_runs_small_and_verifies(path: Path) -> None:
-    result = run_tutorial(path, "--size", str(SMALL_SIZE))
+    args = TUTORIAL_ARGS.get(path.name, ["--size", str(SMALL_SIZE)])
+    if "--local-emulated" in args:
+        ensure_tools()  # sshd, qemu-user and the AArch64 cross toolchain, from apt
+    result = run_tutorial(path, *args)
     assert result.returncode == 0, (
-        f"{path.name} --size {SMALL_SIZE} exited with {result.returncode}\n"
+        f"{path.name} {' '.join(args)} exited with {result.returncode}\n"
         f"--- stdout (end)\n{result.stdout[-4000:]}\n--- stderr (end)\n{result.stderr[-4000:]}"
     )
     out = result.stdout
@@ -130,3 +140,37 @@ def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.startswith("Placeholder: A, B\n"), out
     assert "parallel i.0" in out and "vectorize j.1" in out, out
+
+
+@pytest.mark.slow
+def test_readme_arm_board_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's ARM board example against a private sshd with AArch64 code under
+    qemu-user: the board address becomes the local server, the matmul 16^3, 4 trials."""
+    from ansor_py.measure.ssh.local_sshd import QEMU_PREFIX, SSHServer
+
+    ensure_tools()
+    tuning = readme_block("Tuning an operator")
+    definition = tuning[: tuning.index("task = ")].replace("def matmul_add(", "def readme_arm_matmul_add(")
+    code = readme_block("Tuning for an ARM board over SSH")
+    substitutions = [
+        (
+            r'ansor\.SSHHost\.parse\("pi@raspberrypi\.local", key_filename="~/\.ssh/id_ed25519"\)',
+            "server.host()",
+        ),
+        (r"func=matmul_add, args=\(256, 256, 256,", "func=readme_arm_matmul_add, args=(16, 16, 16,"),
+        (
+            r"ansor\.SSHRunner\(\[board\]\)",
+            "ansor.SSHRunner([board], command_prefix=QEMU_PREFIX, timeout=30)",
+        ),
+        (r"num_measure_trials=200", "num_measure_trials=4"),
+    ]
+    for pattern, replacement in substitutions:
+        code, count = re.subn(pattern, replacement, code)
+        assert count == 1, f"the README ARM example changed ({pattern}); update this test"
+    monkeypatch.chdir(tmp_path)
+    with SSHServer() as server:
+        namespace = {"__name__": "readme_arm", "server": server, "QEMU_PREFIX": QEMU_PREFIX}
+        exec(compile(definition + code, "README.md, ARM board", "exec"), namespace)
+    assert len((tmp_path / "pi.json").read_text().splitlines()) == 4
+    assert "aarch64-linux-gnu" in (tmp_path / "pi.json").read_text()
+    assert (tmp_path / "matmul_add_pi.so").read_bytes()[18] == 183  # ELF e_machine: EM_AARCH64

@@ -9,8 +9,8 @@ The module holds two functions per PrimFunc:
 
 Two ways out: ``module.get_kernel()`` compiles in-process with MCJIT (host targets only), and
 ``module.export_library(path)`` writes a position-independent object for the target
-triple and links it into a shared library (``cc -shared ... -lgomp -lm`` for the host;
-pass a cross linker such as ``aarch64-linux-gnu-gcc`` for AArch64), loaded elsewhere with
+triple and links it into a shared library (``cc -shared ... -lgomp -lm`` for the host,
+a cross linker for AArch64: ``codegen.llvm.toolchain``), loaded elsewhere with
 ``load_library``.
 """
 
@@ -32,10 +32,9 @@ from codegen.llvm.emitter import FunctionEmitter
 from codegen.llvm.errors import CodegenError
 from codegen.llvm.kernel import Kernel
 from codegen.llvm.tables import I8_PTR, I32, memory_type
+from codegen.llvm.toolchain import find_linker
 from codegen.target import Target, as_target
 from ir.tir import PrimFunc
-
-DEFAULT_LIBRARIES = ("-lgomp", "-lm")
 
 
 def build(func: PrimFunc, target: str | Target = "llvm", options: BuildOptions | None = None) -> LLVMModule:
@@ -146,28 +145,27 @@ class LLVMModule:
     def export_library(
         self,
         path: str | Path,
-        linker: Sequence[str] | None = None,
-        libraries: Sequence[str] = DEFAULT_LIBRARIES,
+        linker: Sequence[str] | str | None = None,
+        libraries: Sequence[str] | None = None,
     ) -> Path:
-        """Write a shared library at ``path``: the object file linked by ``linker``
-        (default ``cc`` for the host triple; required for other triples, e.g.
-        ``["aarch64-linux-gnu-gcc"]``) with ``-shared`` and ``libraries``."""
+        """Write a shared library at ``path``: the object file linked with ``-shared``.
+
+        ``linker``: the command (``codegen.llvm.toolchain.find_linker`` picks ``cc`` for the
+        host, ``aarch64-linux-gnu-gcc`` or ``ld.lld`` for AArch64, or the environment's
+        ``ANSOR_PY_AARCH64_LINKER``); ``libraries``: what follows the object (default: libgomp
+        and libm, as the linker needs them named)."""
         path = Path(path)
-        if linker is None:
-            if not self.target.is_host:
-                raise CodegenError(
-                    f"export_library for triple {self.target.triple} needs a cross linker, "
-                    "e.g. linker=['aarch64-linux-gnu-gcc']"
-                )
-            linker = ["cc"]
+        chosen = find_linker(self.target, linker)
         with tempfile.TemporaryDirectory(prefix="ansor_py_link_") as tmp:
             obj = Path(tmp) / f"{self.entry_name}.o"
             obj.write_bytes(self.get_object())
-            command = [*linker, "-shared", "-o", str(path), str(obj), *libraries]
+            command = chosen.link_command(path, [obj])
+            if libraries is not None:
+                command = [*chosen.command, "-shared", "-o", str(path), str(obj), *libraries]
             try:
                 done = subprocess.run(command, capture_output=True, text=True, check=False)
             except FileNotFoundError:
-                raise CodegenError(f"linker {linker[0]!r} was not found on PATH") from None
+                raise CodegenError(f"linker {command[0]!r} was not found on PATH") from None
             if done.returncode != 0:
                 raise CodegenError(f"linking {path} failed ({' '.join(command)}):\n{done.stderr.strip()}")
         return path

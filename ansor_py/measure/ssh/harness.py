@@ -1,0 +1,115 @@
+"""The timing harness of ``SSHRunner``: ``harness.c``, cross-compiled here once per target.
+
+A board needs nothing but sshd (DESIGN.md), so the program that loads and times a
+candidate on the board is C compiled on this machine with the target's C compiler
+(``codegen.llvm.toolchain.find_c_compiler``: ``cc`` for the host, ``aarch64-linux-gnu-gcc``
+for AArch64). The binary is cached locally under ``~/.cache/ansor_py/harness`` and on each
+board by a digest of the source, the compiler command and the triple, so a changed
+harness or toolchain is rebuilt and uploaded again, and an unchanged one never is.
+
+``task_files`` writes what the harness reads for one task: ``args.txt`` (one line per
+kernel argument: role, dtype code, byte size, output tolerances, name, file) and the raw
+bytes of every reference input and expected output, in kernel-argument order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from codegen.llvm.toolchain import ToolchainError, find_c_compiler
+from codegen.target import Target
+
+HARNESS_SOURCE = Path(__file__).with_name("harness.c")
+#: numpy dtype name -> the harness's dtype code
+DTYPE_CODES = {
+    "float16": "f16",
+    "float32": "f32",
+    "float64": "f64",
+    "int8": "i8",
+    "int16": "i16",
+    "int32": "i32",
+    "int64": "i64",
+    "uint8": "u8",
+    "uint16": "u16",
+    "uint32": "u32",
+    "uint64": "u64",
+    "bool": "b",
+}
+
+
+@dataclass(frozen=True)
+class HarnessBinary:
+    """A compiled harness: the local file and the digest that names it on a board."""
+
+    path: Path
+    digest: str
+
+    @property
+    def remote_name(self) -> str:
+        return f"harness-{self.digest[:20]}"
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/ansor_py`` (default ``~/.cache/ansor_py``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ansor_py"
+
+
+def build_harness(target: Target, compiler: str | tuple[str, ...] | None = None) -> HarnessBinary:
+    """The harness compiled for ``target``'s triple (cached; see module docstring).
+
+    Raises ``ToolchainError`` when no C compiler for the triple is found or it fails."""
+    command = find_c_compiler(target, compiler)
+    source = HARNESS_SOURCE.read_bytes()
+    digest = hashlib.sha256(source + "\0".join([*command, target.triple]).encode()).hexdigest()
+    binary = HarnessBinary(cache_dir() / "harness" / f"harness-{digest[:20]}", digest)
+    if binary.path.exists():
+        return binary
+    binary.path.parent.mkdir(parents=True, exist_ok=True)
+    partial = binary.path.with_name(f"{binary.path.name}.{os.getpid()}.tmp")
+    compile_command = [*command, "-O2", "-o", str(partial), str(HARNESS_SOURCE), "-ldl", "-lm"]
+    try:
+        done = subprocess.run(compile_command, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise ToolchainError(f"C compiler {command[0]!r} for the SSH timing harness was not found") from None
+    if done.returncode != 0:
+        raise ToolchainError(
+            f"compiling the SSH timing harness failed ({' '.join(compile_command)}):\n{done.stderr.strip()}"
+        )
+    partial.replace(binary.path)  # atomic: concurrent builders never see half a file
+    return binary
+
+
+@dataclass(frozen=True)
+class ArgumentFile:
+    """One kernel argument as the harness reads it."""
+
+    role: str  # "in" or "out"
+    name: str
+    array: np.ndarray  # the input, or the expected output
+    rtol: float = 0.0
+    atol: float = 0.0
+
+    def line(self, file: str) -> str:
+        code = DTYPE_CODES.get(self.array.dtype.name)
+        if code is None:
+            raise ValueError(f"argument '{self.name}': dtype {self.array.dtype} has no harness code")
+        return f"{self.role} {code} {self.array.nbytes} {self.rtol!r} {self.atol!r} {self.name} {file}"
+
+
+def task_files(arguments: list[ArgumentFile]) -> dict[str, bytes]:
+    """The files of one task directory: ``args.txt`` and ``arg_<i>.bin`` per argument."""
+    files = {}
+    lines = [str(len(arguments))]
+    for position, argument in enumerate(arguments):
+        name = f"arg_{position}.bin"
+        files[name] = np.ascontiguousarray(argument.array).tobytes()
+        lines.append(argument.line(name))
+    files["args.txt"] = ("\n".join(lines) + "\n").encode()
+    return files

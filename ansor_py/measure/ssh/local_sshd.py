@@ -1,0 +1,172 @@
+"""A private OpenSSH server on 127.0.0.1: a "board" on this machine, with no setup.
+
+``SSHServer`` starts ``/usr/sbin/sshd -D`` with a throwaway host key and user key in a
+temporary directory, on a free high port, with its own config file (no system config is
+read or touched), and writes a ``known_hosts`` file holding its key; ``host()`` is the
+``SSHHost`` that logs in to it. AArch64 programs run on it under qemu-user through the
+runner's command prefix (``QEMU_PREFIX``), which checks correctness and plumbing, never ARM
+speed (about 400x slower than native). The tests, the SSH tutorial and
+``benchmarks/ssh_overhead.py`` use it; it needs ``openssh-server`` (and ``qemu-user`` for
+AArch64).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from ansor_py.measure.ssh.host import SSHHost
+
+AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
+#: the command prefix that runs AArch64 programs on an x86-64 "board" (qemu-user)
+QEMU_PREFIX = f"qemu-aarch64 -L {AARCH64_SYSROOT}"
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (sshd's sessions call setsid, so no process group
+    holds them all)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+class SSHServer:
+    """A private sshd on 127.0.0.1 (module docstring). ``start``, ``stop`` (or ``kill``:
+    the listener and every session it forked), usable as a context manager."""
+
+    def __init__(self, directory: Path | None = None):
+        self.dir = Path(directory or tempfile.mkdtemp(prefix="ansor_py_sshd_"))
+        self.user = getpass.getuser()
+        self.host_key = keygen(self.dir / "host_key")
+        self.user_key = keygen(self.dir / "user_key")
+        self.authorized_keys = self.dir / "authorized_keys"
+        self.authorized_keys.write_text(Path(f"{self.user_key}.pub").read_text())
+        self.known_hosts = self.dir / "known_hosts"
+        self.port = free_port()
+        self.log = self.dir / "sshd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._write_known_hosts()
+
+    def _write_known_hosts(self) -> None:
+        key_type, key = Path(f"{self.host_key}.pub").read_text().split()[:2]
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {key_type} {key}\n")
+
+    def config_text(self) -> str:
+        return "\n".join(
+            [
+                f"Port {self.port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {self.host_key}",
+                f"AuthorizedKeysFile {self.authorized_keys}",
+                f"PidFile {self.dir / 'sshd.pid'}",
+                "UsePAM no",
+                "StrictModes no",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PubkeyAuthentication yes",
+                "PermitRootLogin yes",
+                "MaxSessions 64",
+                "MaxStartups 64",
+                "Subsystem sftp internal-sftp",
+                "",
+            ]
+        )
+
+    def start(self) -> SSHServer:
+        config = self.dir / "sshd_config"
+        config.write_text(self.config_text())
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"sshd exited ({self.process.returncode}): {self.log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"sshd did not listen on 127.0.0.1:{self.port}: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """Kill the listener and every sshd process it forked: connections drop at once, as
+        when a board's sshd dies. The commands they ran are left to finish (their shells
+        may hold locks, e.g. pyenv's rehash lock taken in a ~/.bashrc, which a SIGKILL
+        would leave behind and every later login would wait on)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        doomed = [
+            self.process.pid,
+            *(p for p in descendants(self.process.pid) if _command_name(p).startswith("sshd")),
+        ]
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        self.kill()
+
+    def address(self) -> str:
+        return f"{self.user}@127.0.0.1:{self.port}"
+
+    def host(self, **options: object) -> SSHHost:
+        """The ``SSHHost`` for this server (user key, known_hosts); ``options`` override."""
+        fields: dict[str, object] = {
+            "key_filename": str(self.user_key),
+            "known_hosts": str(self.known_hosts),
+            "connect_timeout": 5.0,
+            **options,
+        }
+        return SSHHost.parse(self.address(), **fields)
+
+    def __enter__(self) -> SSHServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

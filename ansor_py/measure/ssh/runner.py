@@ -1,0 +1,457 @@
+"""``SSHRunner``: time candidates on boards that run nothing but sshd.
+
+TVM measures on a board through its RPC server and tracker, which the user must build and
+start there. Here (DESIGN.md, "ARM measurement needs nothing on the board but sshd") the
+builder cross-compiles each candidate on this machine and the runner, over paramiko:
+
+1. uploads the timing harness (``harness.c``, compiled for the task's triple, cached on
+   the board by content hash under ``remote_dir``) the first time it meets a board;
+2. uploads each task's reference inputs and expected outputs once per board and run
+   (``task-<n>/``, with the output tolerances of ``LocalRunner``);
+3. per candidate: copies the shared library, runs ``timeout -k 2 T PREFIX harness ...``
+   (the prefix, e.g. ``qemu-aarch64 -L /usr/aarch64-linux-gnu`` or ``taskset -c 2,3``,
+   wraps the harness), deletes the library, and turns the harness's reply into a
+   ``MeasureResult``: COSTS -> NO_ERROR, a reference mismatch -> WRONG_ANSWER, a crash
+   after loading -> RUNTIME_DEVICE, a library that does not load -> COMPILE_DEVICE, the
+   deadline -> RUN_TIMEOUT;
+4. ``close()`` removes this run's directory from every board.
+
+Boards form a pool measured concurrently, one candidate at a time per board (a board is
+timed alone, as Ansor's measurer times one program at a time). A board whose connection
+drops is reconnected once; if that fails it leaves the pool, the candidate it held goes to
+the remaining boards (``max_retries`` times), and tuning goes on. A board that left is
+tried again at the next ``run`` after ``reconnect_interval`` seconds. When no board is left,
+the candidates get UNKNOWN_ERROR records that say so: nothing is dropped from the log.
+All remote paths and arguments are quoted with ``shlex.quote``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import queue
+import shlex
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ansor_py.measure.local import ENTRY_NAME, output_tolerances
+from ansor_py.measure.ssh.harness import ArgumentFile, HarnessBinary, build_harness, task_files
+from ansor_py.measure.ssh.host import HostConnection, HostError, SSHHost
+from ansor_py.measure.ssh.remote_command import HarnessCall, harness_command, parse_reply
+from ansor_py.measure.types import ERROR_COST, BuildResult, MeasureErrorNo, MeasureInput, MeasureResult
+from codegen.llvm.toolchain import ToolchainError
+from codegen.target import Target
+
+if TYPE_CHECKING:
+    from ansor_py.search_task import SearchTask
+
+#: the default remote directory, relative to the board user's home
+DEFAULT_REMOTE_DIR = ".cache/ansor_py"
+#: seconds a remote command may take beyond its own timeout (network, process start)
+COMMAND_SLACK_S = 15.0
+
+
+class NoHostError(RuntimeError):
+    """No board of the pool could be reached."""
+
+
+@dataclass
+class _Board:
+    """One pool member: its connection and what has been uploaded to it in this run."""
+
+    host: SSHHost
+    connection: HostConnection
+    alive: bool = False
+    reason: str = ""
+    left_at: float = 0.0
+    harnesses: set[str] = field(default_factory=set)
+    tasks: set[str] = field(default_factory=set)
+    session_made: bool = False
+
+
+class SSHRunner:
+    """Measure candidates on one or more boards over SSH (module docstring).
+
+    ``hosts``: ``SSHHost`` objects or ``"user@host:port"`` strings (then
+    ``key_filename``, ``known_hosts`` and ``trust_on_first_use`` apply to them). ``number``,
+    ``repeat``, ``min_repeat_ms``, ``timeout``, ``cooldown_interval`` and
+    ``enable_cpu_cache_flush`` mean what they mean for ``LocalRunner``; ``flush_bytes`` is
+    the buffer written to flush the board's caches (default 16 MiB, above the last-level
+    cache of the boards Ansor targets). ``command_prefix`` wraps the harness on every host
+    without its own; ``compiler`` is the C compiler for the harness (default
+    ``codegen.llvm.toolchain.find_c_compiler``).
+    """
+
+    def __init__(
+        self,
+        hosts: Sequence[SSHHost | str],
+        *,
+        key_filename: str | None = None,
+        known_hosts: str | None = None,
+        trust_on_first_use: bool = False,
+        number: int = 3,
+        repeat: int = 1,
+        min_repeat_ms: float = 100,
+        timeout: float = 10,
+        cooldown_interval: float = 0.0,
+        enable_cpu_cache_flush: bool = False,
+        flush_bytes: int = 16 << 20,
+        command_prefix: str = "",
+        compiler: str | Sequence[str] | None = None,
+        remote_dir: str = DEFAULT_REMOTE_DIR,
+        max_retries: int = 2,
+        reconnect_interval: float = 60.0,
+        openmp_settle_ms: float = 100.0,
+    ):
+        if isinstance(hosts, (str, SSHHost)) or not hosts:
+            raise ValueError(
+                f"SSHRunner: hosts must be a non-empty list of SSHHost or 'user@host:port', got {hosts!r}"
+            )
+        options = {
+            "key_filename": key_filename,
+            "known_hosts": known_hosts,
+            "trust_on_first_use": trust_on_first_use,
+        }
+        parsed = [h if isinstance(h, SSHHost) else SSHHost.parse(h, **options) for h in hosts]
+        for name, value, low in (
+            ("number", number, 1),
+            ("repeat", repeat, 1),
+            ("max_retries", max_retries, 0),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"SSHRunner: {name} {value!r} must be an integer >= {low}")
+        for name, number_value in (
+            ("timeout", timeout),
+            ("min_repeat_ms", min_repeat_ms),
+            ("cooldown_interval", cooldown_interval),
+            ("flush_bytes", flush_bytes),
+        ):
+            if number_value < 0 or (name == "timeout" and number_value == 0):
+                raise ValueError(
+                    f"SSHRunner: {name} {number_value} must be {'> 0' if name == 'timeout' else '>= 0'}"
+                )
+        if enable_cpu_cache_flush:
+            number, min_repeat_ms = 1, 0
+        self.hosts = parsed
+        self.number, self.repeat, self.min_repeat_ms = number, repeat, float(min_repeat_ms)
+        self.timeout = float(timeout)
+        self.cooldown_interval = float(cooldown_interval)
+        self.enable_cpu_cache_flush = enable_cpu_cache_flush
+        self.flush_bytes = int(flush_bytes)
+        self.command_prefix = command_prefix
+        self.compiler = compiler if compiler is None or isinstance(compiler, str) else tuple(compiler)
+        self.remote_dir = remote_dir.rstrip("/")
+        self.session_dir = f"{self.remote_dir}/run-{uuid.uuid4().hex[:12]}"
+        self.max_retries = max_retries
+        self.reconnect_interval = reconnect_interval
+        self.openmp_settle_ms = openmp_settle_ms
+        self._boards = [_Board(h, HostConnection(h)) for h in parsed]
+        self._harnesses: dict[str, HarnessBinary] = {}
+        self._task_ids: dict[str, int] = {}
+        self._candidates = itertools.count()
+        self._print_lock = threading.Lock()
+
+    # pool -------------------------------------------------------------------------------------
+    @property
+    def live_hosts(self) -> list[SSHHost]:
+        return [b.host for b in self._boards if b.alive]
+
+    def connect(self, force: bool = False) -> list[SSHHost]:
+        """(Re)connect every board not in the pool (those that left less than
+        ``reconnect_interval`` ago only with ``force``); the live hosts. Each failure is
+        printed to stderr once, naming the host and the reason."""
+        for board in self._boards:
+            if board.alive:
+                continue
+            if board.left_at and not force and time.monotonic() - board.left_at < self.reconnect_interval:
+                continue
+            try:
+                board.connection.connect()
+            except HostError as error:
+                self._leave(board, str(error))
+                continue
+            board.alive, board.reason = True, ""
+        return self.live_hosts
+
+    def _leave(self, board: _Board, reason: str) -> None:
+        board.connection.close()
+        first = board.alive or not board.left_at
+        board.alive, board.reason, board.left_at = False, reason, time.monotonic()
+        board.harnesses.clear()
+        board.tasks.clear()
+        if first:
+            self._say(f"\n[SSHRunner] {board.host} left the pool: {reason}\n")
+
+    def _say(self, text: str) -> None:
+        with self._print_lock:
+            print(text, end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Remove this run's files from every reachable board and disconnect."""
+        for board in self._boards:
+            if board.alive and board.session_made:
+                with contextlib.suppress(HostError):
+                    board.connection.run(f"rm -rf {shlex.quote(self.session_dir)}", 30.0)
+            board.connection.close()
+            board.alive = False
+            board.session_made = False
+            board.harnesses.clear()
+            board.tasks.clear()
+
+    def __enter__(self) -> SSHRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # measuring --------------------------------------------------------------------------------
+    def run(
+        self, inputs: Sequence[MeasureInput], build_results: Sequence[BuildResult], verbose: int = 1
+    ) -> list[MeasureResult]:
+        """One MeasureResult per input, in order (``*`` / ``*E`` / ``*T`` per input)."""
+        if len(inputs) != len(build_results):
+            raise ValueError(f"SSHRunner.run: {len(inputs)} inputs but {len(build_results)} build results")
+        results: list[MeasureResult | None] = [None] * len(inputs)
+        todo = []
+        for index, built in enumerate(build_results):
+            if built.error_no is MeasureErrorNo.NO_ERROR:
+                todo.append(index)
+            else:
+                results[index] = MeasureResult(
+                    (ERROR_COST,), built.error_no, built.error_msg, built.time_cost, time.time()
+                )
+                _progress("*E", verbose, self._print_lock)
+        attempts = dict.fromkeys(todo, 0)
+        while todo:
+            boards = [b for b in self._boards if b.alive]
+            if not boards:
+                self.connect()
+                boards = [b for b in self._boards if b.alive]
+            if not boards:
+                reasons = "; ".join(f"{b.host}: {b.reason}" for b in self._boards)
+                for index in todo:
+                    results[index] = _error(
+                        MeasureErrorNo.UNKNOWN_ERROR,
+                        f"no SSH host left to measure on ({reasons})",
+                        build_results[index],
+                    )
+                    _progress("*E", verbose, self._print_lock)
+                break
+            lost = self._measure_pass(boards, todo, inputs, build_results, results, verbose)
+            todo = []
+            for index, reason in lost:
+                attempts[index] += 1
+                if attempts[index] > self.max_retries:
+                    results[index] = _error(
+                        MeasureErrorNo.UNKNOWN_ERROR,
+                        f"lost the SSH host while measuring, {attempts[index]} times (last: {reason})",
+                        build_results[index],
+                    )
+                    _progress("*E", verbose, self._print_lock)
+                else:
+                    todo.append(index)
+        for built in build_results:
+            if built.filename:
+                Path(built.filename).unlink(missing_ok=True)
+        return [r for r in results if r is not None]
+
+    def _measure_pass(
+        self,
+        boards: list[_Board],
+        todo: list[int],
+        inputs: Sequence[MeasureInput],
+        build_results: Sequence[BuildResult],
+        results: list[MeasureResult | None],
+        verbose: int,
+    ) -> list[tuple[int, str]]:
+        """Measure ``todo`` on ``boards`` concurrently; the (index, reason) of candidates
+        whose board was lost under them."""
+        work: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in todo:
+            work.put(index)
+        lost: list[tuple[int, str]] = []
+
+        def serve(board: _Board) -> None:
+            while board.alive:
+                try:
+                    index = work.get_nowait()
+                except queue.Empty:
+                    return
+                start = time.monotonic()
+                try:
+                    costs, error_no, message = self._measure_on(
+                        board, inputs[index], build_results[index].filename
+                    )
+                except HostError as error:
+                    if self._reconnect(board, str(error)):
+                        work.put(index)
+                    else:
+                        lost.append((index, str(error)))
+                    continue
+                all_cost = build_results[index].time_cost + time.monotonic() - start
+                results[index] = MeasureResult(costs, error_no, message, all_cost, time.time())
+                glyphs = {MeasureErrorNo.NO_ERROR: "*", MeasureErrorNo.RUN_TIMEOUT: "*T"}
+                _progress(glyphs.get(error_no, "*E"), verbose, self._print_lock)
+                if self.cooldown_interval > 0:
+                    time.sleep(self.cooldown_interval)
+
+        threads = [threading.Thread(target=serve, args=(b,), daemon=True) for b in boards]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        while not work.empty():  # every board left with work still queued
+            lost.append((work.get_nowait(), "every board left the pool"))
+        return lost
+
+    def _reconnect(self, board: _Board, reason: str) -> bool:
+        """After a lost connection: one reconnection attempt; False (board out) if it fails."""
+        board.connection.close()
+        board.harnesses.clear()
+        board.tasks.clear()
+        try:
+            board.connection.connect()
+            return True
+        except HostError as error:
+            self._leave(board, f"{reason}; reconnecting failed: {error}")
+            return False
+
+    def _measure_on(
+        self, board: _Board, inp: MeasureInput, library: str
+    ) -> tuple[tuple[float, ...], MeasureErrorNo, str]:
+        """Measure one built candidate on ``board``; HostError if the board is lost."""
+        try:
+            harness = self._harness_on(board, inp.task.target)
+        except ToolchainError as error:
+            return (ERROR_COST,), MeasureErrorNo.UNKNOWN_ERROR, str(error)
+        task_dir = self._task_on(board, inp.task)
+        name = f"cand-{next(self._candidates)}.so"
+        board.connection.write_files(self.session_dir, {name: Path(library).read_bytes()})
+        call = HarnessCall(
+            harness=f"{self.remote_dir}/{harness.remote_name}",
+            library=f"{self.session_dir}/{name}",
+            entry=ENTRY_NAME,
+            args_file=f"{task_dir}/args.txt",
+            number=self.number,
+            repeat=self.repeat,
+            min_repeat_ms=self.min_repeat_ms,
+            flush_bytes=self.flush_bytes if self.enable_cpu_cache_flush else 0,
+            settle_ms=self.openmp_settle_ms,
+            timeout=self.timeout,
+            prefix=self._prefix(board),
+        )
+        done = board.connection.run(
+            harness_command(call, remove_library=True), self.timeout + COMMAND_SLACK_S
+        )
+        return parse_reply(done, str(board.host), self.timeout)
+
+    def _prefix(self, board: _Board) -> str:
+        return board.host.command_prefix if board.host.command_prefix is not None else self.command_prefix
+
+    def _harness_on(self, board: _Board, target: Target) -> HarnessBinary:
+        key = target.triple
+        if key not in self._harnesses:
+            self._harnesses[key] = build_harness(target, self.compiler)
+        harness = self._harnesses[key]
+        if harness.digest not in board.harnesses:
+            remote = f"{self.remote_dir}/{harness.remote_name}"
+            if not board.connection.exists(remote):
+                board.connection.write_files(
+                    self.remote_dir, {harness.remote_name: harness.path.read_bytes()}, 0o755
+                )
+            board.harnesses.add(harness.digest)
+        return harness
+
+    def _task_on(self, board: _Board, task: SearchTask) -> str:
+        key = task.workload_key
+        task_id = self._task_ids.setdefault(key, len(self._task_ids))
+        directory = f"{self.session_dir}/task-{task_id}"
+        if key not in board.tasks:
+            board.connection.write_files(directory, task_files(reference_arguments(task)))
+            board.tasks.add(key)
+            board.session_made = True
+        return directory
+
+    # running a finished kernel ----------------------------------------------------------------
+    def run_library(
+        self, library: str | Path, target: Target, inputs: Sequence[np.ndarray], outputs: Sequence[np.ndarray]
+    ) -> None:
+        """Run an exported kernel library once on the first live board: ``inputs`` and then
+        ``outputs`` are its arguments, in order; the board's results are written into
+        ``outputs`` (as a kernel call does in-process). Raises NoHostError or HostError."""
+        live = [b for b in self._boards if b.alive]
+        if not live and self.connect(force=True):
+            live = [b for b in self._boards if b.alive]
+        if not live:
+            reasons = "; ".join(f"{b.host}: {b.reason}" for b in self._boards)
+            raise NoHostError(f"SSHRunner.run_library: no SSH host reachable ({reasons})")
+        board = live[0]
+        harness = self._harness_on(board, target)
+        arguments = [ArgumentFile("in", f"in{i}", np.ascontiguousarray(a)) for i, a in enumerate(inputs)]
+        arguments += [ArgumentFile("out", f"out{i}", np.ascontiguousarray(a)) for i, a in enumerate(outputs)]
+        directory = f"{self.session_dir}/call-{next(self._candidates)}"
+        files = task_files(arguments)
+        files["kernel.so"] = Path(library).read_bytes()
+        board.connection.write_files(directory, files)
+        board.session_made = True
+        call = HarnessCall(
+            harness=f"{self.remote_dir}/{harness.remote_name}",
+            library=f"{directory}/kernel.so",
+            entry=ENTRY_NAME,
+            args_file=f"{directory}/args.txt",
+            number=0,
+            repeat=0,
+            min_repeat_ms=0.0,
+            flush_bytes=0,
+            settle_ms=0.0,
+            timeout=self.timeout,
+            prefix=self._prefix(board),
+            out_dir=directory,
+        )
+        done = board.connection.run(
+            harness_command(call, remove_library=False), self.timeout + COMMAND_SLACK_S
+        )
+        _, error_no, message = parse_reply(done, str(board.host), self.timeout)
+        if error_no is not MeasureErrorNo.NO_ERROR:
+            raise HostError(f"{board.host}: running {library} failed ({error_no.name}): {message}")
+        first_output = len(inputs)
+        for position, array in enumerate(outputs):
+            data = board.connection.read_file(f"{directory}/out_{first_output + position}.bin")
+            array[...] = np.frombuffer(data, dtype=array.dtype).reshape(array.shape)
+        board.connection.run(f"rm -rf {shlex.quote(directory)}", 30.0)
+
+
+def reference_arguments(task: SearchTask) -> list[ArgumentFile]:
+    """The task's kernel arguments for the harness: reference inputs, expected outputs with
+    ``LocalRunner``'s tolerances, in ``compute_dag.tensors`` order."""
+    dag = task.compute_dag
+    inputs, outputs = task.reference()
+    arrays = dict(zip((t.name for t in dag.placeholders), inputs, strict=True))
+    arrays.update(zip((t.name for t in dag.outputs), outputs, strict=True))
+    output_names = {t.name for t in dag.outputs}
+    arguments = []
+    for tensor in dag.tensors:
+        role = "out" if tensor.name in output_names else "in"
+        rtol, atol = output_tolerances(dag, tensor.dtype) if role == "out" else (0.0, 0.0)
+        arguments.append(
+            ArgumentFile(role, tensor.name, np.ascontiguousarray(arrays[tensor.name]), rtol, atol)
+        )
+    return arguments
+
+
+def _error(error_no: MeasureErrorNo, message: str, built: BuildResult) -> MeasureResult:
+    return MeasureResult((ERROR_COST,), error_no, message, built.time_cost, time.time())
+
+
+def _progress(text: str, verbose: int, lock: threading.Lock) -> None:
+    if verbose >= 1:
+        with lock:
+            print(text, end="", flush=True)
