@@ -26,6 +26,24 @@ import llvmlite.binding as llvm
 INT32_MAX = 2**31 - 1
 
 #: options each target kind accepts (the text after "-" and before "=")
+#: cores of the usual board around an ARM core (-mcpu): Raspberry Pi 3 (A53), 4 (A72), 5
+#: (A76), Jetson Orin (A78AE: 6-12, taken as 8), Graviton2 (neoverse-n1: 64), Graviton3
+#: (neoverse-v1: 64), Graviton4 (neoverse-v2: 96)
+ARM_CORES = {
+    "cortex-a53": 4,
+    "cortex-a55": 4,
+    "cortex-a72": 4,
+    "cortex-a73": 4,
+    "cortex-a76": 4,
+    "cortex-a78": 8,
+    "cortex-a78ae": 8,
+    "neoverse-n1": 64,
+    "neoverse-v1": 64,
+    "neoverse-n2": 64,
+    "neoverse-v2": 96,
+}
+#: cores assumed for a foreign-triple board with neither -num-cores nor a known -mcpu
+DEFAULT_BOARD_CORES = 4
 _LLVM_OPTIONS = ("mtriple", "mcpu", "mattr", "num-cores")
 _CUDA_OPTIONS = ("arch", "max-threads-per-block", "max-shared-memory-per-block")
 _OPTIONS = {"llvm": _LLVM_OPTIONS, "cuda": _CUDA_OPTIONS}
@@ -173,11 +191,16 @@ class Target:
 
     @property
     def num_cores(self) -> int:
+        """-num-cores; else this machine's CPUs for the host, the usual core count of the
+        board's -mcpu (ARM_CORES) for a foreign triple, and 4 for an unknown board (pass
+        -num-cores: ``python -m ansor_py check-host`` prints the board's count)."""
         if self.given_num_cores is not None:
             return self.given_num_cores
         if self.kind == "cuda":
             return -1
-        return os.cpu_count() or 1
+        if self.is_host:
+            return os.cpu_count() or 1
+        return ARM_CORES.get(self.mcpu or "", DEFAULT_BOARD_CORES)
 
     @property
     def keys(self) -> tuple[str, ...]:

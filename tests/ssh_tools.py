@@ -2,8 +2,14 @@
 
 ``ensure_tools`` installs with apt what is missing (openssh-server, qemu-user, the AArch64
 cross GCC with its libgomp, lld) when it can (root, or sudo without a password), and
-otherwise fails with the command to run: the SSH tests never skip. ``ssh_server`` is the
-module-scoped fixture body: a private sshd on 127.0.0.1 (``ansor_py.measure.ssh.local_sshd``).
+otherwise fails with the command to run: the SSH tests never skip. The test command of
+the README (and ``.ci/run``) runs this file first (``python3 tests/ssh_tools.py``), so the
+installation shows up there rather than inside a test; the tests call it again in case
+they run alone. ``ssh_server`` is the module-scoped fixture body: a private sshd on
+127.0.0.1 (``ansor_py.measure.ssh.local_sshd``).
+
+This module imports nothing of ansor_py at load time: run as a script, ``tests/`` is first
+on sys.path, where ``tests/ansor_py`` would shadow the package.
 """
 
 from __future__ import annotations
@@ -13,8 +19,12 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ansor_py.measure.ssh.local_sshd import AARCH64_SYSROOT, SSHServer
+if TYPE_CHECKING:
+    from ansor_py.measure.ssh.local_sshd import SSHServer
+
+AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
 
 AARCH64_TARGET = "llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72 -mattr=+neon -num-cores=2"
 #: binaries the SSH tests need -> the Debian package providing each
@@ -61,9 +71,18 @@ def ensure_tools() -> None:
 
 def ssh_server() -> Iterator[SSHServer]:
     """Install what is missing, start a private sshd, stop it afterwards."""
+    from ansor_py.measure.ssh.local_sshd import SSHServer
+
     ensure_tools()
     server = SSHServer().start()
     try:
         yield server
     finally:
         server.stop()
+
+
+if __name__ == "__main__":
+    ensure_tools()
+    print(
+        "SSH test tools: sshd, qemu-aarch64, aarch64-linux-gnu-gcc, ld.lld and the arm64 libgomp are present"
+    )

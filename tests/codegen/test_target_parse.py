@@ -39,6 +39,25 @@ def test_aarch64_target_fields_and_round_trip():
 
 
 @pytest.mark.parametrize(
+    ("target", "cores"),
+    [
+        ("llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a53 -mattr=+neon", 4),
+        ("llvm -mtriple=aarch64-linux-gnu -mcpu=cortex-a72 -mattr=+neon", 4),
+        ("llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1 -mattr=+neon", 64),
+        ("llvm -mtriple=aarch64-linux-gnu -mcpu=neoverse-n1 -mattr=+neon -num-cores=16", 16),
+        ("llvm -mtriple=aarch64-linux-gnu -mattr=+neon", 4),
+    ],
+)
+def test_arm_boards_get_their_own_core_count_and_neon_width(target, cores):
+    """A foreign board's cores come from -num-cores or its -mcpu, never from this machine;
+    NEON is 16 bytes wide."""
+    t = Target.parse(target)
+    assert t.hardware_params.num_cores == cores
+    assert t.hardware_params.vector_unit_bytes == 16
+    assert t.keys == ("arm_cpu", "cpu")
+
+
+@pytest.mark.parametrize(
     ("mattr", "vector_bytes"), [("+avx2,+fma", 32), ("+avx512f,+avx2", 64), ("+sse4.2", 16)]
 )
 def test_vector_width_follows_features(mattr, vector_bytes):

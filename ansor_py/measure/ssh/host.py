@@ -114,6 +114,7 @@ class HostConnection:
         self.host = host
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._directories: set[str] = set()  # made in this connection (write_files)
 
     # connecting -------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -171,6 +172,7 @@ class HostConnection:
         return transport is not None and transport.is_active()
 
     def close(self) -> None:
+        self._directories.clear()
         if self._sftp is not None:
             with contextlib.suppress(*CONNECTION_ERRORS):
                 self._sftp.close()
@@ -242,7 +244,9 @@ class HostConnection:
         """Write ``files`` (name -> bytes) into ``directory`` (relative to the home
         directory; created), each through a temporary name and a rename."""
         try:
-            self.check(f"mkdir -p {shlex.quote(directory)}")
+            if directory not in self._directories:  # one shell round trip per directory
+                self.check(f"mkdir -p {shlex.quote(directory)}")
+                self._directories.add(directory)
             sftp = self._sftp_client()
             for name, content in files.items():
                 final = f"{directory}/{name}"
