@@ -390,19 +390,45 @@ class LocalRunner:
 
     def _write_reference(self, task: SearchTask, task_id: int) -> list[dict[str, object]]:
         """Write the reference inputs and outputs in kernel-argument order; their descriptors."""
-        dag = task.compute_dag
-        inputs, outputs = task.reference()
-        arrays = dict(zip((t.name for t in dag.placeholders), inputs, strict=True))
-        arrays.update(zip((t.name for t in dag.outputs), outputs, strict=True))
-        output_names = {t.name for t in dag.outputs}
         args: list[dict[str, object]] = []
-        for position, tensor in enumerate(dag.tensors):
+        for position, arg in enumerate(reference_arguments(task)):
             path = self._dir / f"task_{task_id}_arg_{position}.npy"
-            np.save(path, np.ascontiguousarray(arrays[tensor.name]))
-            rtol, atol = output_tolerances(dag, tensor.dtype)
-            role = "out" if tensor.name in output_names else "in"
-            args.append({"name": tensor.name, "role": role, "file": str(path), "rtol": rtol, "atol": atol})
+            np.save(path, arg.array)
+            args.append(
+                {"name": arg.name, "role": arg.role, "file": str(path), "rtol": arg.rtol, "atol": arg.atol}
+            )
         return args
+
+
+@dataclass(frozen=True)
+class KernelArgument:
+    """One argument of a candidate's checking run: ``role`` "in" (``array`` is the input)
+    or "out" (``array`` is the expected output, compared with ``rtol`` / ``atol``)."""
+
+    role: str
+    name: str
+    array: np.ndarray
+    rtol: float = 0.0
+    atol: float = 0.0
+
+
+def reference_arguments(task: SearchTask) -> list[KernelArgument]:
+    """The task's reference inputs and expected outputs in kernel-argument order
+    (``compute_dag.tensors``), outputs with ``output_tolerances``: what every runner checks
+    a candidate against."""
+    dag = task.compute_dag
+    inputs, outputs = task.reference()
+    arrays = dict(zip((t.name for t in dag.placeholders), inputs, strict=True))
+    arrays.update(zip((t.name for t in dag.outputs), outputs, strict=True))
+    output_names = {t.name for t in dag.outputs}
+    arguments = []
+    for tensor in dag.tensors:
+        array = np.ascontiguousarray(arrays[tensor.name])
+        if tensor.name in output_names:
+            arguments.append(KernelArgument("out", tensor.name, array, *output_tolerances(dag, tensor.dtype)))
+        else:
+            arguments.append(KernelArgument("in", tensor.name, array))
+    return arguments
 
 
 def _shutdown(workers: list[WorkerProcess], directory: Path) -> None:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ansor_py.measure.local import KernelArgument
 from codegen.llvm.toolchain import ToolchainError, find_c_compiler
 from codegen.target import Target
 
@@ -86,30 +88,22 @@ def build_harness(target: Target, compiler: str | tuple[str, ...] | None = None)
     return binary
 
 
-@dataclass(frozen=True)
-class ArgumentFile:
-    """One kernel argument as the harness reads it."""
-
-    role: str  # "in" or "out"
-    name: str
-    array: np.ndarray  # the input, or the expected output
-    rtol: float = 0.0
-    atol: float = 0.0
-
-    def line(self, file: str) -> str:
-        code = DTYPE_CODES.get(self.array.dtype.name)
-        if code is None:
-            raise ValueError(f"argument '{self.name}': dtype {self.array.dtype} has no harness code")
-        return f"{self.role} {code} {self.array.nbytes} {self.rtol!r} {self.atol!r} {self.name} {file}"
+def argument_line(argument: KernelArgument, file: str) -> str:
+    """The ``args.txt`` line of one argument (``harness.c``: ROLE DTYPE NBYTES RTOL ATOL NAME FILE)."""
+    code = DTYPE_CODES.get(argument.array.dtype.name)
+    if code is None:
+        raise ValueError(f"argument '{argument.name}': dtype {argument.array.dtype} has no harness code")
+    nbytes = argument.array.nbytes
+    return f"{argument.role} {code} {nbytes} {argument.rtol!r} {argument.atol!r} {argument.name} {file}"
 
 
-def task_files(arguments: list[ArgumentFile]) -> dict[str, bytes]:
+def task_files(arguments: Sequence[KernelArgument]) -> dict[str, bytes]:
     """The files of one task directory: ``args.txt`` and ``arg_<i>.bin`` per argument."""
     files = {}
     lines = [str(len(arguments))]
     for position, argument in enumerate(arguments):
         name = f"arg_{position}.bin"
         files[name] = np.ascontiguousarray(argument.array).tobytes()
-        lines.append(argument.line(name))
+        lines.append(argument_line(argument, name))
     files["args.txt"] = ("\n".join(lines) + "\n").encode()
     return files

@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ansor_py.measure.local import ENTRY_NAME, output_tolerances
-from ansor_py.measure.ssh.harness import ArgumentFile, HarnessBinary, build_harness, task_files
+from ansor_py.measure.local import ENTRY_NAME, KernelArgument, reference_arguments
+from ansor_py.measure.ssh.harness import HarnessBinary, build_harness, task_files
 from ansor_py.measure.ssh.host import HostConnection, HostError, SSHHost
 from ansor_py.measure.ssh.remote_command import HarnessCall, harness_command, parse_reply
 from ansor_py.measure.types import ERROR_COST, BuildResult, MeasureErrorNo, MeasureInput, MeasureResult
@@ -395,8 +395,10 @@ class SSHRunner:
             raise NoHostError(f"SSHRunner.run_library: no SSH host reachable ({reasons})")
         board = live[0]
         harness = self._harness_on(board, target)
-        arguments = [ArgumentFile("in", f"in{i}", np.ascontiguousarray(a)) for i, a in enumerate(inputs)]
-        arguments += [ArgumentFile("out", f"out{i}", np.ascontiguousarray(a)) for i, a in enumerate(outputs)]
+        arguments = [KernelArgument("in", f"in{i}", np.ascontiguousarray(a)) for i, a in enumerate(inputs)]
+        arguments += [
+            KernelArgument("out", f"out{i}", np.ascontiguousarray(a)) for i, a in enumerate(outputs)
+        ]
         directory = f"{self.session_dir}/call-{next(self._candidates)}"
         files = task_files(arguments)
         files["kernel.so"] = Path(library).read_bytes()
@@ -427,24 +429,6 @@ class SSHRunner:
             data = board.connection.read_file(f"{directory}/out_{first_output + position}.bin")
             array[...] = np.frombuffer(data, dtype=array.dtype).reshape(array.shape)
         board.connection.run(f"rm -rf {shlex.quote(directory)}", 30.0)
-
-
-def reference_arguments(task: SearchTask) -> list[ArgumentFile]:
-    """The task's kernel arguments for the harness: reference inputs, expected outputs with
-    ``LocalRunner``'s tolerances, in ``compute_dag.tensors`` order."""
-    dag = task.compute_dag
-    inputs, outputs = task.reference()
-    arrays = dict(zip((t.name for t in dag.placeholders), inputs, strict=True))
-    arrays.update(zip((t.name for t in dag.outputs), outputs, strict=True))
-    output_names = {t.name for t in dag.outputs}
-    arguments = []
-    for tensor in dag.tensors:
-        role = "out" if tensor.name in output_names else "in"
-        rtol, atol = output_tolerances(dag, tensor.dtype) if role == "out" else (0.0, 0.0)
-        arguments.append(
-            ArgumentFile(role, tensor.name, np.ascontiguousarray(arrays[tensor.name]), rtol, atol)
-        )
-    return arguments
 
 
 def _error(error_no: MeasureErrorNo, message: str, built: BuildResult) -> MeasureResult:
