@@ -256,8 +256,8 @@ def test_with_no_reachable_host_every_candidate_is_an_error_record(tmp_path: Pat
 
 def _slow_runner(hosts: list[SSHHost], tmp_path: Path) -> SSHRunner:
     """Each candidate takes about 0.3 s on the board (min_repeat_ms)."""
-    return SSHRunner(hosts, timeout=10, number=1, repeat=1, min_repeat_ms=300, reconnect_interval=0,
-                     remote_dir=str(tmp_path / "r"))  # fmt: skip
+    return SSHRunner(hosts, timeout=20, number=1, repeat=1, min_repeat_ms=300, reconnect_interval=0,
+                     remote_dir=str(tmp_path / "r"), command_prefix=X86_PREFIX)  # fmt: skip
 
 
 def kill_mid_round(server: SSHServer, runner: SSHRunner, delay: float) -> threading.Thread:
@@ -294,9 +294,16 @@ def test_sshd_killed_mid_round_moves_its_work_to_the_other_host(tmp_path: Path, 
         task.tune(options)
         _, results = records_of(log)  # nothing lost: one record per trial, every one measured
         assert len(results) == 16
-        assert [r.error_no for r in results] == [MeasureErrorNo.NO_ERROR] * 16
+        # a lost board's candidate would be an UNKNOWN_ERROR; a slow random program may time
+        # out when a neighbour loads the machine, which is a measurement, not a loss
+        assert all(r.error_no in (MeasureErrorNo.NO_ERROR, MeasureErrorNo.RUN_TIMEOUT) for r in results)
+        assert sum(r.ok for r in results) >= 12
         assert runner.live_hosts == [steady.host()]
         assert f"127.0.0.1:{doomed.port} left the pool" in capfd.readouterr().err
+        doomed.start()  # back at the next round, beside the board that never left
+        inputs, builds = _built_candidates(task, 4)
+        assert all(r.ok for r in runner.run(inputs, builds, verbose=0))
+        assert runner.live_hosts == [doomed.host(), steady.host()]
         runner.close()
 
 

@@ -230,6 +230,8 @@ class SSHRunner:
                 )
                 _progress("*E", verbose, self._print_lock)
         attempts = dict.fromkeys(todo, 0)
+        if todo:
+            self.connect()  # boards not yet connected, and those that left long enough ago
         while todo:
             boards = [b for b in self._boards if b.alive]
             if not boards:
