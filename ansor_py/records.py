@@ -321,6 +321,19 @@ def load_records(
     return iter(RecordReader(filename, tasks))
 
 
+def load_task_records(filename: PathLike, task: SearchTask) -> tuple[list[MeasureInput], list[MeasureResult]]:
+    """The records of ``task`` in ``filename``, in file order, as (inputs, results); none
+    when the file does not exist (a tuning run that has not started yet)."""
+    inputs: list[MeasureInput] = []
+    results: list[MeasureResult] = []
+    if Path(filename).is_file():
+        for inp, res in load_records(filename, tasks=[task]):
+            if inp.task is task:
+                inputs.append(inp)
+                results.append(res)
+    return inputs, results
+
+
 def save_records(
     filename: PathLike, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]
 ) -> None:

@@ -54,6 +54,7 @@ from ansor_py.cost_model import XGBModel
 from ansor_py.cost_model.features import FeatureCache, get_per_store_features_from_states
 from ansor_py.measure.measurer import ProgramMeasurer
 from ansor_py.measure.types import MeasureInput, MeasureResult
+from ansor_py.records import load_task_records
 from ansor_py.search import PreloadMeasuredStates, SketchPolicy
 from ansor_py.search.evolution import fewer_collections
 from ansor_py.search.init_rules import apply_init_rules, ensure_bound
@@ -86,21 +87,9 @@ class BenchmarkError(RuntimeError):
 # training records and the model
 
 
-def task_records(task: ansor.SearchTask, log: Path) -> tuple[list[MeasureInput], list[MeasureResult]]:
-    """The records of ``task`` in ``log`` (none when the file does not exist)."""
-    inputs: list[MeasureInput] = []
-    results: list[MeasureResult] = []
-    if log.is_file():
-        for inp, res in ansor.load_records(log, tasks=[task]):
-            if inp.task is task:
-                inputs.append(inp)
-                results.append(res)
-    return inputs, results
-
-
 def collect_training_records(task: ansor.SearchTask, log: Path, args: argparse.Namespace) -> None:
     """Tune ``task`` until ``log`` holds ``args.train_programs`` of its records."""
-    inputs, _ = task_records(task, log)
+    inputs, _ = load_task_records(log, task)
     remaining = args.train_programs - len(inputs)
     if remaining < 2:
         return
@@ -127,7 +116,7 @@ def collect_training_records(task: ansor.SearchTask, log: Path, args: argparse.N
 
 def trained_model(task: ansor.SearchTask, log: Path) -> XGBModel:
     """An XGBModel trained on the task's records in ``log``, past its warm-up."""
-    inputs, results = task_records(task, log)
+    inputs, results = load_task_records(log, task)
     model = XGBModel(seed=0)
     model.update(inputs, results)
     if model.bst is None or len(model.inputs) <= model.num_warmup_sample:

@@ -57,7 +57,7 @@ from numpy_peers import numpy_formulations, torch_formulation  # beside this scr
 import ansor_py as ansor
 from ansor_py.cost_model import XGBModel
 from ansor_py.measure.run_worker import compare_output
-from ansor_py.measure.types import MeasureInput, MeasureResult
+from ansor_py.records import load_task_records
 from ansor_py.search import PreloadMeasuredStates, SketchPolicy
 from ansor_py.timing import time_repeats
 from codegen.llvm import Kernel, load_library
@@ -251,21 +251,9 @@ def time_naive(
     print(f"  naive: {row.gflops(row.naive_s):.2f} GFLOP/s", flush=True)
 
 
-def task_records(task: ansor.SearchTask, log: Path) -> tuple[list[MeasureInput], list[MeasureResult]]:
-    """The records of ``task`` in ``log`` (none when the file does not exist)."""
-    inputs: list[MeasureInput] = []
-    results: list[MeasureResult] = []
-    if log.is_file():
-        for inp, res in ansor.load_records(log, tasks=[task]):
-            if inp.task is task:
-                inputs.append(inp)
-                results.append(res)
-    return inputs, results
-
-
 def tune(task: ansor.SearchTask, log: Path, row: Row, args: argparse.Namespace) -> None:
     """Tune ``task`` until ``log`` holds ``args.trials`` of its records (resuming)."""
-    inputs, results = task_records(task, log)
+    inputs, results = load_task_records(log, task)
     remaining = args.trials - len(inputs)
     if remaining < 2:  # one trial or fewer would be a cost-model-only round
         print(f"  tuning: {len(inputs)} records already in {log}, budget {args.trials}: nothing to do")
@@ -287,7 +275,7 @@ def tune(task: ansor.SearchTask, log: Path, row: Row, args: argparse.Namespace) 
     start = time.perf_counter()
     task.tune(options, search_policy=policy)
     row.tune_s = time.perf_counter() - start
-    row.trials_total = len(task_records(task, log)[0])
+    row.trials_total = len(load_task_records(log, task)[0])
     row.trials_run = row.trials_total - len(inputs)
     print(f"  tuned: {row.trials_run} programs measured in {row.tune_s:.1f} s", flush=True)
 

@@ -31,6 +31,7 @@ from ansor_py.records import (
     load_best_record,
     load_record_from_string,
     load_records,
+    load_task_records,
     save_records,
 )
 from ansor_py.search_task import SearchTask
@@ -313,6 +314,20 @@ def test_distill_keeps_the_best_per_workload(tmp_path: Path, task: SearchTask) -
     write_log(log, task, [(6, 5e-5, E.NO_ERROR)])
     distill_record_file(log, out)
     assert [res.costs[0] for _, res in load_records(out)] == [5e-5, 2e-5]
+
+
+def test_load_task_records_keeps_one_tasks_records_in_order(tmp_path: Path, task: SearchTask) -> None:
+    other = SearchTask(func="test_records_matmul", args=(16, 16, 16), target="llvm")
+    log = tmp_path / "log.json"
+    assert load_task_records(log, task) == ([], [])  # no file yet: nothing measured
+    write_log(log, task, [(2, 3e-4, E.NO_ERROR)])
+    save_records(log, [MeasureInput(other, other.compute_dag.init_state)], [result(5e-5)])
+    write_log(log, task, [(4, 1e-4, E.NO_ERROR), (3, 1e-6, E.WRONG_ANSWER)])
+    inputs, results = load_task_records(log, task)
+    assert all(inp.task is task for inp in inputs)
+    assert [r.error_no for r in results] == [E.NO_ERROR, E.NO_ERROR, E.WRONG_ANSWER]
+    assert [r.costs[0] for r in results[:2]] == [3e-4, 1e-4]
+    assert [r.costs[0] for r in load_task_records(log, other)[1]] == [5e-5]
 
 
 def test_apply_history_best(tmp_path: Path, task: SearchTask) -> None:

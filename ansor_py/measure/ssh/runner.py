@@ -190,6 +190,10 @@ class SSHRunner:
         if first:
             self._say(f"\n[SSHRunner] {board.host} left the pool: {reason}\n")
 
+    def _reasons(self) -> str:
+        """Why each board is out of the pool, for error messages."""
+        return "; ".join(f"{b.host}: {b.reason}" for b in self._boards)
+
     def _say(self, text: str) -> None:
         with self._print_lock:
             print(text, end="", file=sys.stderr, flush=True)
@@ -238,7 +242,7 @@ class SSHRunner:
                 self.connect()
                 boards = [b for b in self._boards if b.alive]
             if not boards:
-                reasons = "; ".join(f"{b.host}: {b.reason}" for b in self._boards)
+                reasons = self._reasons()
                 for index in todo:
                     results[index] = _error(
                         MeasureErrorNo.UNKNOWN_ERROR,
@@ -337,21 +341,30 @@ class SSHRunner:
         task_dir = self._task_on(board, inp.task)
         name = f"cand-{next(self._candidates)}.so"
         board.connection.write_files(self.session_dir, {name: Path(library).read_bytes()})
+        return self._run_harness(board, harness, f"{self.session_dir}/{name}", f"{task_dir}/args.txt")
+
+    def _run_harness(
+        self, board: _Board, harness: HarnessBinary, library: str, args_file: str, out_dir: str | None = None
+    ) -> tuple[tuple[float, ...], MeasureErrorNo, str]:
+        """Run the harness on ``board``: timed with this runner's options and the library
+        removed afterwards, or with ``out_dir`` once, untimed, its outputs written there."""
+        timed = out_dir is None
         call = HarnessCall(
             harness=f"{self.remote_dir}/{harness.remote_name}",
-            library=f"{self.session_dir}/{name}",
+            library=library,
             entry=ENTRY_NAME,
-            args_file=f"{task_dir}/args.txt",
-            number=self.number,
-            repeat=self.repeat,
-            min_repeat_ms=self.min_repeat_ms,
-            flush_bytes=self.flush_bytes if self.enable_cpu_cache_flush else 0,
-            settle_ms=self.openmp_settle_ms,
+            args_file=args_file,
+            number=self.number if timed else 0,
+            repeat=self.repeat if timed else 0,
+            min_repeat_ms=self.min_repeat_ms if timed else 0.0,
+            flush_bytes=self.flush_bytes if timed and self.enable_cpu_cache_flush else 0,
+            settle_ms=self.openmp_settle_ms if timed else 0.0,
             timeout=self.timeout,
             prefix=self._prefix(board),
+            out_dir=out_dir,
         )
         done = board.connection.run(
-            harness_command(call, remove_library=True), self.timeout + COMMAND_SLACK_S
+            harness_command(call, remove_library=timed), self.timeout + COMMAND_SLACK_S
         )
         return parse_reply(done, str(board.host), self.timeout)
 
@@ -389,12 +402,11 @@ class SSHRunner:
         """Run an exported kernel library once on the first live board: ``inputs`` and then
         ``outputs`` are its arguments, in order; the board's results are written into
         ``outputs`` (as a kernel call does in-process). Raises NoHostError or HostError."""
+        if not any(b.alive for b in self._boards):
+            self.connect(force=True)
         live = [b for b in self._boards if b.alive]
-        if not live and self.connect(force=True):
-            live = [b for b in self._boards if b.alive]
         if not live:
-            reasons = "; ".join(f"{b.host}: {b.reason}" for b in self._boards)
-            raise NoHostError(f"SSHRunner.run_library: no SSH host reachable ({reasons})")
+            raise NoHostError(f"SSHRunner.run_library: no SSH host reachable ({self._reasons()})")
         board = live[0]
         harness = self._harness_on(board, target)
         arguments = [KernelArgument("in", f"in{i}", np.ascontiguousarray(a)) for i, a in enumerate(inputs)]
@@ -406,24 +418,9 @@ class SSHRunner:
         files["kernel.so"] = Path(library).read_bytes()
         board.connection.write_files(directory, files)
         board.session_made = True
-        call = HarnessCall(
-            harness=f"{self.remote_dir}/{harness.remote_name}",
-            library=f"{directory}/kernel.so",
-            entry=ENTRY_NAME,
-            args_file=f"{directory}/args.txt",
-            number=0,
-            repeat=0,
-            min_repeat_ms=0.0,
-            flush_bytes=0,
-            settle_ms=0.0,
-            timeout=self.timeout,
-            prefix=self._prefix(board),
-            out_dir=directory,
+        _, error_no, message = self._run_harness(
+            board, harness, f"{directory}/kernel.so", f"{directory}/args.txt", out_dir=directory
         )
-        done = board.connection.run(
-            harness_command(call, remove_library=False), self.timeout + COMMAND_SLACK_S
-        )
-        _, error_no, message = parse_reply(done, str(board.host), self.timeout)
         if error_no is not MeasureErrorNo.NO_ERROR:
             raise HostError(f"{board.host}: running {library} failed ({error_no.name}): {message}")
         first_output = len(inputs)
