@@ -130,8 +130,8 @@ def main() -> int:
             os.environ,
             OMP_NUM_THREADS=str(threads),
             OPENBLAS_NUM_THREADS=str(threads),
-            OMP_WAIT_POLICY="PASSIVE",
         )
+        env.pop("OMP_WAIT_POLICY", None)  # default spin-then-sleep, as in tune_ops.py
         cmd = [sys.executable, __file__, "--child", str(threads), "--repeat", str(args.repeat)]
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -25,8 +25,12 @@ seeded random inputs, with the tolerance the tuner's measurements use (rtol 1e-4
 1e-4 times the output scale). Timings are medians of ``--repeat`` repeats of at least
 ``--min-repeat-ms`` each, with a pause before each so that OpenMP and OpenBLAS workers
 stop spinning. The whole run happens in a child process whose OMP_NUM_THREADS,
-OPENBLAS_NUM_THREADS (and torch.set_num_threads) equal ``--threads``, with
-OMP_WAIT_POLICY=PASSIVE. Quote the ratios: absolute numbers move +-30% on a shared machine.
+OPENBLAS_NUM_THREADS (and torch.set_num_threads) equal ``--threads``. OpenMP keeps its
+default wait policy (workers spin briefly between calls, as TVM's thread pool does):
+``OMP_WAIT_POLICY=PASSIVE`` would put them to sleep after every parallel region, and waking
+them costs about 50 us per call on this machine kind, which dominated the small kernels
+(DEP ran 117 us instead of 69 us). Quote the ratios: absolute numbers move +-30% on a
+shared machine.
 
 GFLOP/s are ``dag.flop_ct`` (the declaration's FLOPs) over the time, for every column, so
 the ratios are ratios of times. For T2D the declaration multiplies the inserted zeros too
@@ -458,8 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         OMP_NUM_THREADS=threads,
         OPENBLAS_NUM_THREADS=threads,
         MKL_NUM_THREADS=threads,
-        OMP_WAIT_POLICY="PASSIVE",
     )
+    env.pop("OMP_WAIT_POLICY", None)  # see the module docstring
     argv = list(sys.argv[1:] if argv is None else argv)
     return subprocess.run([sys.executable, __file__, *argv, "--child"], env=env, check=False).returncode
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ansor_py.cost_model.features import FeatureCache, extract_rows, feature_cache_keys
+from ansor_py.forking import can_fork, start_forked_child
 from ir.loop_state.state import LoopState
 
 if TYPE_CHECKING:
@@ -53,12 +54,6 @@ def default_workers() -> int:
     if hasattr(os, "sched_getaffinity"):  # Linux: the CPUs this process is allowed
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
-
-
-def can_fork() -> bool:
-    """Whether this process may fork workers: the platform forks, and this is not itself a
-    daemonic multiprocessing worker (those may not have children)."""
-    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
 
 
 def extract_in_workers(
@@ -154,6 +149,7 @@ def _fork(states: Sequence[LoopState], task: SearchTask, max_n_bufs: int) -> _Wo
 
 def _work(sender: Connection, states: Sequence[LoopState], task: SearchTask, max_n_bufs: int) -> None:
     """A worker's body: extract, send, exit (an exception exits it with status 1)."""
+    start_forked_child()
     sender.send(extract_rows(states, task, max_n_bufs))
     sender.close()
 

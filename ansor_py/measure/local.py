@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ansor_py.forking import start_forked_child
 from ansor_py.measure.types import ERROR_COST, BuildResult, MeasureErrorNo, MeasureInput, MeasureResult
 from ansor_py.measure.worker_process import WorkerDied, WorkerProcess, WorkerTimeout
 from codegen.llvm import build as llvm_build
@@ -126,6 +127,7 @@ def build_candidate(
 def _build_in_child(
     conn: Connection, task: SearchTask, state: LoopState, path: str, build_func: BuildFunc | None
 ) -> None:
+    start_forked_child()
     conn.send(build_candidate(task, state, path, build_func))
     conn.close()
 

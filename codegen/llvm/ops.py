@@ -184,7 +184,8 @@ def intrinsic(
 ) -> ir.Value:
     """Call a math intrinsic on scalar or vector arguments of ``dtype``. On vectors,
     exp/log/tanh/sigmoid/erf use the branch-free routines of ``vector_math`` (LLVM would
-    otherwise call libm once per lane); scalars call libm."""
+    otherwise call libm once per lane), and so do scalars of the covered dtypes (so that
+    LLVM's loop vectorizer can widen the loop around them); the rest call libm."""
     x = args[0]
     lanes = lanes_of(x)
     if fn is Intrinsic.ABS:

@@ -9,7 +9,10 @@ width (odd widths included) and on every target LLVM can legalise vectors for.
 
 Each routine is emitted once per module and vector type as an internal ``alwaysinline``
 function (``ansor.vmath.exp.v16f32``) and called from the loop body; O3 inlines it, so the
-unoptimised IR stays readable and the optimised code has no call.
+unoptimised IR stays readable and the optimised code has no call. Scalars get the same
+routine (``ansor.vmath.exp.f32``) instead of a libm call, so LLVM's loop vectorizer can
+widen a serial loop around it: an ``exp`` stage left unvectorized by the schedule still
+runs at vector speed (softmax went from a libm call per element to 16 lanes per FMA).
 
 What is covered (``supports``, from ``tables.VECTOR_MATH_DTYPES``): float32 all five;
 float64 ``exp``, ``log`` and ``sigmoid`` (``tanh``/``erf`` in float64 would need long
@@ -98,16 +101,21 @@ FORMATS: dict[str, FloatFormat] = {"float32": FLOAT32, "float64": FLOAT64}
 
 
 def supports(fn: Intrinsic, dtype: str, lanes: int) -> bool:
-    """True when ``fn`` on ``lanes`` lanes of ``dtype`` has a vector routine here (only
-    vectors: scalars keep the libm call, which is at least as accurate)."""
-    if lanes <= 1 or fn not in VECTOR_MATH_DTYPES:
+    """True when ``fn`` on ``lanes`` lanes of ``dtype`` (1 for a scalar) has a routine here.
+
+    Scalars use the same routine as vectors rather than libm: a loop whose body calls
+    ``expf`` stays scalar (LLVM cannot widen a libm call without a vector math library),
+    while the inlined straight-line routine is widened by LLVM's loop vectorizer. This is
+    what makes elementwise stages the search leaves unvectorized (softmax's ``exp``, a
+    long row the annotation does not split) run at vector speed."""
+    if lanes < 1 or fn not in VECTOR_MATH_DTYPES:
         return False
     return (VECTOR_MATH_HALF_VIA if dtype == "float16" else dtype) in VECTOR_MATH_DTYPES[fn]
 
 
 def emit(mc: ModuleContext, b: ir.IRBuilder, fn: Intrinsic, x: ir.Value, dtype: str) -> ir.Value:
-    """``fn(x)`` for a vector ``x`` of ``dtype`` (``supports`` must hold): a call of the
-    module's internal routine for this function and vector type."""
+    """``fn(x)`` for a scalar or vector ``x`` of ``dtype`` (``supports`` must hold): a call
+    of the module's internal routine for this function and type."""
     lanes = x.type.count if isinstance(x.type, ir.VectorType) else 1
     if not supports(fn, dtype, lanes):
         covered = sorted(VECTOR_MATH_DTYPES.get(fn, ()))
@@ -122,7 +130,8 @@ def emit(mc: ModuleContext, b: ir.IRBuilder, fn: Intrinsic, x: ir.Value, dtype: 
 
 
 def _routine(mc: ModuleContext, fn: Intrinsic, dtype: str, lanes: int) -> ir.Function:
-    """The internal function ``ansor.vmath.<fn>.<v{lanes}f32>``, defined on first use."""
+    """The internal function ``ansor.vmath.<fn>.<v{lanes}f32>`` (``.f32`` for a scalar),
+    defined on first use."""
     name = f"ansor.vmath.{fn.value}.{intrinsic_suffix(dtype, lanes)}"
     existing = mc.module.globals.get(name)
     if isinstance(existing, ir.Function):
@@ -142,19 +151,26 @@ def _routine(mc: ModuleContext, fn: Intrinsic, dtype: str, lanes: int) -> ir.Fun
 
 
 class _VectorBuilder:
-    """Lane-wise float and integer operations on ``<lanes x T>`` values of one format, with
-    constants splatted for the caller: the algorithms below read like the scalar maths."""
+    """Lane-wise float and integer operations on ``<lanes x T>`` values of one format (plain
+    ``T`` when ``lanes`` is 1), with constants splatted for the caller: the algorithms below
+    read like the scalar maths."""
 
     def __init__(self, mc: ModuleContext, b: ir.IRBuilder, fmt: FloatFormat, lanes: int):
         self.mc, self.b, self.fmt, self.lanes = mc, b, fmt, lanes
         self.ftype = register_type(fmt.dtype, lanes)
-        self.itype = ir.VectorType(ir.IntType(fmt.int_bits), lanes)
+        int_type = ir.IntType(fmt.int_bits)
+        self.itype = int_type if lanes == 1 else ir.VectorType(int_type, lanes)
+
+    def _splat(self, type_: ir.Type, value: float | int) -> ir.Constant:
+        if isinstance(type_, ir.VectorType):
+            return ir.Constant(type_, [ir.Constant(type_.element, value)] * self.lanes)
+        return ir.Constant(type_, value)
 
     def f(self, value: float) -> ir.Constant:
-        return ir.Constant(self.ftype, [ir.Constant(self.ftype.element, value)] * self.lanes)
+        return self._splat(self.ftype, value)
 
     def i(self, value: int) -> ir.Constant:
-        return ir.Constant(self.itype, [ir.Constant(self.itype.element, value)] * self.lanes)
+        return self._splat(self.itype, value)
 
     def call(self, name: str, *args: ir.Value) -> ir.Value:
         suffix = intrinsic_suffix(self.fmt.dtype, self.lanes)

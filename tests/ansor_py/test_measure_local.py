@@ -8,6 +8,7 @@ the same batch still measure, with plausible costs.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -289,6 +290,23 @@ def test_build_errors_are_classified(task: SearchTask, runner: LocalRunner) -> N
     assert [r.error_msg for r in results[:-1]] == messages[:-1]
     assert all(r.costs == (ERROR_COST,) for r in results[:-1])
     assert results[-1].ok
+
+
+def _build_if_heap_frozen(task: SearchTask, state: LoopState, path: str) -> None:
+    """Builds only when the worker has frozen the heap it inherited (``gc.freeze``)."""
+    if gc.get_freeze_count() == 0:
+        raise RuntimeError("the build worker collects the heap it inherited")
+    default_build_func(task, state, path)
+
+
+def test_build_workers_keep_the_collector_off_the_inherited_heap(task: SearchTask) -> None:
+    garbage_owner = [[i] for i in range(10_000)]  # a heap for the child to inherit
+    assert gc.get_freeze_count() == 0  # this process is untouched
+    (built,) = LocalBuilder(build_func=_build_if_heap_frozen).build(
+        [MeasureInput(task, tuned_states(task)[0])], verbose=0
+    )
+    assert built.error_no == MeasureErrorNo.NO_ERROR, built.error_msg
+    assert gc.get_freeze_count() == 0 and len(garbage_owner) == 10_000
 
 
 # progress and arguments -------------------------------------------------------------------

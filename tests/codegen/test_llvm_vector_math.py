@@ -13,6 +13,7 @@ Results in the subnormal range must be within one subnormal step of the exact va
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -185,10 +186,11 @@ SPECIALS_F32 = [
 ]  # fmt: skip
 
 
+@pytest.mark.parametrize("kind", [V, ForKind.SERIAL], ids=["vector", "scalar"])
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.value)
-def test_float32_special_values(fn):
+def test_float32_special_values(fn, kind):
     x = np.array(SPECIALS_F32, dtype="float32")
-    got = _apply(fn, x)
+    got = _apply(fn, x, kind=kind)
     rtol, atol = F32_TOLERANCES[fn]
     _check(fn, x, got, rtol, atol)  # NaN, inf and the boundaries
     expected_nan = np.isnan(_reference(fn, x))
@@ -245,7 +247,7 @@ def test_float64_tanh_and_erf_keep_libm_and_stay_exact():
 
 
 # ------------------------------------------------------------------------------------------
-# code shape: vectors use the routines, odd widths, scalars keep libm, float16
+# code shape: vectors and scalars use the routines, odd widths, float16
 
 
 @pytest.mark.parametrize("width", [3, 7, 16, 33])
@@ -267,16 +269,36 @@ def test_odd_vector_widths_use_the_vector_routines(width):
         _check(fn, x, got, rtol, atol)
 
 
-def test_scalar_loops_keep_libm():
-    x = np.random.default_rng(8).uniform(0.1, 3, 11).astype("float32")
+def test_scalar_loops_use_the_routines_and_llvm_widens_them():
+    """A serial loop around exp/log/... calls the scalar routine, not libm, so LLVM's loop
+    vectorizer widens the whole loop (a libm call would keep it one element at a time)."""
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0.1, 3, 1000).astype("float32")
     module = _kernel(FUNCTIONS, x.size, "float32", kind=ForKind.SERIAL)
     source = module.get_ir(optimized=False)
-    assert "ansor.vmath" not in source
-    assert "@expf(" in source or "llvm.exp.f32" in source
+    for fn in FUNCTIONS:
+        assert f"ansor.vmath.{fn.value}.f32" in source
+    optimized = module.get_ir(optimized=True)
+    assert not [name for name in LIBM_NAMES if f"@{name}(" in optimized], "a libm call survived"
+    assert re.search(r"<(4|8|16) x float>", optimized), "LLVM did not vectorize the serial loop"
     outs = [np.full_like(x, 77) for _ in FUNCTIONS]
     module(x, *outs)
     for fn, got in zip(FUNCTIONS, outs):
-        np.testing.assert_allclose(got, _reference(fn, x), rtol=2e-7, err_msg=fn.value)
+        rtol, atol = F32_TOLERANCES[fn]
+        _check(fn, x, got, rtol, atol)
+
+
+def test_float64_scalar_tanh_and_erf_keep_libm():
+    x = np.random.default_rng(11).uniform(-3, 3, 9)
+    module = _kernel([Intrinsic.TANH, Intrinsic.ERF, Intrinsic.EXP], x.size, "float64", kind=ForKind.SERIAL)
+    source = module.get_ir(optimized=False)
+    assert "ansor.vmath.tanh" not in source and "ansor.vmath.erf" not in source
+    assert "ansor.vmath.exp.f64" in source
+    tanh, erf, exp = (np.full_like(x, 77) for _ in range(3))
+    module(x, tanh, erf, exp)
+    np.testing.assert_allclose(tanh, np.tanh(x), rtol=1e-15)
+    np.testing.assert_allclose(erf, _erf(x), rtol=1e-15)
+    np.testing.assert_allclose(exp, np.exp(x), rtol=4 * F64_ULP)
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.value)
@@ -301,10 +323,11 @@ def test_emit_rejects_what_it_does_not_cover():
     vector = ir.Constant(ir.VectorType(ir.DoubleType(), 4), [ir.Constant(ir.DoubleType(), 1.0)] * 4)
     with pytest.raises(CodegenError, match=r"no vector routine for tanh on 4 lane\(s\) of float64.*float32"):
         vm.emit(mc, b, Intrinsic.TANH, vector, "float64")
-    scalar = ir.Constant(ir.FloatType(), 1.0)
-    with pytest.raises(CodegenError, match=r"no vector routine for exp on 1 lane\(s\) of float32"):
-        vm.emit(mc, b, Intrinsic.EXP, scalar, "float32")
+    scalar = ir.Constant(ir.DoubleType(), 1.0)
+    with pytest.raises(CodegenError, match=r"no vector routine for erf on 1 lane\(s\) of float64"):
+        vm.emit(mc, b, Intrinsic.ERF, scalar, "float64")
     assert vm.supports(Intrinsic.ERF, "float16", 8) and not vm.supports(Intrinsic.SIN, "float32", 8)
+    assert vm.supports(Intrinsic.EXP, "float32", 1) and not vm.supports(Intrinsic.EXP, "float32", 0)
 
 
 # ------------------------------------------------------------------------------------------
