@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 
 
 class CostModel(Protocol):
-    """Predicts how fast candidate programs are; learns from measurements."""
+    """Predicts how fast candidate programs are; learns from measurements.
+
+    Optional: a ``predicts_at_random`` attribute, true while the scores carry no
+    information (``RandomModel`` always, ``XGBModel`` during its warm-up); the search then
+    breeds fewer generations, as TVM does for ``RandomModel``."""
 
     def update(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
         """Learn from measured (input, result) pairs (the pairs of every earlier call are kept)."""

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 class RandomModel:
     """Scores drawn uniformly from [0, 1) by a Generator seeded with ``seed``; learns nothing."""
 
+    #: the scores never carry information (the search breeds fewer generations)
+    predicts_at_random = True
+
     def __init__(self, seed: int | None = None):
         self.rng = np.random.default_rng(seed)
 

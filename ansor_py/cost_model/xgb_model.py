@@ -188,6 +188,12 @@ class XGBModel:
         if self.feature_workers > 1:
             self.prefetcher.submit(task, states, self.feature_cache)
 
+    @property
+    def predicts_at_random(self) -> bool:
+        """True during warm-up: no booster yet, or not more than ``num_warmup_sample``
+        programs seen (``predict`` then returns random scores)."""
+        return self.bst is None or len(self.inputs) <= self.num_warmup_sample
+
     def predict(self, task: SearchTask, states: Sequence[LoopState | State]) -> np.ndarray:
         """One score per state, higher meaning faster: the sum of the model's statement
         predictions, uniform random numbers during warm-up, -inf for invalid states."""
@@ -195,7 +201,7 @@ class XGBModel:
         features = get_per_store_features_from_states(
             states, task, self.max_n_bufs, self.feature_cache, self.feature_workers
         )
-        if self.bst is not None and len(self.inputs) > self.num_warmup_sample:
+        if not self.predicts_at_random:
             scores = self._predict_packs(features)
         else:
             scores = self.rng.uniform(0.0, 1.0, len(states))

@@ -119,10 +119,11 @@ class SketchPolicy(SearchPolicy):
         return evolutionary_search(self, init_population, out_size, self._num_iters())
 
     def _num_iters(self) -> int:
-        from ansor_py.cost_model import RandomModel  # here: the package imports xgboost
-
+        """TVM's generations, capped at 2 while the model's scores are random: TVM caps them
+        for ``RandomModel``; here also for ``XGBModel`` in its warm-up (the first round of a
+        fresh task), where breeding on random scores buys nothing and costs about 5 s."""
         num_iters = self.params.evolutionary_search_num_iters
-        if isinstance(self.program_cost_model, RandomModel) and num_iters > 2:
+        if getattr(self.program_cost_model, "predicts_at_random", False) and num_iters > 2:
             log(self, "GA iteration number has been adjusted to 2 due to random cost model")
             return 2
         return num_iters

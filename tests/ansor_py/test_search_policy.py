@@ -56,6 +56,33 @@ def test_evolutionary_search_returns_distinct_unmeasured_programs():
     assert not measured & set(keys)
 
 
+def test_generations_are_capped_while_the_model_scores_at_random():
+    from ansor_py.cost_model import XGBModel
+    from ansor_py.measure.types import MeasureErrorNo, MeasureInput, MeasureResult
+
+    policy = small_policy(W.search_test_matmul, (16, 16, 16), seed=0, evolutionary_search_num_iters=4)
+    assert policy._num_iters() == 2  # RandomModel, as TVM
+    model = XGBModel(num_warmup_sample=4, seed=0)
+    policy.program_cost_model = model
+    assert model.predicts_at_random and policy._num_iters() == 2  # warm-up
+    states = policy.sample_initial_population()[:8]
+    rng = np.random.default_rng(0)
+    inputs = [MeasureInput(policy.search_task, s) for s in states]
+    costs = rng.uniform(1e-4, 1e-3, len(states))
+    results = [MeasureResult((float(c),), MeasureErrorNo.NO_ERROR) for c in costs]
+    model.update(inputs, results)
+    assert not model.predicts_at_random and policy._num_iters() == 4  # trained: TVM's 4
+
+    class OwnModel:  # a user's model without the attribute is taken as informative
+        def update(self, inputs, results): ...
+
+        def predict(self, task, states):
+            return np.ones(len(states))
+
+    policy.program_cost_model = OwnModel()
+    assert policy._num_iters() == 4
+
+
 def test_roulette_probabilities():
     cumulative = roulette_probabilities(np.array([1.0, -2.0, 3.0, 0.0]))
     np.testing.assert_allclose(np.diff(cumulative, prepend=0.0), [0.25, 0.0, 0.75, 0.0])
