@@ -411,10 +411,13 @@ def run_child(args: argparse.Namespace) -> int:
     torch = import_torch(args.threads)
     with tempfile.TemporaryDirectory(prefix="tune_ops_") as work_dir:
         args.work_dir = Path(work_dir)  # the kernels' shared libraries
-        rows = [run_op(op, args, torch) for op in args.ops]
+        rows = []
+        for op in args.ops:
+            rows.append(run_op(op, args, torch))
+            summary = save_summary(rows[-1:], args)  # each operator as it ends: runs are long
     print()
     print(format_table(rows, args.threads))
-    print(f"\nsummary: {save_summary(rows, args)}")
+    print(f"\nsummary: {summary}")
     return 1 if any(r.errors for r in rows) else 0
 
 

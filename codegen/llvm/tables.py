@@ -139,8 +139,9 @@ LIBM_FUNCTIONS: dict[Intrinsic, dict[str, str]] = {
 #: the libm function used for float16 (computed in float32, then rounded back)
 LIBM_HALF_VIA = "float32"
 
-#: intrinsics computed on vectors by ``vector_math.py`` (not lane by lane through libm), and
-#: the dtypes each covers; float16 vectors are computed in ``VECTOR_MATH_HALF_VIA``
+#: intrinsics computed by ``vector_math.py``'s branch-free routines (on vectors and scalars,
+#: never through libm), and the dtypes each covers; float16 is computed in
+#: ``VECTOR_MATH_HALF_VIA``
 VECTOR_MATH_DTYPES: dict[Intrinsic, frozenset[str]] = {
     Intrinsic.EXP: frozenset({"float32", "float64"}),
     Intrinsic.LOG: frozenset({"float32", "float64"}),

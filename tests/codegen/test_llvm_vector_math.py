@@ -301,14 +301,16 @@ def test_float64_scalar_tanh_and_erf_keep_libm():
     np.testing.assert_allclose(exp, np.exp(x), rtol=4 * F64_ULP)
 
 
+@pytest.mark.parametrize("kind", [V, ForKind.SERIAL], ids=["vector", "scalar"])
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.value)
-def test_float16_vectors_compute_in_float32(fn):
+def test_float16_computes_in_float32(fn, kind):
     rng = np.random.default_rng(9)
     low = 0.01 if fn is Intrinsic.LOG else -6.0
     x = rng.uniform(low, 6.0, 45).astype("float16")
     x[:3] = [0.0, math.inf, math.nan] if fn is not Intrinsic.LOG else [0.0, math.inf, 1.0]
-    module = _kernel([fn], x.size, "float16", width=8)
-    assert f"ansor.vmath.{fn.value}.v8f32" in module.get_ir(optimized=False)
+    module = _kernel([fn], x.size, "float16", kind=kind, width=8)
+    routine = "v8f32" if kind is V else "f32"
+    assert f"ansor.vmath.{fn.value}.{routine}" in module.get_ir(optimized=False)
     got = np.full_like(x, 77)
     module(x, got)
     expected = _reference(fn, x.astype("float32")).astype("float16")
