@@ -119,7 +119,7 @@ def trained_model(task: ansor.SearchTask, log: Path) -> XGBModel:
     inputs, results = load_task_records(log, task)
     model = XGBModel(seed=0)
     model.update(inputs, results)
-    if model.bst is None or len(model.inputs) <= model.num_warmup_sample:
+    if model.predicts_at_random:
         raise BenchmarkError(
             f"training log {log} holds {len(inputs)} records of the task; the cost model needs more "
             f"than {model.num_warmup_sample} (raise --train-programs)"

@@ -121,7 +121,7 @@ class SketchPolicy(SearchPolicy):
     def _num_iters(self) -> int:
         """TVM's generations, capped at 2 while the model's scores are random: TVM caps them
         for ``RandomModel``; here also for ``XGBModel`` in its warm-up (the first round of a
-        fresh task), where breeding on random scores buys nothing and costs about 5 s."""
+        fresh task), where breeding on random scores buys nothing and costs two generations."""
         num_iters = self.params.evolutionary_search_num_iters
         if getattr(self.program_cost_model, "predicts_at_random", False) and num_iters > 2:
             log(self, "GA iteration number has been adjusted to 2 due to random cost model")
