@@ -361,21 +361,45 @@ class RecordToFile(MeasureCallback):
 # best records
 
 
-def _best_raw(
-    records: Iterable[RawRecord], workload_key: str | None, target: Target | None
-) -> RawRecord | None:
+def _best_raws(
+    records: Iterable[RawRecord], k: int, workload_key: str | None, target: Target | None
+) -> list[RawRecord]:
+    """The ``k`` error-free records of smallest mean cost, one per program (step list)."""
     key = None if workload_key is None else normalize_key(workload_key)
-    best: RawRecord | None = None
-    for raw in records:
-        if raw.result.error_no is not MeasureErrorNo.NO_ERROR:
-            continue
-        if key is not None and normalize_key(raw.workload_key) != key:
-            continue
-        if target is not None and raw.target_class != target_class(target):
-            continue
-        if best is None or raw.result.mean_cost < best.result.mean_cost:
-            best = raw
-    return best
+    candidates = [
+        raw
+        for raw in records
+        if raw.result.error_no is MeasureErrorNo.NO_ERROR
+        and (key is None or normalize_key(raw.workload_key) == key)
+        and (target is None or raw.target_class == target_class(target))
+    ]
+    candidates.sort(key=lambda raw: raw.result.mean_cost)  # stable: the first line wins ties
+    best: dict[tuple[Step, ...], RawRecord] = {}
+    for raw in candidates:
+        if len(best) == k:
+            break
+        best.setdefault(raw.steps, raw)
+    return list(best.values())
+
+
+def load_best_records(
+    filename: PathLike,
+    k: int,
+    workload_key: str | None = None,
+    target: str | Target | None = None,
+    tasks: Iterable[SearchTask] = (),
+) -> list[tuple[MeasureInput, MeasureResult]]:
+    """The ``k`` error-free records with the smallest mean costs, fastest first, one per
+    distinct program, filtered as ``load_best_record`` filters.
+
+    A record's cost is one noisy sample (TVM's runner: ``repeat=1``), so the single best of
+    a thousand is partly luck; re-timing these few and keeping the fastest is the cheap
+    remedy (``benchmarks/tune_ops.py`` does)."""
+    if k < 1:
+        raise ValueError(f"load_best_records: k {k} must be >= 1")
+    parsed = None if target is None else as_target(target)
+    binder = _TaskBinder(tasks)
+    return [binder.bind(raw) for raw in _best_raws(_record_lines(filename), k, workload_key, parsed)]
 
 
 def load_best_record(
@@ -386,11 +410,8 @@ def load_best_record(
 ) -> tuple[MeasureInput | None, MeasureResult | None]:
     """The error-free record with the smallest mean cost, among those of ``workload_key``
     and of ``target``'s class (kind and architecture) when given; (None, None) if none."""
-    parsed = None if target is None else as_target(target)
-    best = _best_raw(_record_lines(filename), workload_key, parsed)
-    if best is None:
-        return None, None
-    return _TaskBinder(tasks).bind(best)
+    best = load_best_records(filename, 1, workload_key, target, tasks)
+    return best[0] if best else (None, None)
 
 
 def distill_record_file(in_file: PathLike, out_file: PathLike) -> None:

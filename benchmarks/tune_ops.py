@@ -11,8 +11,11 @@ auto-scheduler tutorial's subgraph) and a softmax. For each operator, one config
    programs in all: a log already holding this task's records is resumed (its programs
    preloaded with ``PreloadMeasuredStates``, never re-measured, and the cost model trained
    on them first), so a second run with the same budget only re-times;
-3. the best record's program (``task.best_state``, what ``task.apply_best`` builds) is
-   compiled, checked and re-timed;
+3. the ``--top-k`` best records' programs (``ansor.load_best_records``; the first is what
+   ``task.apply_best`` builds) are compiled, checked and timed once each, and the fastest
+   is timed again for the table: a record's cost is one noisy 100 ms sample, so the best of
+   a thousand is partly luck (GMM's best record, 222 GFLOP/s to the tuner, re-timed at
+   161-183 while its fourth re-timed at 206-208);
 4. the numpy formulations of ``benchmarks/numpy_peers.py`` (the fastest one is quoted) and,
    when ``import torch`` works, PyTorch's CPU operator are checked and timed on the same
    inputs.
@@ -220,6 +223,8 @@ class Row:
     tuned_s: float | None = None
     #: the best record's mean cost, as the tuner measured it
     tuner_s: float | None = None
+    #: the table's program: its rank (1 = best) among the records by the tuner's cost
+    tuned_rank: int = 0
     naive_s: float | None = None
     naive_note: str = ""
     numpy_s: float | None = None
@@ -312,6 +317,35 @@ def time_peers(
     print(f"  torch {peer.label}: {row.gflops(row.torch_s):.2f} GFLOP/s", flush=True)
 
 
+def pick_fastest(
+    dag: ansor.ComputeDAG,
+    states: Sequence[LoopState],
+    arrays: list[np.ndarray],
+    expected: np.ndarray,
+    row: Row,
+    args: argparse.Namespace,
+) -> PackedCall:
+    """Compile, check and time each of ``states`` once; the fastest correct one's call (its
+    1-based rank goes to ``row.tuned_rank``). The caller times it afresh, so the table does
+    not quote the lucky sample that won this pick."""
+    timed: list[tuple[float, int, PackedCall]] = []
+    for rank, state in enumerate(states, start=1):
+        call = compile_packed(dag, state, f"{row.op}_tuned_{rank}", args.work_dir, arrays)
+        arrays[-1].fill(np.nan)
+        call()
+        errors: list[str] = []
+        check(f"{row.op} record {rank}", arrays[-1], expected, errors)
+        row.errors.extend(errors)
+        if not errors:
+            timed.append((time_call(call, args), rank, call))
+    if not timed:
+        raise BenchmarkError(f"{row.op}: none of the best {len(states)} records computes the right result")
+    speeds = ", ".join(f"{row.gflops(seconds):.1f}" for seconds, _, _ in timed)
+    print(f"  best records re-timed: {speeds} GFLOP/s", flush=True)
+    _, row.tuned_rank, call = min(timed, key=lambda entry: entry[0])
+    return call
+
+
 def run_op(op: str, args: argparse.Namespace, torch: ModuleType | None) -> Row:
     """Naive, tuned, numpy and torch timings of one operator (see the module docstring)."""
     index, config = resolve_config(op, args.config_index)
@@ -324,22 +358,19 @@ def run_op(op: str, args: argparse.Namespace, torch: ModuleType | None) -> Row:
     time_naive(dag, arrays, expected, row, args)
     log = args.log_dir / f"{op}_{index}.json"
     tune(task, log, row, args)
-    best, best_result = (None, None)
+    top = []
     if log.is_file():
-        best, best_result = ansor.load_best_record(log, task.workload_key, task.target, tasks=[task])
-    if best is None or best_result is None:
+        top = ansor.load_best_records(log, args.top_k, task.workload_key, task.target, tasks=[task])
+    if not top:
         row.errors.append(f"{op} tuned kernel: no valid record in {log}")
         print(f"  no valid record in {log}", flush=True)
     else:
-        row.tuner_s = best_result.mean_cost
-        call = compile_packed(dag, task.best_state(log), f"{op}_tuned", args.work_dir, arrays)
-        arrays[-1].fill(np.nan)
-        call()
-        check(f"{op} tuned kernel", arrays[-1], expected, row.errors)
+        call = pick_fastest(dag, [inp.state for inp, _ in top], arrays, expected, row, args)
+        row.tuner_s = top[row.tuned_rank - 1][1].mean_cost
         row.tuned_s = time_call(call, args)
         print(
-            f"  tuned kernel: {row.gflops(row.tuned_s):.2f} GFLOP/s "
-            f"(the tuner measured {row.gflops(row.tuner_s):.2f})",
+            f"  tuned kernel: {row.gflops(row.tuned_s):.2f} GFLOP/s, record {row.tuned_rank} of the "
+            f"best {len(top)} (the tuner measured it at {row.gflops(row.tuner_s):.2f})",
             flush=True,
         )
     time_peers(row, inputs, expected, args, torch)
@@ -361,9 +392,13 @@ def format_table(rows: Sequence[Row], threads: int) -> str:
 
     header = (
         f"{'op':<8} {'config':<24} {'GFLOP/s':>8} {'naive':>7} {'vs naive':>9} {'numpy':>7} "
-        f"{'vs numpy':>9} {'torch':>7} {'vs torch':>9} {'tune s':>7} {'trials':>12}"
+        f"{'vs numpy':>9} {'torch':>7} {'vs torch':>9} {'tune s':>7} {'trials':>12} {'record':>6}"
     )
-    lines = [f"ansor-py single operators, {threads} thread(s); GFLOP/s, ratios = our speed / theirs", header]
+    lines = [
+        f"ansor-py single operators, {threads} thread(s); GFLOP/s, ratios = our speed / theirs; "
+        "record: the rank of the quoted program among the best records by the tuner's cost",
+        header,
+    ]
     lines.append("-" * len(header))
     for r in rows:
         config = f"{r.index}:" + ",".join(str(c) for c in r.config)
@@ -373,7 +408,7 @@ def format_table(rows: Sequence[Row], threads: int) -> str:
             f"{r.op:<8} {config:<24} {num(r.gflops(r.tuned_s)):>8} {naive:>7} "
             f"{ratio(r.tuned_s, r.naive_s):>9} {num(r.gflops(r.numpy_s)):>7} "
             f"{ratio(r.tuned_s, r.numpy_s):>9} {num(r.gflops(r.torch_s)):>7} "
-            f"{ratio(r.tuned_s, r.torch_s):>9} {r.tune_s:>7.0f} {trials:>12}"
+            f"{ratio(r.tuned_s, r.torch_s):>9} {r.tune_s:>7.0f} {trials:>12} {r.tuned_rank or '-':>6}"
         )
     lines.append("")
     for r in rows:
@@ -436,6 +471,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="paper configuration 0..3 for every op (default: per op)",
     )
     parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR, help="tuning logs, one per op")
+    parser.add_argument("--top-k", type=int, default=5, help="best records re-timed; the fastest is quoted")
     parser.add_argument("--repeat", type=int, default=7, help="timing repeats (median quoted)")
     parser.add_argument("--min-repeat-ms", type=float, default=100.0, help="least time of one repeat")
     parser.add_argument("--threads", type=int, default=2, help="threads for ours, OpenBLAS and torch")
@@ -444,9 +480,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--verbose", type=int, choices=[0, 1], default=0, help="tuning progress")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("trials", "repeat", "threads"):
+    for name in ("trials", "repeat", "threads", "top_k"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name} {getattr(args, name)} must be at least 1")
+            parser.error(f"--{name.replace('_', '-')} {getattr(args, name)} must be at least 1")
     try:
         for op in args.ops:
             resolve_config(op, args.config_index)

@@ -118,7 +118,7 @@ def test_bad_names_and_indices_are_named_in_errors() -> None:
 def test_table_reports_speeds_and_ratios() -> None:
     row = tune_ops.Row("GMM", 3, (1024, 1024, 1024), flop=2e9, tuned_s=0.02, naive_s=4.0)
     row.numpy_s, row.numpy_label = 0.025, "a @ b"
-    row.tune_s, row.trials_run, row.trials_total = 123.4, 64, 1000
+    row.tune_s, row.trials_run, row.trials_total, row.tuned_rank = 123.4, 64, 1000, 2
     skipped = tune_ops.Row("C3D", 2, (16, 14, 14, 256, 256, 3, 1, 1), flop=1.1e10, tuned_s=0.5)
     skipped.naive_note = "skipped (est. 44 s/run)"
     table = tune_ops.format_table([row, skipped], threads=2)
@@ -128,7 +128,27 @@ def test_table_reports_speeds_and_ratios() -> None:
     assert fields[2:6] == ["100.0", "0.50", "200.00x", "80.0"]
     assert fields[6] == "1.25x"  # our speed / numpy's: 0.025 s / 0.02 s
     assert fields[7:9] == ["-", "-"]  # no torch
-    assert fields[9:] == ["123", "1000", "(+64)"]
+    assert fields[9:] == ["123", "1000", "(+64)", "2"]
     c3d = next(line for line in table.splitlines() if line.startswith("C3D "))
-    assert c3d.split()[2:5] == ["22.0", "skip", "-"]
+    assert c3d.split()[2:5] == ["22.0", "skip", "-"] and c3d.split()[-1] == "-"
     assert "naive skipped (est. 44 s/run)" in table
+
+
+def test_pick_fastest_checks_and_times_each_record(tmp_path: Path) -> None:
+    dag = ComputeDAG(tune_ops.workload_tensors("GMM", (48, 48, 48)))
+    tiled = dag.get_init_state()
+    io, _ = tiled.split("C", "i", [8])
+    tiled.parallel("C", io)
+    states = [dag.init_state, tiled.loop_state]
+    inputs = random_inputs(dag, seed=3)
+    (expected,) = evaluate(dag, inputs)
+    arrays = [*inputs, np.empty_like(expected)]
+    row = tune_ops.Row("GMM", 0, (48, 48, 48), flop=dag.flop_ct)
+    args = tune_ops.parse_args(["--repeat", "2", "--min-repeat-ms", "1"])
+    args.work_dir = tmp_path
+    call = tune_ops.pick_fastest(dag, states, arrays, expected, row, args)
+    assert row.tuned_rank in (1, 2) and row.errors == []
+    arrays[-1].fill(np.nan)
+    call()
+    a, b = inputs
+    np.testing.assert_allclose(arrays[-1], a @ b, rtol=1e-4, atol=1e-4 * np.abs(expected).max())

@@ -29,6 +29,7 @@ from ansor_py.records import (
     dump_record_to_string,
     is_complete,
     load_best_record,
+    load_best_records,
     load_record_from_string,
     load_records,
     load_task_records,
@@ -261,6 +262,32 @@ def test_load_best_record(tmp_path: Path, task: SearchTask) -> None:
     assert inp is not None and inp.task.workload_key == other.workload_key
     assert load_best_record(log, task.workload_key, "cuda") == (None, None)
     assert load_best_record(log, json.dumps(["test_records_matmul", 1, 1, 1])) == (None, None)
+
+
+def test_load_best_records_ranks_distinct_programs(tmp_path: Path, task: SearchTask) -> None:
+    log = tmp_path / "log.json"
+    write_log(
+        log,
+        task,
+        [
+            (2, 3e-4, E.NO_ERROR),
+            (3, 1e-6, E.WRONG_ANSWER),
+            (4, 1e-4, E.NO_ERROR),
+            (4, 1.5e-4, E.NO_ERROR),  # the same program measured again, slower: not a second entry
+            (6, 2e-4, E.NO_ERROR),
+        ],
+    )
+    top = load_best_records(log, 3, task.workload_key, "llvm", tasks=[task])
+    assert [res.costs[0] for _, res in top] == pytest.approx([1e-4, 2e-4, 3e-4])
+    assert [inp.state.transform_steps for inp, _ in top] == [
+        schedule(task, factor).transform_steps for factor in (4, 6, 2)
+    ]
+    assert all(inp.task is task for inp, _ in top)
+    assert len(load_best_records(log, 10, task.workload_key)) == 3  # fewer programs than k
+    assert load_best_records(log, 1, task.workload_key)[0][1] == load_best_record(log, task.workload_key)[1]
+    assert load_best_records(log, 2, task.workload_key, "cuda") == []
+    with pytest.raises(ValueError, match="load_best_records: k 0 must be >= 1"):
+        load_best_records(log, 0)
 
 
 def test_apply_best_gives_a_kernel_matching_numpy(tmp_path: Path, task: SearchTask) -> None:
