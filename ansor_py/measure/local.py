@@ -254,6 +254,10 @@ class LocalBuilder:
         return BuildResult(filename, error_no, message, elapsed)
 
 
+#: seconds any candidate may run before ``LocalRunner.slowdown_limit`` can give it up
+HOPELESS_FLOOR_S = 2.0
+
+
 class LocalRunner:
     """Time built candidates in a warm child process, checking each against the reference.
 
@@ -264,6 +268,13 @@ class LocalRunner:
     the last-level cache before each repeat and forces ``number=1, min_repeat_ms=0`` (as
     TVM). ``cooldown_interval`` seconds are slept after each candidate. Each library is
     deleted once measured. ``close()`` (or ``with``) stops the child.
+
+    A candidate is also given up (``RUN_TIMEOUT``) once it has run ``HOPELESS_FLOOR_S``
+    seconds plus what ``slowdown_limit`` times the task's fastest program so far would take
+    (its checking call and its repeats, each repeat at least ``min_repeat_ms``): a program
+    a hundred times slower than one already measured teaches the search nothing more by
+    finishing, and waiting out ``timeout`` for it cost C2D's first round 10-13 s of its
+    55 s on this machine kind. ``None`` waits the whole ``timeout``, as TVM does.
     """
 
     def __init__(
@@ -274,7 +285,10 @@ class LocalRunner:
         min_repeat_ms: float = 100,
         cooldown_interval: float = 0.0,
         enable_cpu_cache_flush: bool = False,
+        slowdown_limit: float | None = 100.0,
     ):
+        if slowdown_limit is not None and slowdown_limit < 1:
+            raise ValueError(f"LocalRunner: slowdown_limit {slowdown_limit} must be >= 1 (or None)")
         for name, value, low in (("timeout", timeout, 0), ("number", number, 1), ("repeat", repeat, 1)):
             if value < low or (name == "timeout" and value == 0):
                 raise ValueError(f"LocalRunner: {name} {value} must be {'> 0' if low == 0 else '>= 1'}")
@@ -289,6 +303,9 @@ class LocalRunner:
         self.min_repeat_ms = float(min_repeat_ms)
         self.cooldown_interval = float(cooldown_interval)
         self.enable_cpu_cache_flush = enable_cpu_cache_flush
+        self.slowdown_limit = slowdown_limit
+        #: the smallest mean cost measured per workload key
+        self._fastest: dict[str, float] = {}
         self._dir = Path(tempfile.mkdtemp(prefix="ansor_py_run_"))
         self._tasks: dict[str, tuple[int, list[dict[str, object]]]] = {}
         self._workers: list[WorkerProcess] = []  # at most one, in a list the finalizer shares
@@ -335,6 +352,9 @@ class LocalRunner:
             start = time.monotonic()
             if built.error_no is MeasureErrorNo.NO_ERROR:
                 costs, error_no, message = self._run_one(inp, built.filename)
+                if error_no is MeasureErrorNo.NO_ERROR:
+                    key = inp.task.workload_key
+                    self._fastest[key] = min(self._fastest.get(key, math.inf), float(np.mean(costs)))
                 if os.path.exists(built.filename):
                     os.unlink(built.filename)
                 if self.cooldown_interval > 0:
@@ -365,10 +385,11 @@ class LocalRunner:
             "min_repeat_ms": self.min_repeat_ms,
             "flush_bytes": _flush_bytes() if self.enable_cpu_cache_flush else 0,
         }
+        limit, why = self.time_limit(inp.task.workload_key)
         try:
-            reply, _ = worker.request(request, self.timeout)
+            reply, _ = worker.request(request, limit)
         except WorkerTimeout:
-            return failed, MeasureErrorNo.RUN_TIMEOUT, f"running took longer than {self.timeout:g} s"
+            return failed, MeasureErrorNo.RUN_TIMEOUT, f"running took longer than {limit:g} s{why}"
         except WorkerDied as died:
             if "loaded" in died.phases:
                 return failed, MeasureErrorNo.RUNTIME_DEVICE, f"the kernel crashed: {died}"
@@ -376,6 +397,18 @@ class LocalRunner:
         if reply.get("status") == "ok":
             return tuple(float(c) for c in reply["costs"]), MeasureErrorNo.NO_ERROR, ""
         return failed, MeasureErrorNo[reply["error"]], str(reply["msg"])
+
+    def time_limit(self, workload_key: str) -> tuple[float, str]:
+        """Seconds a candidate of ``workload_key`` may run, and why when under ``timeout``."""
+        fastest = self._fastest.get(workload_key)
+        if self.slowdown_limit is None or fastest is None:
+            return self.timeout, ""
+        calls = 1 + self.repeat * self.number  # the checking call, then the repeats
+        repeats_s = self.repeat * self.min_repeat_ms / 1e3  # each repeat lasts at least this
+        limit = HOPELESS_FLOOR_S + self.slowdown_limit * fastest * calls + repeats_s
+        if limit >= self.timeout:
+            return self.timeout, ""
+        return limit, f" ({self.slowdown_limit:g}x the task's fastest program so far, {fastest * 1e3:.3g} ms)"
 
     def _load_task(self, worker: WorkerProcess, task: SearchTask) -> int:
         """Ship the task's reference to the child once (``.npy`` files written once)."""

@@ -26,6 +26,7 @@ from ansor_py.measure import (
     MeasureInput,
     default_build_func,
 )
+from ansor_py.measure.local import HOPELESS_FLOOR_S
 from ansor_py.search_task import SearchTask
 from ansor_py.workload_registry import register_workload
 from ir.loop_state.state import LoopState
@@ -227,6 +228,28 @@ def test_runtime_errors_cost_one_record_each(task: SearchTask) -> None:
         else:
             assert res.costs == (ERROR_COST,)
     assert elapsed < 15
+
+
+def test_a_hopeless_candidate_is_given_up_long_before_the_timeout(task: SearchTask) -> None:
+    good, hang = MeasureInput(task, tuned_states(task)[0]), MeasureInput(task, split_state(task, 3))
+    builder = LocalBuilder(build_func=c_build_func)
+    built = builder.build([good, hang], verbose=0)
+    with LocalRunner(timeout=60, number=1, min_repeat_ms=0) as runner:
+        assert runner.time_limit(task.workload_key) == (60.0, "")  # nothing measured yet
+        start = time.monotonic()
+        results = runner.run([good, hang], built, verbose=0)
+        elapsed = time.monotonic() - start
+        limit, why = runner.time_limit(task.workload_key)
+    assert [r.error_no for r in results] == [MeasureErrorNo.NO_ERROR, MeasureErrorNo.RUN_TIMEOUT]
+    assert HOPELESS_FLOOR_S < limit < HOPELESS_FLOOR_S + 1 and elapsed < 15
+    assert "100x the task's fastest program so far" in why and why in results[1].error_msg
+    with LocalRunner(timeout=3, number=1, min_repeat_ms=0, slowdown_limit=None) as patient:
+        start = time.monotonic()
+        results = patient.run([good, hang], builder.build([good, hang], verbose=0), verbose=0)
+        assert time.monotonic() - start >= 3 and patient.time_limit(task.workload_key) == (3.0, "")
+    assert results[1].error_msg == "running took longer than 3 s"
+    with pytest.raises(ValueError, match=r"LocalRunner: slowdown_limit 0\.5 must be >= 1"):
+        LocalRunner(slowdown_limit=0.5)
 
 
 def test_runner_child_stays_warm_until_a_crash(task: SearchTask) -> None:
