@@ -221,7 +221,7 @@ class Row:
     config: tuple[int, ...]
     flop: float
     tuned_s: float | None = None
-    #: the best record's mean cost, as the tuner measured it
+    #: the quoted program's mean cost, as the tuner measured it
     tuner_s: float | None = None
     #: the table's program: its rank (1 = best) among the records by the tuner's cost
     tuned_rank: int = 0
@@ -324,22 +324,22 @@ def pick_fastest(
     expected: np.ndarray,
     row: Row,
     args: argparse.Namespace,
-) -> PackedCall:
+) -> PackedCall | None:
     """Compile, check and time each of ``states`` once; the fastest correct one's call (its
-    1-based rank goes to ``row.tuned_rank``). The caller times it afresh, so the table does
-    not quote the lucky sample that won this pick."""
+    1-based rank goes to ``row.tuned_rank``), None when none is correct (the mismatches are
+    in ``row.errors``). The caller times it afresh, so the table does not quote the lucky
+    sample that won this pick."""
     timed: list[tuple[float, int, PackedCall]] = []
     for rank, state in enumerate(states, start=1):
         call = compile_packed(dag, state, f"{row.op}_tuned_{rank}", args.work_dir, arrays)
         arrays[-1].fill(np.nan)
         call()
-        errors: list[str] = []
-        check(f"{row.op} record {rank}", arrays[-1], expected, errors)
-        row.errors.extend(errors)
-        if not errors:
+        errors_before = len(row.errors)
+        check(f"{row.op} record {rank}", arrays[-1], expected, row.errors)
+        if len(row.errors) == errors_before:
             timed.append((time_call(call, args), rank, call))
     if not timed:
-        raise BenchmarkError(f"{row.op}: none of the best {len(states)} records computes the right result")
+        return None
     speeds = ", ".join(f"{row.gflops(seconds):.1f}" for seconds, _, _ in timed)
     print(f"  best records re-timed: {speeds} GFLOP/s", flush=True)
     _, row.tuned_rank, call = min(timed, key=lambda entry: entry[0])
@@ -364,8 +364,9 @@ def run_op(op: str, args: argparse.Namespace, torch: ModuleType | None) -> Row:
     if not top:
         row.errors.append(f"{op} tuned kernel: no valid record in {log}")
         print(f"  no valid record in {log}", flush=True)
+    elif (call := pick_fastest(dag, [inp.state for inp, _ in top], arrays, expected, row, args)) is None:
+        print(f"  none of the best {len(top)} records computes the right result", flush=True)
     else:
-        call = pick_fastest(dag, [inp.state for inp, _ in top], arrays, expected, row, args)
         row.tuner_s = top[row.tuned_rank - 1][1].mean_cost
         row.tuned_s = time_call(call, args)
         print(

@@ -152,3 +152,6 @@ def test_pick_fastest_checks_and_times_each_record(tmp_path: Path) -> None:
     call()
     a, b = inputs
     np.testing.assert_allclose(arrays[-1], a @ b, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    # checked against a wrong expectation, no record qualifies: None, one error per record
+    assert tune_ops.pick_fastest(dag, states, arrays, expected + 1.0, row, args) is None
+    assert [e.split(":")[0] for e in row.errors] == ["GMM record 1", "GMM record 2"]
