@@ -1,10 +1,10 @@
 """ansor-py: a pure-Python Ansor auto-scheduler (OSDI 2020), usable without TVM.
 
 The user surface mirrors ``tvm.auto_scheduler``: declare with ``te``, schedule through the
-State API of a ``ComputeDAG``, and ``build`` a state for a target into a callable kernel.
+State API of a ``ComputeDAG``, and ``build`` a state for a target into a callable kernel;
+or make a ``SearchTask``, ``auto_schedule`` it, and ``apply_best`` its log.
 """
 
-from ansor_py.build import build
 from ansor_py.cost_model import CostModel, RandomModel, XGBModel
 from ansor_py.measure import MeasureErrorNo, MeasureInput, MeasureResult
 from ansor_py.measure.local import LocalBuilder, LocalRunner
@@ -31,13 +31,16 @@ from ansor_py.search import (
     SketchParams,
     SketchPolicy,
 )
-from ansor_py.search_task import SearchTask, TuningOptions
+from ansor_py.search_task import SearchTask
+from ansor_py.tuning import TuningOptions, apply_best, auto_schedule, best_state, print_best
 from ansor_py.workload_registry import make_workload_key, register_workload
+from codegen.build import build
 from codegen.target import HardwareParams, Target
 from ir import te
 from ir.compute_dag import ComputeDAG
-from ir.loop_state.api import State
+from ir.loop_state.api import State, get_init_state
 from ir.loop_state.state import ScheduleError
+from ir.lower.bound import infer_bound_from_state
 from ir.lower.lower import lower
 
 __all__ = [
@@ -70,16 +73,22 @@ __all__ = [
     "Target",
     "TuningOptions",
     "XGBModel",
+    "apply_best",
+    "auto_schedule",
+    "best_state",
     "build",
     "check_host",
     "distill_record_file",
     "dump_record_to_string",
+    "get_init_state",
+    "infer_bound_from_state",
     "load_best_record",
     "load_best_records",
     "load_record_from_string",
     "load_records",
     "lower",
     "make_workload_key",
+    "print_best",
     "register_workload",
     "save_records",
     "te",

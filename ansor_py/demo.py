@@ -15,14 +15,15 @@ import time
 
 import numpy as np
 
-from ansor_py.build import build
 from ansor_py.hand_schedules import schedule_gemm
 from ansor_py.records import RecordToFile
-from ansor_py.search_task import SearchTask, TuningOptions
+from ansor_py.search_task import SearchTask
 from ansor_py.timing import median_seconds
+from ansor_py.tuning import TuningOptions, apply_best, auto_schedule, best_state, print_best
+from codegen.build import build
 from ir import te
 from ir.compute_dag import ComputeDAG
-from ir.loop_state.api import State
+from ir.lower.bound import infer_bound_from_state
 from ir.reference import evaluate
 
 
@@ -42,22 +43,22 @@ def run_demo(n: int = 512, trials: int = 64, log_file: str | None = None) -> int
     log_file = log_file or os.path.join(tempfile.mkdtemp(prefix="ansor_demo_"), "matmul.json")
     print(f"== tuning {trials} trials for {task.target} (records: {log_file})")
     start = time.perf_counter()
-    task.tune(TuningOptions(num_measure_trials=trials, measure_callbacks=[RecordToFile(log_file)]))
+    auto_schedule(task, TuningOptions(num_measure_trials=trials, measure_callbacks=[RecordToFile(log_file)]))
     print(f"tuning took {time.perf_counter() - start:.1f} s")
-    best = task.best_state(log_file)
+    best = best_state(task, log_file)
     print("== the best program as Ansor's loop tree")
-    print(dag.infer_bound_from_state(best))
+    print(infer_bound_from_state(dag, best))
     print("== ... and as a Python step script")
-    print(task.print_best(log_file))
+    print(print_best(task, log_file))
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     c = np.empty((n, n), np.float32)
     (expected,) = evaluate(dag, [a, b])
-    tuned = task.apply_best(log_file)
+    tuned = apply_best(task, log_file)
     hand = build(dag, schedule_gemm(dag, task.target), task.target)
-    naive = build(dag, State(dag), task.target)
+    naive = build(dag, None, task.target)
     results = []
     for name, kernel in (("tuned (ansor-py)", tuned), ("hand-scheduled", hand), ("naive", naive)):
         c.fill(np.nan)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from codegen.target import Target
 from ir.compute_dag import ComputeDAG
-from ir.loop_state.api import State
+from ir.loop_state.api import State, get_init_state
 
 
 def register_tile(target: Target) -> tuple[int, int]:
@@ -30,7 +30,7 @@ def schedule_gemm(dag: ComputeDAG, target: Target) -> State:
     """
     mr, nr = register_tile(target)
     out, rhs = dag.outputs[0].name, dag.placeholders[1].name
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     local = s.cache_write(out, "local").name
     packed = s.cache_read(rhs, "global", [local]).name
     i, j = s[out].iters
@@ -53,7 +53,7 @@ def schedule_conv2d_nhwc(dag: ComputeDAG, target: Target) -> State:
     """NHWC conv with the padding inlined: an MR (x) by NR (channel) register tile
     accumulated over (ry, rx, rc), rows of the output fused with the batch and parallel."""
     mr, nr = register_tile(target)
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     out = dag.outputs[0].name
     if any(stage.name == f"{out}_pad" for stage in s.stages):
         s.compute_inline(f"{out}_pad")

@@ -1,4 +1,5 @@
-"""Tuning records: one JSON line per measurement, in TVM's v0.6 layout (ansor.md 2.4).
+"""Tuning records: one JSON line per measurement, in TVM's v0.6 layout
+(TVM ``python/tvm/auto_scheduler/measure_record.py``, ``src/auto_scheduler/measure_record.cc``).
 
     {"i": [[workload_key, target, [8 hardware params], "", 0, []], [[], [steps...]]],
      "r": [[costs...], error_no, all_cost, timestamp], "v": "v0.6"}
@@ -6,7 +7,7 @@
 The log is the search's memory (Ansor paper section 6.1): ``RecordToFile`` appends and
 flushes a line per measurement, so a killed run loses nothing; a later run reads it back
 to apply the best schedule (``load_best_record``, ``ApplyHistoryBest``,
-``SearchTask.apply_best``), to resume (preloading measured states, retraining the cost
+``tuning.apply_best``), to resume (preloading measured states, retraining the cost
 model) or to distill a log to its best lines. Lines starting with ``#`` or a space are
 comments; a corrupt or truncated line is skipped with a ``RecordWarning`` naming the file
 and line. The reader accepts TVM's shorter task forms (``[key, target]``, ``[key, target,

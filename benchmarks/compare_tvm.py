@@ -12,7 +12,7 @@ Both sides tune the same declaration: C2D is NHWC data with an HWIO kernel and a
 explicit zero-pad stage on both sides (``ir.topi.workloads.conv2d_layer(layout="NHWC")``
 here, its ``tvm.te`` twin in ``tvm_side/tune_metaschedule.py``). Each budget is a fresh
 tuning run (the budgets do not share records). The tuning wall time is the time of
-``task.tune`` (ansor-py) and of ``ms.tune_tir`` (TVM), both with 64 measurements per round.
+``auto_schedule`` (ansor-py) and of ``ms.tune_tir`` (TVM), both with 64 measurements per round.
 
 The TVM side runs as a subprocess with the python of its own virtual environment
 (``--tvm-python``, default ``benchmarks/.tvm-venv``, created from
@@ -20,7 +20,7 @@ The TVM side runs as a subprocess with the python of its own virtual environment
 ansor-py). Its output goes to a log file in the work directory and its result comes back
 as one ``RESULT {json}`` line.
 
-Timing protocol (the machine is shared and noisy, DESIGN.md): once all tuning is done,
+Timing protocol (the machine is shared and noisy): once all tuning is done,
 every kernel is checked on random inputs against a numpy float64 reference (relative
 error under 1e-4 of the output scale), then timed in ``--rounds`` interleaved rounds of
 ``--repeats`` repeats (each at least ``--min-repeat-ms``), with a pause before each timing
@@ -29,9 +29,8 @@ repeats. ``--retime-only`` re-times the kernels of an earlier run in ``--work-di
 numpy anchor is ``A @ B`` for GEMM and im2col plus one OpenBLAS matmul for C2D. Quote
 the ratios; absolute numbers move +-30% (and more) with the load of neighbours.
 
-Reference numbers measured on this machine kind for MetaSchedule (issue 3): GEMM 1024
-49 GFLOP/s after 64 trials (5.5 min) and 59 after 200 (21 min, 0.44x OpenBLAS); C2D 80
-GFLOP/s after 200 trials (10 min).
+Reference numbers of MetaSchedule from an earlier run, with the machine and command:
+``benchmarks/results/compare_tvm.md``.
 """
 
 from __future__ import annotations
@@ -51,8 +50,9 @@ from pathlib import Path
 import numpy as np
 
 from ansor_py.records import RecordToFile
-from ansor_py.search_task import SearchTask, TuningOptions
+from ansor_py.search_task import SearchTask
 from ansor_py.timing import time_repeats
+from ansor_py.tuning import TuningOptions, apply_best, auto_schedule
 from ir.compute_dag import ComputeDAG
 from ir.te import Tensor
 from ir.topi.workloads import conv2d_layer, gemm
@@ -231,14 +231,14 @@ def tune_ansor(workload: Workload, trials: int, log_path: Path) -> float:
     task = ansor_task(workload)
     options = TuningOptions(num_measure_trials=trials, measure_callbacks=[RecordToFile(str(log_path))])
     start = time.perf_counter()
-    task.tune(options)
+    auto_schedule(task, options)
     return time.perf_counter() - start
 
 
 def checked_ansor_kernel(workload: Workload, log_path: Path, seed: int) -> Callable[[], object]:
     """The best record of ``log_path`` built, checked against numpy, ready to time."""
     task = ansor_task(workload)
-    kernel = task.apply_best(str(log_path))
+    kernel = apply_best(task, str(log_path))
     arrays = random_arrays(task.compute_dag.tensors, seed)
     kernel(*arrays)
     check(f"ansor-py kernel for {workload.label}", arrays[-1], workload.reference(arrays[:-1]))

@@ -1,16 +1,17 @@
 """How fast the search scores candidates, and one search round beside measuring its picks.
 
-Issue 3 item 6: the search runs in Python, so its hot paths (replaying steps, bound
-inference, feature extraction, prediction) must keep a round of Ansor's evolutionary
-search (paper section 5.1: population 2048, 4 generations) cheaper than measuring the 64
-programs it picks. For GEMM 1024 (``gemm(1024, 1024, 1024)``) and the ResNet-50 conv2d
+The search runs in Python, so its hot paths (replaying steps, bound inference, feature
+extraction, prediction) must keep a round of Ansor's evolutionary search (paper section
+5.1: population 2048, 4 generations) cheaper than measuring the 64 programs it picks.
+For GEMM 1024 (``gemm(1024, 1024, 1024)``) and the ResNet-50 conv2d
 (``conv2d_layer(1, 56, 56, 64, 64, 3, 1, 1, layout="NHWC")``) this script prints:
 
 1. candidates per second of each hot path, separately: *sampling* (a random sketch through
    the init rules, then bound inference), *mutation + bound inference* (a parent of the
    sampled population, a mutation rule drawn by TVM's weights, then bound inference),
    *feature extraction* (``get_per_store_features_from_states`` on the fresh children, no
-   feature cache; in one process, then in the model's ``feature_workers`` processes),
+   feature cache, the policy's bound cache as the search passes it; in one process, then
+   in the model's ``feature_workers`` processes),
    *prediction* (``XGBModel.predict`` with every feature row cached, so only the trees
    run) and *end to end* (mutation, bound inference, features and prediction of a new
    batch, cold caches);
@@ -51,7 +52,8 @@ import numpy as np
 
 import ansor_py as ansor
 from ansor_py.cost_model import XGBModel
-from ansor_py.cost_model.features import FeatureCache, get_per_store_features_from_states
+from ansor_py.cost_model.feature_extraction import get_per_store_features_from_states
+from ansor_py.cost_model.features import FeatureCache
 from ansor_py.measure.measurer import ProgramMeasurer
 from ansor_py.measure.types import MeasureInput, MeasureResult
 from ansor_py.records import load_task_records
@@ -60,6 +62,7 @@ from ansor_py.search.evolution import fewer_collections
 from ansor_py.search.init_rules import apply_init_rules, ensure_bound
 from ansor_py.search.stage_queries import has_nested_parallel
 from ir.loop_state.state import LoopState
+from ir.lower.bound import BoundCache
 from ir.te import Tensor
 from ir.topi.workloads import conv2d_layer, gemm
 
@@ -110,7 +113,7 @@ def collect_training_records(task: ansor.SearchTask, log: Path, args: argparse.N
         measure_callbacks=[ansor.RecordToFile(str(log))],
     )
     start = time.perf_counter()
-    task.tune(options, search_policy=policy)
+    ansor.auto_schedule(task, options, search_policy=policy)
     print(f"  collected in {time.perf_counter() - start:.0f} s", flush=True)
 
 
@@ -134,9 +137,11 @@ class CountingModel:
         self.model = model
         self.scored = 0
 
-    def predict(self, task: ansor.SearchTask, states: Sequence[LoopState]) -> np.ndarray:
+    def predict(
+        self, task: ansor.SearchTask, states: Sequence[LoopState], bound_cache: BoundCache | None = None
+    ) -> np.ndarray:
         self.scored += len(states)
-        return self.model.predict(task, states)
+        return self.model.predict(task, states, bound_cache)
 
     def update(self, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
         self.model.update(inputs, results)
@@ -237,19 +242,23 @@ def _time_phases(
     children, mutate_s = mutate(policy, population, args.population)
     children = distinct(children)
 
-    # the workers first: what they memoise (bound inference of programs bind skipped)
-    # stays in them, while a run here would leave it for the next
+    # both with the policy's bound cache, as the search extracts them; the workers first:
+    # what they add to their copies of the cache (bound inference of programs bind
+    # skipped) stays in them, while a run here would leave it for the next
+    bound_cache = policy.state_cache.bound_cache
     start = time.perf_counter()
-    get_per_store_features_from_states(children, task, n_workers=model.feature_workers)
+    get_per_store_features_from_states(
+        children, task, n_workers=model.feature_workers, bound_cache=bound_cache
+    )
     features_workers_s = time.perf_counter() - start
     start = time.perf_counter()
-    get_per_store_features_from_states(children, task)
+    get_per_store_features_from_states(children, task, bound_cache=bound_cache)
     features_s = time.perf_counter() - start
 
     model.feature_cache = FeatureCache()
-    model.predict(task, children)  # fills the cache: the timed call below only runs the trees
+    model.predict(task, children, bound_cache)  # fills the cache: the timed call below only runs the trees
     start = time.perf_counter()
-    model.predict(task, children)
+    model.predict(task, children, bound_cache)
     predict_s = time.perf_counter() - start
 
     # end to end on a new batch, every cache cold: mutation, bound inference, features, trees
@@ -258,7 +267,7 @@ def _time_phases(
     start = time.perf_counter()
     batch, _ = mutate(policy, population, args.population)
     batch = distinct(batch)
-    model.predict(task, batch)
+    model.predict(task, batch, policy.state_cache.bound_cache)
     end_s = time.perf_counter() - start
     return PhaseRun(
         sampling=rate(args.population, sample_s),

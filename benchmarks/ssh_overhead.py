@@ -27,6 +27,7 @@ from ansor_py.measure.types import MeasureInput
 from ansor_py.search_task import SearchTask
 from ir import te
 from ir.compute_dag import ComputeDAG
+from ir.loop_state.state import initial_state
 from ir.topi.workloads import gemm
 
 
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         local = LocalRunner(timeout=30)
         for name, dag in workloads.items():
             task = SearchTask(compute_dag=dag, target="llvm")
-            inputs = [MeasureInput(task, dag.init_state) for _ in range(args.candidates)]
+            inputs = [MeasureInput(task, initial_state(dag)) for _ in range(args.candidates)]
             rows = {"local": [], "ssh": []}
             for _ in range(args.rounds):
                 rows["local"].append(measure(local, inputs))

@@ -12,10 +12,10 @@ auto-scheduler tutorial's subgraph) and a softmax. For each operator, one config
    preloaded with ``PreloadMeasuredStates``, never re-measured, and the cost model trained
    on them first), so a second run with the same budget only re-times;
 3. the ``--top-k`` best records' programs (``ansor.load_best_records``; the first is what
-   ``task.apply_best`` builds) are compiled, checked and timed once each, and the fastest
+   ``ansor.apply_best`` builds) are compiled, checked and timed once each, and the fastest
    is timed again for the table: a record's cost is one noisy 100 ms sample, so the best of
-   a thousand is partly luck (GMM's best record, 222 GFLOP/s to the tuner, re-timed at
-   161-183 while its fourth re-timed at 206-208);
+   a thousand is partly luck (an example from an earlier run is in
+   ``benchmarks/results/tune_ops.md``);
 4. the numpy formulations of ``benchmarks/numpy_peers.py`` (the fastest one is quoted) and,
    when ``import torch`` works, PyTorch's CPU operator are checked and timed on the same
    inputs.
@@ -31,8 +31,8 @@ stop spinning. The whole run happens in a child process whose OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS (and torch.set_num_threads) equal ``--threads``. OpenMP keeps its
 default wait policy (workers spin briefly between calls, as TVM's thread pool does):
 ``OMP_WAIT_POLICY=PASSIVE`` would put them to sleep after every parallel region, and waking
-them costs about 50 us per call on this machine kind, which dominated the small kernels
-(DEP ran 117 us instead of 69 us). Quote the ratios: absolute numbers move +-30% on a
+them on every call dominates the small kernels (numbers in
+``benchmarks/results/tune_ops.md``). Quote the ratios: absolute numbers move +-30% on a
 shared machine.
 
 GFLOP/s are ``dag.flop_ct`` (the declaration's FLOPs) over the time, for every column, so
@@ -71,7 +71,7 @@ from codegen.llvm import Kernel, load_library
 from codegen.llvm import build as llvm_build
 from codegen.llvm.kernel import PACKED_FUNC_TYPE
 from ir import te
-from ir.loop_state.state import LoopState
+from ir.loop_state.state import LoopState, initial_state
 from ir.te import Tensor
 from ir.topi.nn_norm import softmax
 from ir.topi.workloads import PAPER_SUITE, matmul_bias_relu
@@ -249,7 +249,7 @@ def time_naive(
         row.naive_note = f"skipped (est. {estimate:.0f} s/run)"
         print(f"  naive: {row.naive_note}", flush=True)
         return
-    call = compile_packed(dag, dag.init_state, f"{row.op}_naive", args.work_dir, arrays)
+    call = compile_packed(dag, initial_state(dag), f"{row.op}_naive", args.work_dir, arrays)
     out = arrays[-1]
     out.fill(np.nan)
     start = time.perf_counter()
@@ -282,7 +282,7 @@ def tune(task: ansor.SearchTask, log: Path, row: Row, args: argparse.Namespace) 
     )
     print(f"  tuning: {remaining} trials ({len(inputs)} resumed from {log})", flush=True)
     start = time.perf_counter()
-    task.tune(options, search_policy=policy)
+    ansor.auto_schedule(task, options, search_policy=policy)
     row.tune_s = time.perf_counter() - start
     row.trials_total = len(load_task_records(log, task)[0])
     row.trials_run = row.trials_total - len(inputs)

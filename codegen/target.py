@@ -221,8 +221,9 @@ class Target:
 
 
 def default_hardware_params(target: Target) -> HardwareParams:
-    """Per-target defaults (ansor.md section 1.14, with the CPU vector width measured from
-    the features: 64 bytes with AVX-512F, 32 with AVX/AVX2, 16 with SSE or NEON)."""
+    """Per-target defaults, as TVM's ``HardwareParamsNode::GetDefaultHardwareParams``
+    (``src/auto_scheduler/search_task.cc``), except that the CPU vector width is derived
+    from the features: 64 bytes with AVX-512F, 32 with AVX/AVX2, 16 with SSE or NEON."""
     if target.kind == "cuda":
         warp = 32
         return HardwareParams(

@@ -7,7 +7,8 @@ questions about *how each op reads its producers*:
 - ``needs_multi_level_tiling(op)``: rule 3 "Multi-level Tiling" (HasDataReuse);
 - ``elementwise_match(op, consumer)``: rule 4 "Tiling with Fusion" (HasFusibleConsumer);
 - ``num_common_outer_iterators``, ``get_consumers``, ``get_producers``: where a stage may be
-  computed at, cache stages, cross-thread reduction.
+  computed at, cache stages, cross-thread reduction. A loop state matters to the last two
+  only through the ops it inlines, which the caller passes (``LoopState.inlined_ops()``).
 
 This module answers those questions once per DAG, following TVM's ``compute_dag.cc``
 definitions exactly (including their corner cases, documented on each method), so that
@@ -21,9 +22,8 @@ constant or const-shift equal to one of ``O``'s spatial axes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from itertools import pairwise
-from typing import TYPE_CHECKING
 
 from ir import dtype as dt
 from ir.expr import (
@@ -39,9 +39,6 @@ from ir.expr import (
     post_order,
 )
 from ir.te import ComputeOp, Operation
-
-if TYPE_CHECKING:
-    from ir.loop_state.state import LoopState
 
 Access = tuple[Expr, ...]
 ReadMap = dict[Operation, list[Access]]
@@ -321,25 +318,26 @@ class AccessAnalyzer:
         return True
 
     # state-dependent relations -----------------------------------------------------------
-    def get_consumers(self, state: LoopState, op: Operation) -> list[Operation]:
-        """Ops that read ``op`` in ``state``: a consumer that is inlined there is looked
-        through, so its own consumers count instead. Topological order, no repeats."""
-        return self._collect(state, op, self._read_by)
+    def get_consumers(self, op: Operation, inlined: Collection[Operation] = ()) -> list[Operation]:
+        """Ops that read ``op`` in a state that inlines ``inlined`` (TVM's ``GetConsumers``):
+        an inlined consumer is looked through, so its own consumers count instead.
+        Topological order, no repeats."""
+        return self._collect(op, inlined, self._read_by)
 
-    def get_producers(self, state: LoopState, op: Operation) -> list[Operation]:
-        """Ops ``op`` reads in ``state``, looking through inlined producers. Topological order."""
-        return self._collect(state, op, self._read_from)
+    def get_producers(self, op: Operation, inlined: Collection[Operation] = ()) -> list[Operation]:
+        """Ops ``op`` reads in a state that inlines ``inlined``, looking through inlined
+        producers (TVM's ``GetProducers``). Topological order."""
+        return self._collect(op, inlined, self._read_from)
 
     def get_direct_producers(self, op: Operation) -> list[Operation]:
         """Ops ``op``'s body reads, regardless of inlining. Topological order."""
         self._check(op)
         return sorted(self._read_from[op], key=self._topo_index.__getitem__)
 
-    def _collect(self, state: LoopState, op: Operation, edges: dict[Operation, ReadMap]) -> list[Operation]:
-        from ir.loop_state.enums import ComputeAtKind
-
+    def _collect(
+        self, op: Operation, inlined: Collection[Operation], edges: dict[Operation, ReadMap]
+    ) -> list[Operation]:
         self._check(op)
-        inlined = {stage.op for stage in state.stages if stage.compute_at is ComputeAtKind.INLINED}
         found: set[Operation] = set()
         stack = [op]
         seen: set[Operation] = set()

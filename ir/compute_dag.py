@@ -5,6 +5,11 @@ the initial loop state, its access analysis (``ir.access_analysis``) feeds the s
 rules, its FLOP count turns measured times into throughput, and its printed form, hashed,
 names the workload in tuning records.
 
+The DAG is a pure graph: it knows nothing of loop states. TVM's ``ComputeDAG`` methods on
+states are functions of the modules that own states, taking the DAG:
+``ir.loop_state.state.initial_state(dag)``, ``ir.loop_state.api.get_init_state(dag)`` and
+``ir.lower.bound.infer_bound_from_state(dag, state)``.
+
 The printed form follows TVM's ``ComputeDAG`` text, one line per op, with expressions in
 TVM's legacy notation (every binary operation parenthesised, ``0f`` for a float32 zero), so
 a DAG printed here reads like the one printed by TVM for the same declaration::
@@ -20,30 +25,27 @@ import hashlib
 import heapq
 import json
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ir import dtype as dt
 from ir.access_analysis import AccessAnalyzer
 from ir.expr import (
     Binary,
-    BinaryOp,
     Call,
     Cast,
     Compare,
     Const,
     Expr,
+    IterVar,
     Not,
     Reduce,
     Select,
     TensorRead,
     Var,
 )
+from ir.printer import LEGACY_PRINTER
 from ir.te import MAX, MIN, SUM, ComputeOp, Operation, PlaceholderOp, Tensor
-
-if TYPE_CHECKING:
-    from ir.loop_state.api import State
-    from ir.loop_state.state import LoopState
 
 #: lines of ``str(dag)`` longer than this are elided in the middle, as TVM does
 MAX_LINE_WIDTH = 256
@@ -126,40 +128,12 @@ class ComputeDAG:
         self.access_analyzer = AccessAnalyzer(self.ops)
         #: estimated floating-point operations of one run (see ``estimate_flop``)
         self.flop_ct: float = estimate_flop(self.ops)
-        self._init_state: LoopState | None = None
-
-    @property
-    def init_state(self) -> LoopState:
-        """The naive loop state: one root stage per op, loops in axis order."""
-        if self._init_state is None:
-            from ir.loop_state.state import LoopState, make_stage
-
-            self._init_state = LoopState(tuple(make_stage(op) for op in self.ops), (), None, True)
-        return self._init_state
 
     def op_by_name(self, name: str) -> Operation:
         for op in self.ops:
             if op.name == name:
                 return op
         raise ComputeDAGError(f"ComputeDAG has no op named '{name}'")
-
-    def get_init_state(self) -> State:
-        """A mutable State handle on the initial loop state (TVM's ``get_init_state``)."""
-        from ir.loop_state.api import State
-
-        return State(self)
-
-    def infer_bound_from_state(self, state: State | LoopState) -> State | LoopState:
-        """``state`` with every iterator's range filled by bound inference (TVM's
-        ``infer_bound_from_state``); a State handle in gives a new State handle out."""
-        from ir.loop_state.state import LoopState
-        from ir.lower.bound import infer_bound
-
-        if isinstance(state, LoopState):
-            return infer_bound(self, state)
-        from ir.loop_state.api import State
-
-        return State(self, infer_bound(self, state.loop_state))
 
     # printing and naming ---------------------------------------------------------------
     def print_dag(self, simple_mode: bool = False) -> str:
@@ -228,67 +202,15 @@ def _compute_line(op: ComputeOp) -> str:
     head = f"{op.name}({', '.join(a.name for a in op.axis)})"
     body = op.body
     if not isinstance(body, Reduce):
-        return f"{head} = {legacy_str(body)}"
+        return f"{head} = {LEGACY_PRINTER.expr(body)}"
     symbol = _REDUCE_SYMBOLS.get(id(body.reducer), body.reducer.name + "=")
-    line = f"{head} {symbol} {legacy_str(body.source)}"
+    line = f"{head} {symbol} {LEGACY_PRINTER.expr(body.source)}"
     if body.condition is not None:
-        line += f"  where {legacy_str(body.condition)}"
+        line += f"  where {LEGACY_PRINTER.expr(body.condition)}"
     return line
 
 
 _REDUCE_SYMBOLS = {id(SUM): "+=", id(MAX): "max=", id(MIN): "min="}
-
-#: binary operators printed infix with spaces, as TVM's legacy printer does
-_SPACED = {BinaryOp.ADD, BinaryOp.SUB, BinaryOp.AND, BinaryOp.OR}
-#: binary operators printed as a function call
-_FUNCTION_STYLE = {
-    BinaryOp.FLOORDIV: "floordiv",
-    BinaryOp.FLOORMOD: "floormod",
-    BinaryOp.MAX: "max",
-    BinaryOp.MIN: "min",
-}
-
-
-def _format_float(value: float) -> str:
-    """C++ ``ostream`` default format (``%g``), or the exact repr when %g would lose digits."""
-    text = f"{value:g}"
-    return text if float(text) == value or math.isnan(value) else repr(value)
-
-
-def legacy_str(e: Expr) -> str:
-    """``e`` in TVM's legacy text: ``(a + b)``, ``(a*b)``, ``floordiv(a, b)``, ``max(a, b)``,
-    ``tir.exp(x)``, ``tir.if_then_else(c, t, f)``, ``float32(x)``, ``0f``, ``(int64)1``."""
-    if isinstance(e, Const):
-        if dt.is_float(e.dtype):
-            suffix = {"float32": "f", "float16": "h"}.get(e.dtype, "")
-            return _format_float(float(e.value)) + suffix
-        if e.dtype == "int32":
-            return str(e.value)
-        return f"({e.dtype}){int(e.value)}"
-    if isinstance(e, Var):
-        return e.name
-    if isinstance(e, Binary):
-        a, b = legacy_str(e.a), legacy_str(e.b)
-        if e.op in _FUNCTION_STYLE:
-            return f"{_FUNCTION_STYLE[e.op]}({a}, {b})"
-        sep = f" {e.op.value} " if e.op in _SPACED else e.op.value
-        return f"({a}{sep}{b})"
-    if isinstance(e, Compare):
-        return f"({legacy_str(e.a)} {e.op.value} {legacy_str(e.b)})"
-    if isinstance(e, Not):
-        return f"!{legacy_str(e.a)}"
-    if isinstance(e, Select):
-        parts = (legacy_str(e.cond), legacy_str(e.true_value), legacy_str(e.false_value))
-        return f"tir.if_then_else({', '.join(parts)})"
-    if isinstance(e, Cast):
-        return f"{e.dtype}({legacy_str(e.value)})"
-    if isinstance(e, Call):
-        return f"tir.{e.intrinsic.value}({', '.join(legacy_str(a) for a in e.args)})"
-    if isinstance(e, TensorRead):
-        return f"{e.tensor.name}[{', '.join(legacy_str(i) for i in e.indices)}]"
-    if isinstance(e, Reduce):
-        return f"reduce({e.reducer.name}, {legacy_str(e.source)})"
-    raise TypeError(f"no DAG printer for expression node {type(e).__name__}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -329,23 +251,56 @@ def estimate_flop(ops: Sequence[Operation]) -> float:
 
 
 def _flop(e: Expr, type_class: str) -> float:
-    if isinstance(e, (Const, Var, TensorRead)):
-        return 0.0
-    if isinstance(e, Cast):
-        return _flop(e.value, type_class)
-    if isinstance(e, Select):
-        cond = _flop(e.cond, type_class)
-        return cond + max(_flop(e.true_value, type_class), _flop(e.false_value, type_class))
-    if isinstance(e, (Binary, Compare)):
-        base = 1.0 if _type_class(e.dtype) == type_class else 0.0
-        return base + _flop(e.a, type_class) + _flop(e.b, type_class)
-    if isinstance(e, Not):
-        base = 1.0 if _type_class(e.dtype) == type_class else 0.0
-        return base + _flop(e.a, type_class)
-    if isinstance(e, Call):
-        return sum(_flop(a, type_class) for a in e.args)
-    if isinstance(e, Reduce):
-        iterations = math.prod(a.extent for a in e.axis)
-        combiner = e.reducer.combine_expr(e.dtype)[2]
-        return iterations * (_flop(combiner, type_class) + _flop(e.source, type_class))
-    raise TypeError(f"no FLOP rule for expression node {type(e).__name__}")
+    """Operations of ``e`` whose dtype has ``type_class`` (the rules of ``estimate_flop``)."""
+    rule = _FLOP_RULES.get(type(e))
+    if rule is None:
+        raise TypeError(f"no FLOP rule for expression node {type(e).__name__}")
+    return rule(e, type_class)
+
+
+def _leaf_flop(e: Const | Var | TensorRead, type_class: str) -> float:
+    return 0.0
+
+
+def _cast_flop(e: Cast, type_class: str) -> float:
+    return _flop(e.value, type_class)
+
+
+def _select_flop(e: Select, type_class: str) -> float:
+    cond = _flop(e.cond, type_class)
+    return cond + max(_flop(e.true_value, type_class), _flop(e.false_value, type_class))
+
+
+def _operator_flop(e: Binary | Compare, type_class: str) -> float:
+    base = 1.0 if _type_class(e.dtype) == type_class else 0.0
+    return base + _flop(e.a, type_class) + _flop(e.b, type_class)
+
+
+def _not_flop(e: Not, type_class: str) -> float:
+    base = 1.0 if _type_class(e.dtype) == type_class else 0.0
+    return base + _flop(e.a, type_class)
+
+
+def _call_flop(e: Call, type_class: str) -> float:
+    return sum(_flop(a, type_class) for a in e.args)
+
+
+def _reduce_flop(e: Reduce, type_class: str) -> float:
+    iterations = math.prod(a.extent for a in e.axis)
+    combiner = e.reducer.combine_expr(e.dtype)[2]
+    return iterations * (_flop(combiner, type_class) + _flop(e.source, type_class))
+
+
+_FLOP_RULES: dict[type, Callable[[Any, str], float]] = {
+    Const: _leaf_flop,
+    Var: _leaf_flop,
+    IterVar: _leaf_flop,
+    TensorRead: _leaf_flop,
+    Cast: _cast_flop,
+    Select: _select_flop,
+    Binary: _operator_flop,
+    Compare: _operator_flop,
+    Not: _not_flop,
+    Call: _call_flop,
+    Reduce: _reduce_flop,
+}

@@ -14,12 +14,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ir import dtype as dt
 from ir.dtype import DTypeError
+from ir.printer import PRINTER
 
 if TYPE_CHECKING:
     from ir.te import Tensor
@@ -123,10 +125,13 @@ class Expr:
     def astype(self, dtype: str) -> Expr:
         return cast(dtype, self)
 
-    def __str__(self) -> str:
-        from ir.printer import expr_to_str
+    def key_fields(self) -> tuple[Any, ...]:
+        """What tells this node apart from another of its class with the same dtype and
+        children, for ``structural_key``: its operator, tensor, reducer, buffer..."""
+        return ()
 
-        return expr_to_str(self)
+    def __str__(self) -> str:
+        return PRINTER.expr(self)
 
     __repr__ = __str__
 
@@ -160,6 +165,79 @@ class CompareOp(enum.Enum):
     GE = ">="
     EQ = "=="
     NE = "!="
+
+
+# ------------------------------------------------------------------------------------------
+# what the operators compute
+
+
+def floordiv(a: Any, b: Any) -> Any:
+    """TVM's ``floordiv``: the quotient rounded toward minus infinity. On integers Python's
+    ``//``; on floats ``floor(a / b)``, what the LLVM back end emits, which differs from
+    Python's float ``//`` (``1.0 // 0.1 == 9.0``, ``floor(1.0 / 0.1) == 10.0``)."""
+    if isinstance(a, float) or isinstance(b, float):
+        quotient = a / b
+        return float(math.floor(quotient)) if math.isfinite(quotient) else quotient
+    return a // b
+
+
+def floormod(a: Any, b: Any) -> Any:
+    """TVM's ``floormod``: ``a - floordiv(a, b) * b``, which takes the sign of b (Python's
+    ``%`` on integers)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return a - floordiv(a, b) * b
+    return a % b
+
+
+def maximum(a: Any, b: Any) -> Any:
+    """TVM's ``max``: ``a > b ? a : b`` (so a NaN in a loses and a NaN in b wins)."""
+    return a if a > b else b
+
+
+def minimum(a: Any, b: Any) -> Any:
+    """TVM's ``min``: ``a < b ? a : b``."""
+    return a if a < b else b
+
+
+def logical_and(a: Any, b: Any) -> bool:
+    return bool(a) and bool(b)
+
+
+def logical_or(a: Any, b: Any) -> bool:
+    return bool(a) or bool(b)
+
+
+#: What each binary operator computes, on Python numbers (TVM's semantics; ``/`` is only
+#: defined on floats). The simplifier and the LLVM back end fold constants with it, and the
+#: numpy reference evaluator applies the same functions to arrays where numpy's operators
+#: mean the same elementwise. An integer division by zero raises ZeroDivisionError: the
+#: callers leave it to run time.
+BINARY_FUNCTIONS: dict[BinaryOp, Callable[[Any, Any], Any]] = {
+    BinaryOp.ADD: operator.add,
+    BinaryOp.SUB: operator.sub,
+    BinaryOp.MUL: operator.mul,
+    BinaryOp.DIV: operator.truediv,
+    BinaryOp.FLOORDIV: floordiv,
+    BinaryOp.FLOORMOD: floormod,
+    BinaryOp.MAX: maximum,
+    BinaryOp.MIN: minimum,
+    BinaryOp.AND: logical_and,
+    BinaryOp.OR: logical_or,
+}
+
+#: What each comparison computes (elementwise on numpy arrays too).
+COMPARE_FUNCTIONS: dict[CompareOp, Callable[[Any, Any], Any]] = {
+    CompareOp.LT: operator.lt,
+    CompareOp.LE: operator.le,
+    CompareOp.GT: operator.gt,
+    CompareOp.GE: operator.ge,
+    CompareOp.EQ: operator.eq,
+    CompareOp.NE: operator.ne,
+}
+
+
+# ------------------------------------------------------------------------------------------
+# nodes
 
 
 class IterVarKind(enum.Enum):
@@ -204,6 +282,9 @@ class Binary(Expr):
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", "bool" if self.op in LOGICAL_OPS else self.a.dtype)
 
+    def key_fields(self) -> tuple[Any, ...]:
+        return (self.op,)
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Compare(Expr):
@@ -212,6 +293,9 @@ class Compare(Expr):
     b: Expr
     dtype: str = field(default="bool", init=False)
     child_fields = ("a", "b")
+
+    def key_fields(self) -> tuple[Any, ...]:
+        return (self.op,)
 
     def __bool__(self) -> bool:
         # Lets `x in [y, z]` and `x == y` in plain Python mean identity, as in TVM.
@@ -293,6 +377,9 @@ class Call(Expr):
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", self.args[0].dtype)
 
+    def key_fields(self) -> tuple[Any, ...]:
+        return (self.intrinsic,)
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class TensorRead(Expr):
@@ -305,6 +392,9 @@ class TensorRead(Expr):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", self.tensor.dtype)
+
+    def key_fields(self) -> tuple[Any, ...]:
+        return (id(self.tensor.op), self.tensor.value_index)
 
 
 @dataclass(frozen=True, eq=False)
@@ -341,6 +431,9 @@ class Reduce(Expr):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", self.source.dtype)
+
+    def key_fields(self) -> tuple[Any, ...]:
+        return (self.reducer.name, tuple(id(a) for a in self.axis))
 
 
 # ------------------------------------------------------------------------------------------
@@ -550,18 +643,7 @@ def structural_key(e: Expr) -> tuple[Any, ...]:
         return ("const", e.value, e.dtype)
     if isinstance(e, Var):
         return ("var", id(e))
-    head: tuple[Any, ...] = (type(e).__name__, e.dtype)
-    if isinstance(e, (Binary, Compare)):
-        head += (e.op,)
-    elif isinstance(e, Call):
-        head += (e.intrinsic,)
-    elif isinstance(e, TensorRead):
-        head += (id(e.tensor.op), e.tensor.value_index)
-    elif isinstance(e, Reduce):
-        head += (e.reducer.name, tuple(id(a) for a in e.axis))
-    elif isinstance(e, Expr) and hasattr(e, "buffer"):
-        head += (id(e.buffer),)  # tir.BufferLoad
-    return head + tuple(structural_key(c) for c in children(e))
+    return (type(e).__name__, e.dtype, *e.key_fields(), *[structural_key(c) for c in children(e)])
 
 
 def structural_equal(a: Expr, b: Expr) -> bool:

@@ -1,6 +1,7 @@
 """The numpy reference evaluator: the oracle every kernel and every measured candidate is
-checked against (DESIGN.md: "every compiled kernel is checked against the reference result
-of the unscheduled DAG").
+checked against. Every compiled kernel is compared with the result of the unscheduled
+DAG, computed here without any compiler, so a wrong schedule or a code generation bug is
+caught rather than timed.
 
 ``evaluate(dag, inputs)`` computes any DAG built with ``ir.te``, op by op in topological
 order, without loops over elements: each op's body is evaluated over an index grid whose
@@ -15,9 +16,11 @@ Semantics, chosen to match what a compiled naive loop nest computes:
   (its index is clipped and the value discarded). ``&&`` and ``||`` short-circuit the same
   way; a ``where=`` condition masks the reduction source. An out-of-bounds read at a point
   that does use it raises ReferenceEvaluationError naming the op, tensor and index.
-- Integer ``//`` and ``%`` are floor division and floor modulo (Python's, TVM's floordiv
-  and floormod); on floats ``a // b = floor(a / b)`` and ``a % b = a - floor(a / b) * b``.
-  An integer division by zero that is used raises.
+- Operators mean what ``ir.expr.BINARY_FUNCTIONS`` and ``COMPARE_FUNCTIONS`` say, applied
+  elementwise: integer ``//`` and ``%`` are floor division and floor modulo (Python's,
+  TVM's floordiv and floormod); on floats ``a // b = floor(a / b)`` and
+  ``a % b = a - floor(a / b) * b``; ``max(a, b) = a > b ? a : b``. An integer division by
+  zero that is used raises.
 - Casts follow C: float to int truncates toward zero; narrowing ints wrap; nonzero is true.
 - Elementwise arithmetic runs in the node's dtype (float32 rounding as in the kernel).
   Intrinsics on float16/float32 are computed in float64 and rounded once, so the oracle is
@@ -42,18 +45,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from itertools import product
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ir import dtype as dt
 from ir.expr import (
+    BINARY_FUNCTIONS,
+    COMPARE_FUNCTIONS,
     Binary,
     BinaryOp,
     Call,
     Cast,
     Compare,
-    CompareOp,
     Const,
     Expr,
     Intrinsic,
@@ -429,20 +433,25 @@ _FLOAT_BINARY: dict[Intrinsic, Callable[[np.ndarray, np.ndarray], np.ndarray]] =
     Intrinsic.POW: np.power,
     Intrinsic.FMOD: np.fmod,
 }
-_COMPARE: dict[CompareOp, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    CompareOp.LT: np.less,
-    CompareOp.LE: np.less_equal,
-    CompareOp.GT: np.greater,
-    CompareOp.GE: np.greater_equal,
-    CompareOp.EQ: np.equal,
-    CompareOp.NE: np.not_equal,
+
+#: ``BINARY_FUNCTIONS`` on arrays. ``+ - * /`` and, on integers, ``// %`` are numpy's
+#: elementwise operators already; max, min and the float divisions need numpy's forms of
+#: the same meaning (``tests/ir/test_operators.py`` checks them against the scalar table).
+_ARRAY_BINARY: dict[BinaryOp, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    BinaryOp.ADD: BINARY_FUNCTIONS[BinaryOp.ADD],
+    BinaryOp.SUB: BINARY_FUNCTIONS[BinaryOp.SUB],
+    BinaryOp.MUL: BINARY_FUNCTIONS[BinaryOp.MUL],
+    BinaryOp.DIV: BINARY_FUNCTIONS[BinaryOp.DIV],
+    BinaryOp.MAX: lambda a, b: np.where(a > b, a, b),
+    BinaryOp.MIN: lambda a, b: np.where(a < b, a, b),
 }
-_ARITH: dict[BinaryOp, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    BinaryOp.ADD: np.add,
-    BinaryOp.SUB: np.subtract,
-    BinaryOp.MUL: np.multiply,
-    BinaryOp.MAX: np.maximum,
-    BinaryOp.MIN: np.minimum,
+_ARRAY_INT_DIVISION: dict[BinaryOp, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    BinaryOp.FLOORDIV: BINARY_FUNCTIONS[BinaryOp.FLOORDIV],
+    BinaryOp.FLOORMOD: BINARY_FUNCTIONS[BinaryOp.FLOORMOD],
+}
+_ARRAY_FLOAT_DIVISION: dict[BinaryOp, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    BinaryOp.FLOORDIV: lambda a, b: np.floor(a / b),
+    BinaryOp.FLOORMOD: lambda a, b: a - np.floor(a / b) * b,
 }
 
 
@@ -470,29 +479,29 @@ class _Expr:
         return value
 
     def _dispatch(self, e: Expr, mask: Mask) -> np.ndarray:
-        if isinstance(e, Const):
-            return np.asarray(e.value, dtype=dt.to_numpy(e.dtype))
-        if isinstance(e, Var):
-            if id(e) not in self.env:
-                raise ReferenceEvaluationError(f"op '{self.owner.op.name}': variable '{e.name}' is not bound")
-            return self.env[id(e)]
-        if isinstance(e, TensorRead):
-            return self._read(e, mask)
-        if isinstance(e, Select):
-            return self._select(e, mask)
-        if isinstance(e, Binary):
-            return self._binary(e, mask)
-        if isinstance(e, Compare):
-            return np.asarray(_COMPARE[e.op](self.eval(e.a, mask), self.eval(e.b, mask)))
-        if isinstance(e, Not):
-            return np.logical_not(self.eval(e.a, mask))
-        if isinstance(e, Cast):
-            return self.eval(e.value, mask).astype(dt.to_numpy(e.dtype))
-        if isinstance(e, Call):
-            return self._call(e, mask)
-        raise ReferenceEvaluationError(
-            f"op '{self.owner.op.name}': cannot evaluate {type(e).__name__} node {e} inside an expression"
-        )
+        rule = _EXPR_RULES.get(type(e))
+        if rule is None:
+            raise ReferenceEvaluationError(
+                f"op '{self.owner.op.name}': cannot evaluate {type(e).__name__} node {e} inside an expression"
+            )
+        return rule(self, e, mask)
+
+    def _const(self, e: Const, mask: Mask) -> np.ndarray:
+        return np.asarray(e.value, dtype=dt.to_numpy(e.dtype))
+
+    def _var(self, e: Var, mask: Mask) -> np.ndarray:
+        if id(e) not in self.env:
+            raise ReferenceEvaluationError(f"op '{self.owner.op.name}': variable '{e.name}' is not bound")
+        return self.env[id(e)]
+
+    def _compare(self, e: Compare, mask: Mask) -> np.ndarray:
+        return np.asarray(COMPARE_FUNCTIONS[e.op](self.eval(e.a, mask), self.eval(e.b, mask)))
+
+    def _not(self, e: Not, mask: Mask) -> np.ndarray:
+        return np.logical_not(self.eval(e.a, mask))
+
+    def _cast(self, e: Cast, mask: Mask) -> np.ndarray:
+        return self.eval(e.value, mask).astype(dt.to_numpy(e.dtype))
 
     def _read(self, e: TensorRead, mask: Mask) -> np.ndarray:
         array = self.owner.arrays.get(e.tensor.op)
@@ -536,20 +545,17 @@ class _Expr:
         b = self.eval(e.b, mask)
         if dt.is_bool(e.dtype):  # arithmetic on bools: C promotes to int, nonzero is true
             a, b = a.astype(np.int64), b.astype(np.int64)
-        if e.op in _ARITH:
-            return np.asarray(_ARITH[e.op](a, b))
-        if e.op is BinaryOp.DIV:
-            return np.asarray(np.true_divide(a, b))
+        if e.op in _ARRAY_BINARY:
+            return np.asarray(_ARRAY_BINARY[e.op](a, b))
         if dt.is_float(e.dtype):
-            quotient = np.floor(a / b)
-            return np.asarray(quotient if e.op is BinaryOp.FLOORDIV else a - quotient * b)
+            return np.asarray(_ARRAY_FLOAT_DIVISION[e.op](a, b))
         zero = b == 0
         if zero.any():
             used = zero if mask is None else zero & mask
             if used.any():
                 raise ReferenceEvaluationError(f"op '{self.owner.op.name}': integer division by zero in {e}")
             b = np.where(zero, np.ones((), b.dtype), b)
-        return np.asarray(np.floor_divide(a, b) if e.op is BinaryOp.FLOORDIV else np.remainder(a, b))
+        return np.asarray(_ARRAY_INT_DIVISION[e.op](a, b))
 
     def _call(self, e: Call, mask: Mask) -> np.ndarray:
         args = [self.eval(a, mask) for a in e.args]
@@ -559,6 +565,20 @@ class _Expr:
         if e.intrinsic in _FLOAT_BINARY:
             return np.asarray(_FLOAT_BINARY[e.intrinsic](wide[0], wide[1]))
         return np.asarray(_FLOAT_UNARY[e.intrinsic](wide[0]))
+
+
+_EXPR_RULES: dict[type, Callable[[_Expr, Any, Mask], np.ndarray]] = {
+    Const: _Expr._const,
+    Var: _Expr._var,
+    IterVar: _Expr._var,
+    TensorRead: _Expr._read,
+    Select: _Expr._select,
+    Binary: _Expr._binary,
+    Compare: _Expr._compare,
+    Not: _Expr._not,
+    Cast: _Expr._cast,
+    Call: _Expr._call,
+}
 
 
 __all__ = [

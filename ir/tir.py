@@ -13,12 +13,12 @@ access (``len(indices) == 1``) into a buffer whose ``shape`` is its logical shap
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ir.expr import Const, Expr, Var, children, const
-from ir.printer import expr_to_str
+from ir.printer import PRINTER
 
 
 class ForKind(enum.Enum):
@@ -77,8 +77,8 @@ class BufferLoad(Expr):
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", self.buffer.dtype)
 
-    def str_parts(self, fmt: Callable[[Expr], str]) -> str:
-        return f"{self.buffer.name}[{', '.join(fmt(i) for i in self.indices)}]"
+    def key_fields(self) -> tuple[Any, ...]:
+        return (id(self.buffer),)
 
 
 # ------------------------------------------------------------------------------------------
@@ -86,10 +86,16 @@ class BufferLoad(Expr):
 
 
 class Stmt:
-    """Base of statements. ``str(stmt)`` prints C-like nested loops."""
+    """Base of statements. ``str(stmt)`` prints C-like nested loops (``ir.printer``)."""
+
+    #: names of the fields holding child statements (a field may hold a tuple or None)
+    stmt_fields: ClassVar[tuple[str, ...]] = ()
+    #: names of the fields holding the expressions the statement itself evaluates, in
+    #: evaluation order (a field may hold a tuple)
+    expr_fields: ClassVar[tuple[str, ...]] = ()
 
     def __str__(self) -> str:
-        return "\n".join(stmt_lines(self, 0))
+        return "\n".join(PRINTER.stmt_lines(self, 0))
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +113,8 @@ class For(Stmt):
     body: Stmt
     thread_tag: str = ""
     annotations: dict[str, Any] = field(default_factory=dict)
+    stmt_fields = ("body",)
+    expr_fields = ("min", "extent")
 
     __str__ = Stmt.__str__
 
@@ -116,6 +124,7 @@ class BufferStore(Stmt):
     buffer: Buffer
     value: Expr
     indices: tuple[Expr, ...]
+    expr_fields = ("value", "indices")
 
     __str__ = Stmt.__str__
 
@@ -126,6 +135,7 @@ class Allocate(Stmt):
 
     buffer: Buffer
     body: Stmt
+    stmt_fields = ("body",)
 
     __str__ = Stmt.__str__
 
@@ -135,6 +145,8 @@ class IfThenElse(Stmt):
     condition: Expr
     then_case: Stmt
     else_case: Stmt | None = None
+    stmt_fields = ("then_case", "else_case")
+    expr_fields = ("condition",)
 
     __str__ = Stmt.__str__
 
@@ -146,6 +158,8 @@ class LetStmt(Stmt):
     var: Var
     value: Expr
     body: Stmt
+    stmt_fields = ("body",)
+    expr_fields = ("value",)
 
     __str__ = Stmt.__str__
 
@@ -153,6 +167,7 @@ class LetStmt(Stmt):
 @dataclass(frozen=True, eq=False)
 class SeqStmt(Stmt):
     stmts: tuple[Stmt, ...]
+    stmt_fields = ("stmts",)
 
     __str__ = Stmt.__str__
 
@@ -189,26 +204,16 @@ class PrimFunc:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        params = ", ".join(f"{b.dtype} {b.name}[{', '.join(map(str, b.shape))}]" for b in self.params)
-        lines = [f"void {self.name}({params}) {{"]
-        lines += stmt_lines(self.body, 1)
-        lines.append("}")
-        return "\n".join(lines)
+        return PRINTER.primfunc(self)
 
 
 # ------------------------------------------------------------------------------------------
-# traversal and printing
+# traversal
 
 
 def stmt_children(s: Stmt) -> Iterator[Stmt]:
-    if isinstance(s, (For, Allocate, LetStmt)):
-        yield s.body
-    elif isinstance(s, IfThenElse):
-        yield s.then_case
-        if s.else_case is not None:
-            yield s.else_case
-    elif isinstance(s, SeqStmt):
-        yield from s.stmts
+    """The direct child statements of ``s`` in field order."""
+    return _field_values(s, s.stmt_fields)
 
 
 def walk(s: Stmt) -> Iterator[Stmt]:
@@ -220,57 +225,22 @@ def walk(s: Stmt) -> Iterator[Stmt]:
 
 def stmt_exprs(s: Stmt) -> Iterator[Expr]:
     """The expressions held directly by ``s`` (not by its child statements)."""
-    if isinstance(s, For):
-        yield s.min
-        yield s.extent
-    elif isinstance(s, BufferStore):
-        yield s.value
-        yield from s.indices
-    elif isinstance(s, IfThenElse):
-        yield s.condition
-    elif isinstance(s, LetStmt):
-        yield s.value
+    return _field_values(s, s.expr_fields)
+
+
+def _field_values(s: Stmt, names: tuple[str, ...]) -> Iterator[Any]:
+    for name in names:
+        value = getattr(s, name)
+        if isinstance(value, tuple):
+            yield from value
+        elif value is not None:
+            yield value
 
 
 def all_exprs(e: Expr) -> Iterator[Expr]:
     yield e
     for c in children(e):
         yield from all_exprs(c)
-
-
-def _extent_text(e: Expr) -> str:
-    return str(e.value) if isinstance(e, Const) else expr_to_str(e)
-
-
-def stmt_lines(s: Stmt, depth: int) -> list[str]:
-    pad = "  " * depth
-    if isinstance(s, For):
-        head = s.kind.value if s.kind is not ForKind.THREAD_BINDING else f"bind {s.thread_tag}"
-        pragmas = "".join(f" // {k}={v}" for k, v in sorted(s.annotations.items()))
-        lines = [
-            f"{pad}{head} ({s.loop_var.name}, {_extent_text(s.min)}, {_extent_text(s.extent)}) {{{pragmas}"
-        ]
-        return lines + stmt_lines(s.body, depth + 1) + [f"{pad}}}"]
-    if isinstance(s, BufferStore):
-        index = ", ".join(expr_to_str(i) for i in s.indices)
-        return [f"{pad}{s.buffer.name}[{index}] = {expr_to_str(s.value)}"]
-    if isinstance(s, Allocate):
-        b = s.buffer
-        return [f"{pad}allocate {b.name}[{b.dtype} * {b.num_elements}] {b.scope.value}"] + stmt_lines(
-            s.body, depth
-        )
-    if isinstance(s, IfThenElse):
-        lines = [f"{pad}if ({expr_to_str(s.condition)}) {{"] + stmt_lines(s.then_case, depth + 1)
-        if s.else_case is not None:
-            lines += [f"{pad}}} else {{"] + stmt_lines(s.else_case, depth + 1)
-        return lines + [f"{pad}}}"]
-    if isinstance(s, LetStmt):
-        return [f"{pad}{s.var.dtype} {s.var.name} = {expr_to_str(s.value)}"] + stmt_lines(s.body, depth)
-    if isinstance(s, SeqStmt):
-        return [line for child in s.stmts for line in stmt_lines(child, depth)]
-    if isinstance(s, Barrier):
-        return [f"{pad}barrier({s.scope.value})"]
-    raise TypeError(f"no printer for statement {type(s).__name__}")
 
 
 def index_const(value: int) -> Const:

@@ -1,6 +1,6 @@
 """Differential testing of schedules: the one helper every end-to-end test goes through.
 
-STYLE.md item 9 (loopy's ``auto_test_vs_ref``, tinygrad's ``test_kernel_opts``): a
+As loopy's ``auto_test_vs_ref`` and tinygrad's ``test_kernel_opts`` do, a
 transform is only trusted once a program it produced has run and matched numpy. For a DAG
 and a schedule (a function applying steps through the ``State`` API),
 ``check_schedule``
@@ -23,7 +23,7 @@ program and, for small workloads, whether the pure-Python interpreter
 (``ir.lower.interpreter``) agrees with the reference: that separates a lowering bug (the
 program is wrong) from a code generation bug (the program is right, the machine code not).
 
-The shared test workloads live in ``tests/ir/workloads.py`` (declared once, STYLE.md 9);
+The shared test workloads live in ``tests/ir/workloads.py`` (declared once);
 this module puts that folder on ``sys.path`` and re-exports the module as ``workloads``.
 """
 
@@ -38,12 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-import ansor_py
+from codegen.build import build
 from codegen.llvm import Kernel
 from ir import dtype as dt
 from ir import te
 from ir.compute_dag import ComputeDAG
-from ir.loop_state.api import State
+from ir.loop_state.api import State, get_init_state
 from ir.loop_state.replay import replay_steps, state_from_record, state_to_record
 from ir.lower import interpreter
 from ir.lower.lower import lower
@@ -115,17 +115,17 @@ def check_schedule(
 
     key = (dag.workload_key(), seed)
     if key not in _NAIVE_CHECKED:
-        naive = dag.get_init_state()
-        _compare(dag, naive, run_kernel(dag, ansor_py.build(dag), inputs), expected, rtol, "naive", inputs)
+        naive = get_init_state(dag)
+        _compare(dag, naive, run_kernel(dag, build(dag), inputs), expected, rtol, "naive", inputs)
         _NAIVE_CHECKED.add(key)
 
-    state = dag.get_init_state()
+    state = get_init_state(dag)
     if schedule_fn is not None:
         with _context(dag, state):  # on an illegal step: the state it was applied to
             schedule_fn(state)
     with _context(dag, state):
         func = lower(dag, state)
-        outputs = run_kernel(dag, ansor_py.build(dag, state), inputs)
+        outputs = run_kernel(dag, build(dag, state), inputs)
     _compare(dag, state, outputs, expected, rtol, "scheduled", inputs)
 
     replayed = State(dag, replay_steps(dag, state.transform_steps))
@@ -134,7 +134,7 @@ def check_schedule(
     for how, other in (("replayed steps", replayed), ("record round trip", from_record)):
         with _context(dag, state):
             _check_same_program(dag, state, func, other, how)
-            again = run_kernel(dag, ansor_py.build(dag, other), inputs)
+            again = run_kernel(dag, build(dag, other), inputs)
         for name, a, b in zip([t.name for t in dag.outputs], outputs, again, strict=True):
             if not np.array_equal(a, b, equal_nan=dt.is_float(str(a.dtype))):
                 raise AssertionError(

@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ir.loop_state.api import get_init_state
+from ir.loop_state.state import initial_state
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import numpy_peers
@@ -136,10 +139,10 @@ def test_table_reports_speeds_and_ratios() -> None:
 
 def test_pick_fastest_checks_and_times_each_record(tmp_path: Path) -> None:
     dag = ComputeDAG(tune_ops.workload_tensors("GMM", (48, 48, 48)))
-    tiled = dag.get_init_state()
+    tiled = get_init_state(dag)
     io, _ = tiled.split("C", "i", [8])
     tiled.parallel("C", io)
-    states = [dag.init_state, tiled.loop_state]
+    states = [initial_state(dag), tiled.loop_state]
     inputs = random_inputs(dag, seed=3)
     (expected,) = evaluate(dag, inputs)
     arrays = [*inputs, np.empty_like(expected)]

@@ -1,6 +1,6 @@
 """Every transform step on its own, built with LLVM and run against numpy.
 
-STYLE.md item 9: each case schedules a shared workload through the State API, and
+Each case schedules a shared workload through the State API, and
 ``check_schedule`` builds the naive and the scheduled program with LLVM, runs both on the
 same random inputs, compares them with the numpy reference, and checks that replaying the
 steps and round-tripping their records give the same program and result. Shapes are small
@@ -13,7 +13,7 @@ The step kinds (Ansor paper section 4.1, TVM ``transform_step.h``): split (SP), 
 (FSP), follow_fused_split (FFSP), fuse (FU), reorder (RE), annotation (AN: parallel,
 vectorize, unroll), pragma (PR), storage_align (SA), compute_at (CA), compute_inline (CI),
 compute_root (CR), cache_read (CHR), cache_write (CHW), rfactor (RF). GPU bindings do not
-build for LLVM targets; that they fail cleanly is checked in ``tests/ansor_py/test_build.py``.
+build for LLVM targets; that they fail cleanly is checked in ``tests/codegen/test_build.py``.
 Steps combined (Ansor's sketches, steps inside parallel or vectorized loops) are in
 ``test_differential_combinations.py``.
 """

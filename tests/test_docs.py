@@ -127,7 +127,7 @@ def test_readme_tuning_example_runs(
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md, Tuning an operator", "exec"), {"__name__": "readme_tuning"})
     out = capsys.readouterr().out
-    assert "Placeholder: A, B, C" in out and "s = dag.get_init_state()" in out, out
+    assert "Placeholder: A, B, C" in out and "s = get_init_state(dag)" in out, out
     assert len((tmp_path / "matmul.json").read_text().splitlines()) == 4
 
 

@@ -22,14 +22,16 @@ the outermost such d).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ir import dtype as dt
-from ir.expr import Binary, BinaryOp, Cast, Const, Expr, Select, Var, structural_key
+from ir.expr import Binary, BinaryOp, Cast, Const, Expr, IterVar, Select, Var, structural_key
 
 #: an affine form: ({loop position: coefficient}, constant, {atom key: atom})
 Lin = tuple[dict[int, int], int, dict[Any, "Atom"]]
+UNBOUNDED = (-math.inf, math.inf)
 
 #: operations whose result intervals ``binary_interval`` knows
 INTERVAL_OPS = frozenset(
@@ -109,7 +111,7 @@ class IndexAnalyzer:
         kind = type(e)
         if kind is Const:
             return {}, int(e.value), {}  # type: ignore[attr-defined]
-        if kind is Var or isinstance(e, Var):
+        if kind is Var or kind is IterVar:
             pos = self.var_pos.get(id(e))
             if pos is not None:
                 return {pos: 1}, 0, {}
@@ -123,26 +125,33 @@ class IndexAnalyzer:
         return result
 
     def _linear_node(self, e: Expr) -> Lin:
-        if type(e) is Binary:
-            op = e.op
-            if op is BinaryOp.ADD or op is BinaryOp.SUB:
-                return add(self.linear(e.a), self.linear(e.b), 1 if op is BinaryOp.ADD else -1)
-            if op is BinaryOp.MUL:
-                a, b = self.linear(e.a), self.linear(e.b)
-                if not a[0] and not a[2]:
-                    return scale(b, a[1])
-                if not b[0] and not b[2]:
-                    return scale(a, b[1])
-            elif op is BinaryOp.FLOORDIV or op is BinaryOp.FLOORMOD:
-                divisor = self.linear(e.b)
-                if not divisor[0] and not divisor[2] and divisor[1] > 0:
-                    exact = self.divmod(self.linear(e.a), divisor[1], op)
-                    if exact is not None:
-                        return exact
-        elif isinstance(e, Cast) and dt.is_int(e.dtype):
-            return self.linear(e.value)
+        """The affine form of an operation: by its rule when the rule finds one, else the
+        operation is an atom."""
+        rule = _LINEAR_RULES.get(type(e))
+        lin = None if rule is None else rule(self, e)
+        if lin is not None:
+            return lin
         key, atom = self.atom(e)
         return {}, 0, {key: atom}
+
+    def _linear_binary(self, e: Binary) -> Lin | None:
+        op = e.op
+        if op is BinaryOp.ADD or op is BinaryOp.SUB:
+            return add(self.linear(e.a), self.linear(e.b), 1 if op is BinaryOp.ADD else -1)
+        if op is BinaryOp.MUL:
+            a, b = self.linear(e.a), self.linear(e.b)
+            if not a[0] and not a[2]:
+                return scale(b, a[1])
+            if not b[0] and not b[2]:
+                return scale(a, b[1])
+        elif op is BinaryOp.FLOORDIV or op is BinaryOp.FLOORMOD:
+            divisor = self.linear(e.b)
+            if not divisor[0] and not divisor[2] and divisor[1] > 0:
+                return self.divmod(self.linear(e.a), divisor[1], op)
+        return None
+
+    def _linear_cast(self, e: Cast) -> Lin | None:
+        return self.linear(e.value) if dt.is_int(e.dtype) else None
 
     def divmod(self, x: Lin, c: int, op: BinaryOp) -> Lin | None:
         """``x // c`` or ``x % c`` as an affine form when ``x = c*q + r`` with r in [0, c)."""
@@ -195,20 +204,27 @@ class IndexAnalyzer:
 
     def interval(self, e: Expr) -> tuple[float, float]:
         """Inclusive integer bounds of ``e`` over the enclosing loops' ranges."""
-        if isinstance(e, Const):
-            return e.value, e.value
-        if isinstance(e, Var):
-            pos = self.var_pos.get(id(e))
-            if pos is not None:
-                loop = self.loops[pos]
-                return loop.min, loop.min + loop.extent - 1
-            bound = self.lets.get(id(e))
-            return self.lin_interval(bound) if bound is not None else (-math.inf, math.inf)
-        if isinstance(e, Cast):
-            return self.interval(e.value)
-        if isinstance(e, Binary) and e.op in INTERVAL_OPS:
-            return binary_interval(e.op, self.interval(e.a), self.interval(e.b))
-        return -math.inf, math.inf
+        rule = _INTERVAL_RULES.get(type(e))
+        return UNBOUNDED if rule is None else rule(self, e)
+
+    def _const_interval(self, e: Const) -> tuple[float, float]:
+        return e.value, e.value
+
+    def _var_interval(self, e: Var) -> tuple[float, float]:
+        pos = self.var_pos.get(id(e))
+        if pos is not None:
+            loop = self.loops[pos]
+            return loop.min, loop.min + loop.extent - 1
+        bound = self.lets.get(id(e))
+        return self.lin_interval(bound) if bound is not None else UNBOUNDED
+
+    def _cast_interval(self, e: Cast) -> tuple[float, float]:
+        return self.interval(e.value)
+
+    def _binary_interval(self, e: Binary) -> tuple[float, float]:
+        if e.op not in INTERVAL_OPS:
+            return UNBOUNDED
+        return binary_interval(e.op, self.interval(e.a), self.interval(e.b))
 
     def lin_interval(self, lin: Lin) -> tuple[float, float]:
         terms, const, atoms = lin
@@ -223,6 +239,20 @@ class IndexAnalyzer:
             lo += min(a, b)
             hi += max(a, b)
         return lo, hi
+
+
+_LINEAR_RULES: dict[type, Callable[[IndexAnalyzer, Any], Lin | None]] = {
+    Binary: IndexAnalyzer._linear_binary,
+    Cast: IndexAnalyzer._linear_cast,
+}
+
+_INTERVAL_RULES: dict[type, Callable[[IndexAnalyzer, Any], tuple[float, float]]] = {
+    Const: IndexAnalyzer._const_interval,
+    Var: IndexAnalyzer._var_interval,
+    IterVar: IndexAnalyzer._var_interval,
+    Cast: IndexAnalyzer._cast_interval,
+    Binary: IndexAnalyzer._binary_interval,
+}
 
 
 def children(e: Expr) -> list[Expr]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ansor_py.search_task import SearchTask
     from ir.loop_state.api import State
     from ir.loop_state.state import LoopState
+    from ir.lower.bound import BoundCache
 
 
 class CostModel(Protocol):
@@ -31,9 +32,14 @@ class CostModel(Protocol):
         """Learn from measured (input, result) pairs (the pairs of every earlier call are kept)."""
         ...
 
-    def predict(self, task: SearchTask, states: Sequence[LoopState | State]) -> np.ndarray:
+    def predict(
+        self, task: SearchTask, states: Sequence[LoopState | State], bound_cache: BoundCache | None = None
+    ) -> np.ndarray:
         """One score per state, higher meaning faster; ``-inf`` for a state that cannot be
-        lowered (the search drops it). Scores of different calls are comparable."""
+        lowered (the search drops it). Scores of different calls are comparable.
+
+        ``bound_cache``: the search's bound-inference results for these states (it has
+        bound them), for a model that lowers them; a model may ignore it."""
         ...
 
 
@@ -42,4 +48,6 @@ class PrefetchingCostModel(CostModel, Protocol):
     features in a forked worker): the search hands it each chunk of programs as it breeds
     them, and predicts them all later. Scores must not depend on whether it was called."""
 
-    def prefetch(self, task: SearchTask, states: Sequence[LoopState]) -> None: ...
+    def prefetch(
+        self, task: SearchTask, states: Sequence[LoopState], bound_cache: BoundCache | None = None
+    ) -> None: ...

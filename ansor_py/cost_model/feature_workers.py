@@ -35,8 +35,9 @@ from ir.loop_state.state import LoopState
 
 if TYPE_CHECKING:
     from ansor_py.search_task import SearchTask
+    from ir.lower.bound import BoundCache
 
-#: a part smaller than this is not worth a fork (about 10 ms with a large heap)
+#: a part smaller than this is not worth a fork (whose cost grows with the heap)
 MIN_STATES_PER_WORKER = 64
 #: seconds to wait for a worker's rows once this process needs them
 WORKER_TIMEOUT_S = 120.0
@@ -57,20 +58,25 @@ def default_workers() -> int:
 
 
 def extract_in_workers(
-    states: Sequence[LoopState], task: SearchTask, max_n_bufs: int, n_workers: int
+    states: Sequence[LoopState],
+    task: SearchTask,
+    max_n_bufs: int,
+    n_workers: int,
+    bound_cache: BoundCache | None = None,
 ) -> _Rows:
-    """``extract_rows(states, task, max_n_bufs)``, the work shared by up to ``n_workers``
-    processes (this one included)."""
+    """``extract_rows(states, task, max_n_bufs, bound_cache)``, the work shared by up to
+    ``n_workers`` processes (this one included; a forked worker reads its copy of
+    ``bound_cache``)."""
     parts = min(n_workers, len(states) // MIN_STATES_PER_WORKER)
     if parts < 2 or not can_fork():
-        return extract_rows(states, task, max_n_bufs)
+        return extract_rows(states, task, max_n_bufs, bound_cache)
     bounds = [len(states) * p // parts for p in range(parts + 1)]
     chunks = [states[bounds[p] : bounds[p + 1]] for p in range(parts)]
-    workers = [_fork(chunk, task, max_n_bufs) for chunk in chunks[1:]]
-    rows = extract_rows(chunks[0], task, max_n_bufs)
+    workers = [_fork(chunk, task, max_n_bufs, bound_cache) for chunk in chunks[1:]]
+    rows = extract_rows(chunks[0], task, max_n_bufs, bound_cache)
     for worker, chunk in zip(workers, chunks[1:], strict=True):
         received = _receive(worker, len(chunk), WORKER_TIMEOUT_S)
-        rows.extend(received if received is not None else extract_rows(chunk, task, max_n_bufs))
+        rows.extend(received if received is not None else extract_rows(chunk, task, max_n_bufs, bound_cache))
     return rows
 
 
@@ -87,6 +93,7 @@ class FeaturePrefetcher:
     def __init__(self, max_n_bufs: int):
         self.max_n_bufs = max_n_bufs
         self._task: SearchTask | None = None
+        self._bound_cache: BoundCache | None = None
         self._queue: dict[_Key, LoopState] = {}
         self._busy: tuple[_Worker, list[_Key]] | None = None
         self._received: list[tuple[list[_Key], _Rows]] = []
@@ -94,11 +101,19 @@ class FeaturePrefetcher:
         self.forked = 0
         self.prefetched = 0
 
-    def submit(self, task: SearchTask, states: Sequence[LoopState], cache: FeatureCache) -> None:
-        """Queue ``states`` of ``task`` (those not in ``cache``); fork a worker if none is busy."""
+    def submit(
+        self,
+        task: SearchTask,
+        states: Sequence[LoopState],
+        cache: FeatureCache,
+        bound_cache: BoundCache | None = None,
+    ) -> None:
+        """Queue ``states`` of ``task`` (those not in ``cache``); fork a worker if none is
+        busy. ``bound_cache``: the search's bound-inference results, read by the worker."""
         if task is not self._task:
             self._queue.clear()  # programs of another task: their predict call extracts them
             self._task = task
+        self._bound_cache = bound_cache
         for key, state in zip(feature_cache_keys(states, task, self.max_n_bufs), states, strict=True):
             if key not in self._queue and key not in cache:
                 self._queue[key] = state
@@ -108,7 +123,8 @@ class FeaturePrefetcher:
                 return
             self._take_busy()
         if len(self._queue) >= MIN_STATES_PER_WORKER and can_fork():
-            self._busy = (_fork(list(self._queue.values()), task, self.max_n_bufs), list(self._queue))
+            worker = _fork(list(self._queue.values()), task, self.max_n_bufs, self._bound_cache)
+            self._busy = (worker, list(self._queue))
             self.forked += 1
             self.prefetched += len(self._queue)
             self._queue.clear()
@@ -137,20 +153,30 @@ class FeaturePrefetcher:
 # one worker
 
 
-def _fork(states: Sequence[LoopState], task: SearchTask, max_n_bufs: int) -> _Worker:
+def _fork(
+    states: Sequence[LoopState], task: SearchTask, max_n_bufs: int, bound_cache: BoundCache | None = None
+) -> _Worker:
     """A forked process extracting the rows of ``states`` and sending them back."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_work, args=(sender, states, task, max_n_bufs), daemon=True)
+    process = context.Process(
+        target=_work, args=(sender, states, task, max_n_bufs, bound_cache), daemon=True
+    )
     process.start()
     sender.close()
     return process, receiver
 
 
-def _work(sender: Connection, states: Sequence[LoopState], task: SearchTask, max_n_bufs: int) -> None:
+def _work(
+    sender: Connection,
+    states: Sequence[LoopState],
+    task: SearchTask,
+    max_n_bufs: int,
+    bound_cache: BoundCache | None,
+) -> None:
     """A worker's body: extract, send, exit (an exception exits it with status 1)."""
     start_forked_child()
-    sender.send(extract_rows(states, task, max_n_bufs))
+    sender.send(extract_rows(states, task, max_n_bufs, bound_cache))
     sender.close()
 
 

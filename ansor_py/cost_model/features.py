@@ -1,4 +1,4 @@
-"""Ansor's per-statement program features: the extraction API the cost model calls.
+"""Ansor's per-statement program features: what they are, and one batch's extraction.
 
 Ansor's cost model does not look at a loop state directly; it lowers the state to a loop
 nest and describes every BufferStore statement by 164 numbers (paper section 5.2,
@@ -7,24 +7,29 @@ score is the sum of its statements' scores (``xgb_model``). The numbers and thei
 are listed in ``feature_math``; ``get_per_store_feature_names()`` names them
 (``float_mad``, ..., ``B0.unique_lines_d_reuse_ct``, ..., ``auto_unroll_max_step``).
 
-Pipeline for a batch of states of one task::
+The cost model calls the entry points of ``feature_extraction`` (from states, measured
+pairs or a log), which use this module's ``extract_rows`` and ``FeatureCache``. Pipeline
+of ``extract_rows`` for a batch of states of one task::
 
-    state --lower_for_features--> loop nest --loop_summary.summarise--> integer tables
-    (all states of the batch share the tables) --feature_math.compute_features--> rows
+    state --lower(stop_after="schedule_ops")--> loop nest --loop_summary.summarise-->
+    integer tables (all states of the batch share the tables)
+    --feature_math.compute_features--> rows
 
-``lower_for_features`` runs the lowering passes up to the loop nests, before index
-flattening: that is the program TVM analyses on the CPU (ScheduleToModule + Simplify),
-with one index per buffer dimension. ``features_from_primfunc`` accepts a fully lowered
-``PrimFunc`` too (flat indices, hoisted LetStmts) and gives the same rows, except where
-a flat index cannot be split back into dimensions unambiguously (see ``loop_summary``).
+``lower(dag, state, stop_after="schedule_ops")`` runs the lowering passes up to the loop
+nests, before index flattening: that is the program TVM analyses on the CPU
+(ScheduleToModule + Simplify), with one index per buffer dimension.
+``features_from_primfunc`` accepts a fully lowered ``PrimFunc`` too (flat indices, hoisted
+LetStmts) and gives the same rows, except where a flat index cannot be split back into
+dimensions unambiguously (see ``loop_summary``).
 
 A state that cannot be lowered (a ScheduleError, unknown split lengths, a state of another
 DAG) or that breaks a GPU limit of the task's HardwareParams gets an empty feature array;
 the cost model scores it -inf so the search drops it (TVM's behaviour).
 
-Speed (issue 3 item 6): the only per-state Python work is lowering and one walk of the
-loop nest (bound inference is memoised on the state by ``ir.lower.bound``, so a state the
-search has bound is not inferred again); every feature formula runs once per batch as
+Speed (the search runs in Python and scores thousands of states per round): the only
+per-state Python work is lowering and one walk of the loop nest (the search passes its
+``ir.lower.bound.BoundCache``, so a state the search has bound is not inferred again);
+every feature formula runs once per batch as
 numpy array arithmetic. A ``FeatureCache`` keyed by the state's printed loop tree skips
 repeated states entirely, and ``feature_workers`` spreads large batches over forked
 processes.
@@ -33,21 +38,17 @@ processes.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ansor_py.build import state_of
 from ansor_py.cost_model.feature_math import POSITION_CLASSES, compute_features, feature_length
 from ansor_py.cost_model.loop_summary import GpuUsage, SummaryTables, summarise
-from ansor_py.workload_registry import WorkloadError
 from codegen.target import HardwareParams
-from ir.compute_dag import ComputeDAG
-from ir.loop_state.api import State
 from ir.loop_state.state import LoopState, ScheduleError
-from ir.lower.bound import infer_bound_with_regions
-from ir.lower.schedule_ops import plan_buffers, schedule_ops
+from ir.lower.bound import BoundCache
+from ir.lower.lower import lower
 from ir.tir import PrimFunc, Stmt
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ _ACCESS_NAMES = (
 
 def get_per_store_feature_names(max_n_bufs: int = DEFAULT_MAX_N_BUFS) -> list[str]:
     """The names of the feature columns, in order (TVM ``GetPerStoreFeatureName``)."""
-    _check_max_n_bufs(max_n_bufs)
+    check_max_n_bufs(max_n_bufs)
     names = ["float_mad", "float_addsub", "float_mul", "float_divmod", "float_cmp"]
     names += ["float_mathfunc", "float_otherfunc", "int_mad", "int_addsub", "int_mul", "int_divmod"]
     names += ["int_cmp", "int_mathfunc", "int_otherfunc", "bool_op", "select_op"]
@@ -99,22 +100,11 @@ def get_per_store_feature_names(max_n_bufs: int = DEFAULT_MAX_N_BUFS) -> list[st
     return names
 
 
-def lower_for_features(dag: ComputeDAG, state: State | LoopState | None) -> Stmt:
-    """The loop nest of ``state`` before index flattening (what TVM extracts from).
-
-    Raises ScheduleError when the state cannot be lowered (see ``ansor_py.build.state_of``).
-    """
-    loop_state = state_of(dag, state)
-    bounds = infer_bound_with_regions(dag, loop_state)
-    plan = plan_buffers([(t.name, t.shape, t.dtype) for t in dag.tensors], bounds)
-    return schedule_ops(bounds, plan)
-
-
 def features_from_primfunc(
     func: PrimFunc | Stmt, cache_line_bytes: int = 64, max_n_bufs: int = DEFAULT_MAX_N_BUFS
 ) -> np.ndarray:
     """Feature rows [n_buffers_stored, feature_length] of one program (log2p-scaled)."""
-    _check_max_n_bufs(max_n_bufs)
+    check_max_n_bufs(max_n_bufs)
     tables = SummaryTables()
     tables.begin_program()
     summarise(func.body if isinstance(func, PrimFunc) else func, tables)
@@ -165,55 +155,11 @@ class FeatureCache:
         return key in self._rows
 
 
-def get_per_store_features_from_states(
-    states: Sequence[State | LoopState],
-    task: SearchTask,
-    max_n_bufs: int = DEFAULT_MAX_N_BUFS,
-    cache: FeatureCache | None = None,
-    n_workers: int = 1,
-) -> list[np.ndarray]:
-    """One float32 array [n_stores, feature_length] per state; [0, feature_length] for a
-    state that cannot be lowered or breaks the task's GPU limits.
-
-    ``n_workers`` > 1 extracts a large batch in that many processes (this one and forked
-    workers, see ``feature_workers``); the rows are the same."""
-    _check_max_n_bufs(max_n_bufs)
-    if n_workers < 1:
-        raise ValueError(f"get_per_store_features_from_states: n_workers {n_workers} must be >= 1")
-    task_key = _task_cache_key(task, max_n_bufs)
-    out: list[np.ndarray | None] = [None] * len(states)
-    keys: list[tuple[str, ...] | None] = [None] * len(states)
-    todo: list[int] = []
-    loop_states: list[LoopState] = []
-    for index, state in enumerate(states):
-        loop_state = state.loop_state if isinstance(state, State) else state
-        if cache is not None:
-            key = keys[index] = (*task_key, _state_key(loop_state))
-            cached = cache.get(key)
-            if cached is not None:
-                out[index] = cached
-                continue
-        todo.append(index)
-        loop_states.append(loop_state)
-    if n_workers > 1:
-        from ansor_py.cost_model.feature_workers import extract_in_workers  # it imports this module
-
-        rows_list = extract_in_workers(loop_states, task, max_n_bufs, n_workers)
-    else:
-        rows_list = extract_rows(loop_states, task, max_n_bufs)
-    for index, rows in zip(todo, rows_list, strict=True):
-        out[index] = rows
-        stored_key = keys[index]
-        if cache is not None and stored_key is not None and rows is not None:
-            cache.put(stored_key, rows)
-    width = feature_length(max_n_bufs)
-    return [rows if rows is not None else np.zeros((0, width), dtype=np.float32) for rows in out]
-
-
 def feature_cache_keys(
     states: Sequence[LoopState], task: SearchTask, max_n_bufs: int = DEFAULT_MAX_N_BUFS
 ) -> list[tuple[str, ...]]:
-    """The FeatureCache keys ``get_per_store_features_from_states`` uses for ``states``."""
+    """The FeatureCache keys of ``states`` (``feature_extraction.get_per_store_features_from_states``
+    and ``feature_workers.FeaturePrefetcher`` use them)."""
     task_key = _task_cache_key(task, max_n_bufs)
     return [(*task_key, _state_key(state)) for state in states]
 
@@ -222,10 +168,13 @@ def _task_cache_key(task: SearchTask, max_n_bufs: int) -> tuple[str, ...]:
     return (task.workload_key, str(task.target), str(task.hardware_params.cache_line_bytes), str(max_n_bufs))
 
 
-def extract_rows(states: Sequence[LoopState], task: SearchTask, max_n_bufs: int) -> list[np.ndarray | None]:
+def extract_rows(
+    states: Sequence[LoopState], task: SearchTask, max_n_bufs: int, bound_cache: BoundCache | None = None
+) -> list[np.ndarray | None]:
     """The feature rows of each state, None for one that cannot be lowered or breaks the
-    GPU limits (no cache): lower and summarise each state into one batch of tables, then
-    compute every row of the batch at once."""
+    GPU limits (no FeatureCache): lower and summarise each state into one batch of tables,
+    then compute every row of the batch at once. ``bound_cache``: the search's bound
+    inference results, so a state it has bound is not inferred again."""
     dag = task.compute_dag
     hardware = task.hardware_params
     out: list[np.ndarray | None] = [None] * len(states)
@@ -233,7 +182,8 @@ def extract_rows(states: Sequence[LoopState], task: SearchTask, max_n_bufs: int)
     pending: list[int] = []
     for index, loop_state in enumerate(states):
         try:
-            body = lower_for_features(dag, loop_state)
+            # the loop nests before index flattening, one index per buffer dimension
+            body = lower(dag, loop_state, stop_after="schedule_ops", cache=bound_cache).body
         except ScheduleError:
             continue
         mark = _TableMark(tables)
@@ -265,67 +215,7 @@ def normalized_throughputs(
     return best[ids] / costs, ids
 
 
-def get_per_store_features_from_measure_pairs(
-    inputs: Sequence[MeasureInput],
-    results: Sequence[MeasureResult],
-    skip_first_n_feature_extraction: int = 0,
-    max_n_bufs: int = DEFAULT_MAX_N_BUFS,
-    cache: FeatureCache | None = None,
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """(features, normalized throughputs, task ids) of measured pairs.
-
-    The first ``skip_first_n_feature_extraction`` feature arrays are left empty (callers
-    that cached them put theirs back). An input whose task has no DAG (a record of a
-    workload not registered in this process) gets an empty array.
-    """
-    labels, ids = normalized_throughputs(inputs, results)
-    width = feature_length(max_n_bufs)
-    features = [np.zeros((0, width), dtype=np.float32) for _ in inputs]
-    by_task: dict[int, list[int]] = {}
-    for index in range(skip_first_n_feature_extraction, len(inputs)):
-        if _has_dag(inputs[index].task):
-            by_task.setdefault(int(ids[index]), []).append(index)
-    for indices in by_task.values():
-        task = inputs[indices[0]].task
-        rows = get_per_store_features_from_states([inputs[i].state for i in indices], task, max_n_bufs, cache)
-        for i, r in zip(indices, rows):
-            features[i] = r
-    return features, labels, ids
-
-
-def get_per_store_features_from_file(
-    filename: str, max_lines: int | None = None, max_n_bufs: int = DEFAULT_MAX_N_BUFS
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Features, normalized throughputs and task ids of the first ``max_lines`` records
-    of a tuning log (read with ``ansor_py.records.load_records``)."""
-    inputs, results = read_measure_pairs(filename, max_lines)
-    return get_per_store_features_from_measure_pairs(inputs, results, 0, max_n_bufs)
-
-
-def read_measure_pairs(
-    filename: str, max_lines: int | None = None
-) -> tuple[list[MeasureInput], list[MeasureResult]]:
-    """The first ``max_lines`` (all when None) measure pairs of a tuning log."""
-    from ansor_py.records import load_records  # records sit above the cost model
-
-    if max_lines is not None and max_lines < 0:
-        raise ValueError(f"max_lines {max_lines} must be >= 0 (or None for all)")
-    inputs: list[MeasureInput] = []
-    results: list[MeasureResult] = []
-    for inp, res in _take(load_records(filename), max_lines):
-        inputs.append(inp)
-        results.append(res)
-    return inputs, results
-
-
 # ------------------------------------------------------------------------------------------
-
-
-def _take(pairs: Iterable[Any], limit: int | None) -> Iterable[Any]:
-    for count, pair in enumerate(pairs):
-        if limit is not None and count >= limit:
-            return
-        yield pair
 
 
 def _state_key(state: LoopState) -> str:
@@ -339,19 +229,12 @@ def _state_key(state: LoopState) -> str:
     return str(state) + (repr(extras) if extras else "")
 
 
-def _has_dag(task: Any) -> bool:
-    """False for a task read from a record whose workload is not registered here."""
-    try:
-        return task.compute_dag is not None
-    except WorkloadError:
-        return False
-
-
 def _task_key(task: Any) -> tuple[str, str]:
     return str(task.workload_key), str(task.target)
 
 
-def _check_max_n_bufs(max_n_bufs: int) -> None:
+def check_max_n_bufs(max_n_bufs: int) -> None:
+    """ValueError unless ``max_n_bufs`` (buffers with their own feature columns) is a positive int."""
     if not isinstance(max_n_bufs, int) or max_n_bufs < 1:
         raise ValueError(f"max_n_bufs {max_n_bufs!r} must be a positive int")
 

@@ -22,8 +22,8 @@ stand for their values, and a flat index into a multi-dimensional buffer is spli
 buffer's strides, so both forms give the same tables for the usual programs. The split
 is a guess where one loop moves several dimensions at once (a fused loop indexing
 ``A[f // 16, f % 16]`` is ``f * 32`` once flattened) or where a guarded-off iteration runs
-past a dimension (a split that does not divide); ``features.lower_for_features`` gives the
-per-dimension form, which is the reference.
+past a dimension (a split that does not divide); ``lower(dag, state,
+stop_after="schedule_ops")`` gives the per-dimension form, which is the reference.
 
 Operation counts (feature group 1) follow TVM's ``MathOpCounter`` on the stored value,
 with two differences stated here: ``a * b + c`` on floats counts as one fused
@@ -35,7 +35,9 @@ term, one multiply per coefficient other than +-1), so that both program forms a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ansor_py.cost_model.affine import IndexAnalyzer, Lin, children
 from ir import dtype as dt
@@ -193,26 +195,31 @@ class _Walker:
 
     # statements -------------------------------------------------------------------------
     def visit(self, s: Stmt) -> None:
-        if isinstance(s, For):
-            self.visit_for(s)
-        elif isinstance(s, BufferStore):
-            self.visit_store(s)
-        elif isinstance(s, SeqStmt):
-            for child in s.stmts:
-                self.visit(child)
-        elif isinstance(s, LetStmt):
-            self.index.bind_let(s.var, s.value)
-            self.visit(s.body)
-        elif isinstance(s, Allocate):
-            self.visit(s.body)
-            self.visit_allocate(s.buffer)
-        elif isinstance(s, IfThenElse):
-            # as TVM: conditions are ignored and both branches counted
-            self.visit(s.then_case)
-            if s.else_case is not None:
-                self.visit(s.else_case)
-        elif not isinstance(s, Barrier):
+        rule = _STMT_RULES.get(type(s))
+        if rule is None:
             raise TypeError(f"feature extraction: no rule for statement {type(s).__name__}")
+        rule(self, s)
+
+    def visit_seq(self, s: SeqStmt) -> None:
+        for child in s.stmts:
+            self.visit(child)
+
+    def visit_let(self, s: LetStmt) -> None:
+        self.index.bind_let(s.var, s.value)
+        self.visit(s.body)
+
+    def visit_allocate(self, s: Allocate) -> None:
+        self.visit(s.body)
+        self.allocation_row(s.buffer)
+
+    def visit_if(self, s: IfThenElse) -> None:
+        # as TVM: conditions are ignored and both branches counted
+        self.visit(s.then_case)
+        if s.else_case is not None:
+            self.visit(s.else_case)
+
+    def visit_barrier(self, s: Barrier) -> None:
+        pass
 
     def visit_for(self, s: For) -> None:
         extent_expr, min_expr = s.extent, s.min
@@ -265,7 +272,7 @@ class _Walker:
             self.t.row_alloc.append((0.0, 0.0, 0.0))
         return row
 
-    def visit_allocate(self, buffer: Buffer) -> None:
+    def allocation_row(self, buffer: Buffer) -> None:
         elements = float(buffer.num_elements)
         row = self.row_of(buffer.name)
         self.t.row_alloc[row] = (elements * dt.itemsize(buffer.dtype), elements, self.outer_prod)
@@ -348,53 +355,87 @@ class _Walker:
     # expressions ------------------------------------------------------------------------
     def count(self, e: Expr, counts: list[int], groups: dict[str, list]) -> None:
         """Op counts of ``e`` into ``counts``; buffer reads into ``groups``."""
-        if isinstance(e, BufferLoad):
-            dims = self.dims(e.buffer, e.indices)
-            for terms, const, atoms in dims:
-                n_items = len(terms) + len(atoms) + (const != 0)
-                counts[I_ADDSUB] += max(n_items - 1, 0)
-                counts[I_MUL] += sum(1 for c in terms.values() if abs(c) != 1)
-                for atom in atoms.values():
-                    counts[_ATOM_SLOT.get(atom.root, I_OTHER)] += 1
-                    counts[I_MUL] += abs(atom.coef) != 1
-            group = groups.get(e.buffer.name)
-            if group is None:
-                groups[e.buffer.name] = [ACC_READ, e.buffer, [dims]]
-            elif group[0] == ACC_WRITE:
-                group[0] = ACC_READ_WRITE  # an update: its indices are the write's
-            elif group[0] == ACC_READ:
-                group[2].append(dims)
-            return
-        if isinstance(e, Binary):
-            is_float = dt.is_float(e.a.dtype)
-            if e.op is BinaryOp.ADD and is_float:
-                for mul, other in ((e.a, e.b), (e.b, e.a)):
-                    if isinstance(mul, Binary) and mul.op is BinaryOp.MUL:
-                        counts[F_MAD] += 1
-                        self.count(mul.a, counts, groups)
-                        self.count(mul.b, counts, groups)
-                        self.count(other, counts, groups)
-                        return
-            if e.op in _BINARY_SLOT:
-                counts[_BINARY_SLOT[e.op][0 if is_float else 1]] += 1
-            else:
-                counts[BOOL_OP] += 1  # && ||
-        elif isinstance(e, Compare):
-            counts[F_CMP if dt.is_float(e.a.dtype) else I_CMP] += 1
-        elif isinstance(e, Not):
-            counts[BOOL_OP] += 1
-        elif isinstance(e, Select):
-            counts[SELECT_OP] += 1
-        elif isinstance(e, Call):
-            # every intrinsic of ir.expr is a pure math function
-            counts[F_MATH if dt.is_float(e.dtype) else I_MATH] += 1
-        elif isinstance(e, Cast):
-            self.count(e.value, counts, groups)
-            return
-        else:
-            return  # Const, Var
+        rule = _COUNT_RULES.get(type(e))
+        if rule is not None:  # no rule: a Const or Var, nothing to count
+            rule(self, e, counts, groups)
+
+    def count_children(self, e: Expr, counts: list[int], groups: dict[str, list]) -> None:
         for child in children(e):
             self.count(child, counts, groups)
 
+    def count_load(self, e: BufferLoad, counts: list[int], groups: dict[str, list]) -> None:
+        dims = self.dims(e.buffer, e.indices)
+        for terms, const, atoms in dims:
+            n_items = len(terms) + len(atoms) + (const != 0)
+            counts[I_ADDSUB] += max(n_items - 1, 0)
+            counts[I_MUL] += sum(1 for c in terms.values() if abs(c) != 1)
+            for atom in atoms.values():
+                counts[_ATOM_SLOT.get(atom.root, I_OTHER)] += 1
+                counts[I_MUL] += abs(atom.coef) != 1
+        group = groups.get(e.buffer.name)
+        if group is None:
+            groups[e.buffer.name] = [ACC_READ, e.buffer, [dims]]
+        elif group[0] == ACC_WRITE:
+            group[0] = ACC_READ_WRITE  # an update: its indices are the write's
+        elif group[0] == ACC_READ:
+            group[2].append(dims)
+
+    def count_binary(self, e: Binary, counts: list[int], groups: dict[str, list]) -> None:
+        is_float = dt.is_float(e.a.dtype)
+        if e.op is BinaryOp.ADD and is_float:
+            for mul, other in ((e.a, e.b), (e.b, e.a)):
+                if isinstance(mul, Binary) and mul.op is BinaryOp.MUL:
+                    counts[F_MAD] += 1
+                    self.count(mul.a, counts, groups)
+                    self.count(mul.b, counts, groups)
+                    self.count(other, counts, groups)
+                    return
+        if e.op in _BINARY_SLOT:
+            counts[_BINARY_SLOT[e.op][0 if is_float else 1]] += 1
+        else:
+            counts[BOOL_OP] += 1  # && ||
+        self.count_children(e, counts, groups)
+
+    def count_compare(self, e: Compare, counts: list[int], groups: dict[str, list]) -> None:
+        counts[F_CMP if dt.is_float(e.a.dtype) else I_CMP] += 1
+        self.count_children(e, counts, groups)
+
+    def count_not(self, e: Not, counts: list[int], groups: dict[str, list]) -> None:
+        counts[BOOL_OP] += 1
+        self.count_children(e, counts, groups)
+
+    def count_select(self, e: Select, counts: list[int], groups: dict[str, list]) -> None:
+        counts[SELECT_OP] += 1
+        self.count_children(e, counts, groups)
+
+    def count_call(self, e: Call, counts: list[int], groups: dict[str, list]) -> None:
+        # every intrinsic of ir.expr is a pure math function
+        counts[F_MATH if dt.is_float(e.dtype) else I_MATH] += 1
+        self.count_children(e, counts, groups)
+
+    def count_cast(self, e: Cast, counts: list[int], groups: dict[str, list]) -> None:
+        self.count(e.value, counts, groups)
+
     def dims(self, buffer: Buffer, indices: tuple[Expr, ...]) -> list[Lin]:
         return self.index.dims(buffer.shape, buffer.strides, indices, buffer.name)
+
+
+_STMT_RULES: dict[type, Callable[[_Walker, Any], None]] = {
+    For: _Walker.visit_for,
+    BufferStore: _Walker.visit_store,
+    SeqStmt: _Walker.visit_seq,
+    LetStmt: _Walker.visit_let,
+    Allocate: _Walker.visit_allocate,
+    IfThenElse: _Walker.visit_if,
+    Barrier: _Walker.visit_barrier,
+}
+
+_COUNT_RULES: dict[type, Callable[[_Walker, Any, list[int], dict[str, list]], None]] = {
+    BufferLoad: _Walker.count_load,
+    Binary: _Walker.count_binary,
+    Compare: _Walker.count_compare,
+    Not: _Walker.count_not,
+    Select: _Walker.count_select,
+    Call: _Walker.count_call,
+    Cast: _Walker.count_cast,
+}

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ansor_py.search_task import SearchTask
     from ir.loop_state.api import State
     from ir.loop_state.state import LoopState
+    from ir.lower.bound import BoundCache
 
 
 class RandomModel:
@@ -31,5 +32,7 @@ class RandomModel:
         if len(inputs) != len(results):
             raise ValueError(f"{len(inputs)} measure inputs but {len(results)} results: they must pair up")
 
-    def predict(self, task: SearchTask, states: Sequence[LoopState | State]) -> np.ndarray:
+    def predict(
+        self, task: SearchTask, states: Sequence[LoopState | State], bound_cache: BoundCache | None = None
+    ) -> np.ndarray:
         return self.rng.uniform(0.0, 1.0, len(states))

@@ -13,9 +13,8 @@ statement row: gradient = y * (sum of its program's predictions - y), hessian = 
 ``pack_sum_square_error``). Parameters are TVM's: depth 10, gamma 0.001, min_child_weight
 0, eta 0.2, seed 43, up to 10,000 rounds with early stopping after 50 rounds without a
 better training ``p-rmse`` (the RMSE of program sums; the best round is kept), plus
-``max_bin`` 64 (histogram building about 4x cheaper than the default 256, same ranking
-quality) and ``base_score`` 0, so a program's sum starts from 0 whatever its number of
-statements.
+``max_bin`` 64 (a quarter of the default 256 histogram bins, so training is cheaper) and
+``base_score`` 0, so a program's sum starts from 0 whatever its number of statements.
 
 The model is retrained from scratch on all data at every ``update`` (features of earlier
 samples are cached); ``adaptive_training`` skips a retrain until the data grew by 20%.
@@ -33,21 +32,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xgboost as xgb
 
-from ansor_py.cost_model.feature_workers import FeaturePrefetcher, default_workers
-from ansor_py.cost_model.features import (
-    DEFAULT_MAX_N_BUFS,
-    FeatureCache,
+from ansor_py.cost_model.feature_extraction import (
     get_per_store_features_from_measure_pairs,
     get_per_store_features_from_states,
-    normalized_throughputs,
     read_measure_pairs,
 )
+from ansor_py.cost_model.feature_workers import FeaturePrefetcher, default_workers
+from ansor_py.cost_model.features import DEFAULT_MAX_N_BUFS, FeatureCache, normalized_throughputs
 
 if TYPE_CHECKING:
     from ansor_py.measure.types import MeasureInput, MeasureResult
     from ansor_py.search_task import SearchTask
     from ir.loop_state.api import State
     from ir.loop_state.state import LoopState
+    from ir.lower.bound import BoundCache
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +179,14 @@ class XGBModel:
         return bst
 
     # prediction -------------------------------------------------------------------------
-    def prefetch(self, task: SearchTask, states: Sequence[LoopState]) -> None:
+    def prefetch(
+        self, task: SearchTask, states: Sequence[LoopState], bound_cache: BoundCache | None = None
+    ) -> None:
         """Start extracting the features of ``states`` in a forked worker (with more than
         one ``feature_workers``), for a later ``predict`` of them; the search calls this
         as it breeds programs, so that extraction runs beside breeding."""
         if self.feature_workers > 1:
-            self.prefetcher.submit(task, states, self.feature_cache)
+            self.prefetcher.submit(task, states, self.feature_cache, bound_cache)
 
     @property
     def predicts_at_random(self) -> bool:
@@ -194,12 +194,15 @@ class XGBModel:
         programs seen (``predict`` then returns random scores)."""
         return self.bst is None or len(self.inputs) <= self.num_warmup_sample
 
-    def predict(self, task: SearchTask, states: Sequence[LoopState | State]) -> np.ndarray:
+    def predict(
+        self, task: SearchTask, states: Sequence[LoopState | State], bound_cache: BoundCache | None = None
+    ) -> np.ndarray:
         """One score per state, higher meaning faster: the sum of the model's statement
-        predictions, uniform random numbers during warm-up, -inf for invalid states."""
+        predictions, uniform random numbers during warm-up, -inf for invalid states.
+        ``bound_cache``: the search's bound-inference results, reused by the lowering."""
         self.prefetcher.collect(self.feature_cache)
         features = get_per_store_features_from_states(
-            states, task, self.max_n_bufs, self.feature_cache, self.feature_workers
+            states, task, self.max_n_bufs, self.feature_cache, self.feature_workers, bound_cache
         )
         if not self.predicts_at_random:
             scores = self._predict_packs(features)

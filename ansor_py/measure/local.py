@@ -273,8 +273,8 @@ class LocalRunner:
     seconds plus what ``slowdown_limit`` times the task's fastest program so far would take
     (its checking call and its repeats, each repeat at least ``min_repeat_ms``): a program
     a hundred times slower than one already measured teaches the search nothing more by
-    finishing, and waiting out the 10 s ``timeout`` for one cost C2D's first 64-trial round
-    10 s of its 55-61 s of measuring on this machine kind. ``None`` waits the whole ``timeout``, as TVM does.
+    finishing, while waiting out the whole ``timeout`` for it stalls the round's other
+    candidates. ``None`` waits the whole ``timeout``, as TVM does.
     """
 
     def __init__(

@@ -2,8 +2,9 @@
 
 ``MeasureInput`` is (task, state); ``MeasureResult`` holds every repeat's cost in seconds,
 an error code, its message, the wall time spent building and running, and a timestamp,
-the fields of a record line (ansor.md section 2.4). Builders and runners are Protocols so
-a local process pool, an SSH host pool or a GPU runner plug in alike.
+the fields of a record line (TVM ``auto_scheduler.MeasureResult``, serialized as in
+``auto_scheduler/measure_record.py``). Builders and runners are Protocols so a local
+process pool, an SSH host pool or a GPU runner plug in alike.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ansor_py.measure.types import MeasureInput, MeasureResult
 from ansor_py.search.search_policy import SearchCallback, SearchPolicy
-from ir.loop_state.state import LoopState
+from ir.loop_state.state import LoopState, initial_state
 
 if TYPE_CHECKING:
     from ansor_py.measure.measurer import ProgramMeasurer
@@ -39,7 +39,7 @@ class EmptyPolicy(SearchPolicy):
         num_measures_per_round: int = 64,
         measurer: ProgramMeasurer | None = None,
     ) -> LoopState | None:
-        state = self.search_task.compute_dag.init_state
+        state = initial_state(self.search_task.compute_dag)
         if num_measure_trials <= 1:
             return state
         if measurer is None:
@@ -51,5 +51,5 @@ class EmptyPolicy(SearchPolicy):
     def continue_search_one_round(
         self, num_measure: int, measurer: ProgramMeasurer
     ) -> tuple[list[MeasureInput], list[MeasureResult]]:
-        inputs = [MeasureInput(self.search_task, self.search_task.compute_dag.init_state)]
+        inputs = [MeasureInput(self.search_task, initial_state(self.search_task.compute_dag))]
         return inputs, list(measurer.measure(self.search_task, self, inputs))

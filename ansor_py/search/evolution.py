@@ -13,16 +13,17 @@ probability proportional to max(score, 0) (roulette wheel), each mutated with pr
 ``evolutionary_search_mutation_prob`` by a rule drawn by weight, or copied.
 
 Speed (the search runs in Python): programs are immutable and shared, never copied;
-bound inference runs only when a step left an extent unknown, and its result stays on the
-bound program for feature extraction (``ir.lower.bound``); each distinct program is scored
+bound inference runs only when a step left an extent unknown, and what it found is kept
+in the policy's ``BoundCache`` (``state_cache.bound_cache``), which the cost model receives
+for feature extraction; each distinct program is scored
 once per call (scores are cached by printed form, the model does not change within a
 call), and the model sees whole batches. New programs are handed to the cost model's
 ``prefetch`` (where it has one) in chunks as they are bred, so that ``XGBModel`` extracts
 their features in a forked worker while breeding goes on. Both functions run under
 ``fewer_collections``: a round allocates millions of small objects and keeps thousands of
-programs alive, and with Python's default thresholds the cyclic garbage collector
-re-scanned that whole heap every time it grew by a quarter, a third of a round's time
-(measured on GEMM and conv2d).
+programs alive, and with Python's default thresholds the cyclic garbage collector would
+re-scan that whole heap every time it grows by a quarter, walking programs that are
+still in use.
 """
 
 from __future__ import annotations
@@ -109,14 +110,16 @@ def prefetch(ctx: EvolutionContext, states: Sequence[LoopState]) -> None:
     not import the cost-model package and XGBoost with it)."""
     start = getattr(ctx.program_cost_model, "prefetch", None)
     if states and callable(start):
-        start(ctx.search_task, states)
+        start(ctx.search_task, states, ctx.state_cache.bound_cache)
 
 
 def predict(ctx: EvolutionContext, states: Sequence[LoopState]) -> np.ndarray:
-    """Cost-model scores of ``states`` (higher is faster) as float64."""
+    """Cost-model scores of ``states`` (higher is faster) as float64; the model receives
+    the search's bound cache, which holds what bound inference found for them."""
     if not states:
         return np.zeros(0)
-    scores = np.asarray(ctx.program_cost_model.predict(ctx.search_task, list(states)), dtype=np.float64)
+    scores = ctx.program_cost_model.predict(ctx.search_task, list(states), ctx.state_cache.bound_cache)
+    scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (len(states),):
         raise ValueError(
             f"cost model {type(ctx.program_cost_model).__name__} returned scores of shape {scores.shape} "

@@ -18,7 +18,8 @@ class SketchParamsError(ValueError):
 
 @dataclass(frozen=True)
 class SketchParams:
-    """SketchPolicy parameters (ansor.md section 1.12; Ansor paper sections 4 and 5)."""
+    """SketchPolicy parameters (Ansor paper sections 4 and 5; names and defaults as TVM's
+    ``auto_scheduler.SketchPolicy.DEFAULT_PARAMS``)."""
 
     #: share of each measured batch picked at random instead of by the cost model
     eps_greedy: float = 0.05

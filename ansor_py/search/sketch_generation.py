@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ansor_py.search.sketch_rules import ConditionKind, RuleContext, SketchRule
-from ir.loop_state.state import LoopState, ScheduleError
+from ir.loop_state.state import LoopState, ScheduleError, initial_state
 from ir.loop_state.steps import RfactorStep, SplitStep
 
 
 def generate_sketches(ctx: RuleContext, rules: Sequence[SketchRule]) -> list[LoopState]:
     """All sketches of ``ctx.search_task`` under ``rules``."""
-    init_state = ctx.search_task.compute_dag.init_state
+    init_state = initial_state(ctx.search_task.compute_dag)
     work: list[tuple[LoopState, int]] = [(init_state, len(init_state.stages) - 1)]
     sketches: list[LoopState] = []
     while work:
@@ -61,4 +61,4 @@ def unfix_rfactor_split(state: LoopState) -> LoopState:
             changed = True
     if not changed:
         return state
-    return replace(state, transform_steps=tuple(steps), concrete=False, _text=[])
+    return replace(state, transform_steps=tuple(steps), concrete=False)

@@ -17,24 +17,31 @@ or when a round (retried ``retry_search_one_round_on_empty`` times) finds nothin
 
 All randomness comes from one numpy Generator seeded by ``seed``: the same seed, task,
 params and cost model give the same sequence of programs.
+
+Two start-up callbacks (``init_search_callbacks``) work on a SketchPolicy:
+``PreloadMeasuredStates(file)`` resumes from a log (every program recorded for the task is
+marked measured and the valid ones seed the search), ``PreloadCustomSketchRule`` adds a
+user sketch rule before the built-in ones.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ansor_py.measure.types import MeasureInput, MeasureResult
+from ansor_py.records import load_records
 from ansor_py.search.evolution import evolutionary_search, log, prune_and_bind, sample_init_population
 from ansor_py.search.init_rules import CPU_INIT_RULES, InitRule, ensure_bound
 from ansor_py.search.mutation_rules import CPU_MUTATION_RULES, MutationRule
 from ansor_py.search.params import SketchParams
 from ansor_py.search.search_policy import SearchCallback, SearchPolicy
 from ansor_py.search.sketch_generation import generate_sketches
-from ansor_py.search.sketch_rules import CPU_SKETCH_RULES, SketchRule
+from ansor_py.search.sketch_rules import CPU_SKETCH_RULES, SketchRule, custom_sketch_rule
 from ansor_py.search.state_cache import StateCache
 from ansor_py.search.tiling import SplitFactorizationMemo
 from ir.loop_state.state import LoopState
@@ -43,6 +50,7 @@ if TYPE_CHECKING:
     from ansor_py.cost_model.base import CostModel
     from ansor_py.measure.measurer import ProgramMeasurer
     from ansor_py.search_task import SearchTask
+    from ir.loop_state.api import State
 
 #: early_stopping given as None or a negative number: never stop early
 NO_EARLY_STOPPING = 2**62
@@ -267,3 +275,63 @@ class SketchPolicy(SearchPolicy):
         if inputs:
             self.program_cost_model.update(inputs, results)
         return inputs, results
+
+
+# ------------------------------------------------------------------------------------------
+# start-up callbacks (TVM ``PreloadMeasuredStates``, ``PreloadCustomSketchRule``)
+
+
+class PreloadMeasuredStates(SearchCallback):
+    """Resume from a log: mark every program recorded in ``filename`` for the policy's task
+    (same workload key and target class) as measured, so it is never measured again, and
+    seed the evolutionary search with the valid ones and their throughputs."""
+
+    def __init__(self, filename: str | os.PathLike[str]):
+        self.filename = filename
+
+    def callback(self, policy: SearchPolicy) -> None:
+        if not isinstance(policy, SketchPolicy):
+            raise TypeError(f"PreloadMeasuredStates works on a SketchPolicy, not a {type(policy).__name__}")
+        task = policy.search_task
+        if not os.path.isfile(self.filename):
+            raise FileNotFoundError(f"PreloadMeasuredStates: record file {self.filename} does not exist")
+        loaded = 0
+        for inp, res in load_records(self.filename, tasks=[task]):
+            if inp.task is not task or not inp.state.stages:
+                continue  # another task's record, or steps that do not replay on this DAG
+            throughput = 1.0 / res.mean_cost if res.ok else 0.0
+            if policy.add_measured_state(inp.state, throughput):
+                loaded += 1
+        if policy.verbose >= 1:
+            print(
+                f"PreloadMeasuredStates: {loaded} measured state(s) loaded from {self.filename}", flush=True
+            )
+
+
+class PreloadCustomSketchRule(SearchCallback):
+    """A user sketch rule, tried before the built-in ones (see
+    ``sketch_rules.custom_sketch_rule``); ``meet_condition_func`` returns one of the class
+    constants below."""
+
+    PASS = 0
+    APPLY = 1
+    APPLY_AND_SKIP_REST = 2
+
+    def __init__(
+        self,
+        meet_condition_func: Callable[[Any, State, int], int],
+        apply_func: Callable[[Any, State, int], Any],
+        rule_name: str = "CustomSketchRule",
+    ):
+        self.meet_condition_func = meet_condition_func
+        self.apply_func = apply_func
+        self.rule_name = rule_name
+
+    def callback(self, policy: SearchPolicy) -> None:
+        if not isinstance(policy, SketchPolicy):
+            raise TypeError(f"PreloadCustomSketchRule works on a SketchPolicy, not a {type(policy).__name__}")
+        policy.sketch_rules.append(
+            custom_sketch_rule(self.meet_condition_func, self.apply_func, self.rule_name)
+        )
+        if policy.verbose >= 1:
+            print(f'Custom sketch rule "{self.rule_name}" added.', flush=True)

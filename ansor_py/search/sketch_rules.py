@@ -32,7 +32,7 @@ from ansor_py.search.stage_queries import (
 )
 from ansor_py.search.tiling import follow_tiling, multi_level_tiling
 from ir.access_analysis import SIMPLIFY_CONST_TENSOR_INDICES
-from ir.loop_state.api import State
+from ir.loop_state.api import State, as_loop_state
 from ir.loop_state.enums import IteratorKind, StageKind
 from ir.loop_state.state import LoopState, ScheduleError
 from ir.loop_state.steps import CacheWriteStep, ComputeInlineStep
@@ -313,13 +313,12 @@ def custom_sketch_rule(
                     "expected [state, next_stage_id] pairs"
                 )
             new_state, next_id = pair
-            loop_state = new_state.loop_state if isinstance(new_state, State) else new_state
-            if not isinstance(loop_state, LoopState):
+            if not isinstance(new_state, (State, LoopState)):
                 raise ValueError(
                     f"custom sketch rule '{rule_name}' returned a {type(new_state).__name__}; "
                     "expected a State or a LoopState"
                 )
-            result.append((loop_state, int(next_id)))
+            result.append((as_loop_state(ctx.search_task.compute_dag, new_state), int(next_id)))
         return result
 
     return SketchRule(rule_name, condition, apply)

@@ -67,7 +67,7 @@ def needs_multi_level_tiling(task: SearchTask, state: LoopState, stage_id: int) 
 def consumers(task: SearchTask, state: LoopState, stage_id: int) -> list[int]:
     """Stage ids reading ``stage_id``, looking through inlined stages (TVM GetConsumers)."""
     ids = op_stage_ids(state)
-    ops = analyzer(task, state).get_consumers(state, state.stages[stage_id].op)
+    ops = analyzer(task, state).get_consumers(state.stages[stage_id].op, state.inlined_ops())
     return sorted(ids[id(op)] for op in ops)
 
 

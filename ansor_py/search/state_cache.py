@@ -11,9 +11,9 @@ thousands of candidates per round, so this cache
   met twice (a parent copied, a mutation repeated) costs a dict lookup.
 
 Every entry is a pure function of the steps, so the cache never changes a result. It is
-cleared when it grows past ``max_entries``. A bound state carries what bound inference
-found (``ir.lower.bound`` memoises it on the state), so feature extraction and lowering
-of a state ``bind`` returned do not infer its bounds again.
+cleared when it grows past ``max_entries``. What bound inference found is kept in the
+cache's ``bound_cache`` (``ir.lower.bound.BoundCache``), which the search passes on to
+feature extraction and lowering, so that a state ``bind`` returned is not inferred again.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 
 from ansor_py.search.stage_queries import STAGE_CHANGING_STEPS
 from ir.loop_state.enums import ComputeAtKind, StageKind
-from ir.loop_state.state import LoopState, ScheduleError
+from ir.loop_state.state import LoopState, ScheduleError, initial_state
 from ir.loop_state.steps import Step
-from ir.lower.bound import infer_bound
+from ir.lower.bound import BoundCache, infer_bound
 
 if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
@@ -49,6 +49,11 @@ class StateCache:
     def __init__(self, dag: ComputeDAG, max_entries: int = 8192):
         self.dag = dag
         self.max_entries = max_entries
+        #: bound inference's results for the states bound here (and lowered later); two
+        #: entries per state, its own stages and the bound ones
+        self.bound_cache = BoundCache(2 * max_entries)
+        #: the DAG's initial state, the start of every replay
+        self.initial_state = initial_state(dag)
         self._prefixes: dict[History, LoopState | None] = {}
         self._replayed: dict[History, LoopState | None] = {}
         self._bound: dict[History, LoopState | None] = {}
@@ -80,7 +85,7 @@ class StateCache:
         if history in self._bound:
             return self._bound[history]
         try:
-            bound: LoopState | None = infer_bound(self.dag, state)
+            bound: LoopState | None = infer_bound(self.dag, state, self.bound_cache)
         except ScheduleError:
             bound = None
         self._remember(self._bound, history, bound)
@@ -88,9 +93,9 @@ class StateCache:
 
     def _prefix(self, history: History) -> LoopState | None:
         if not history:
-            return self.dag.init_state
+            return self.initial_state
         if history not in self._prefixes:
-            state = self.dag.init_state
+            state = self.initial_state
             try:
                 for step in history:
                     state = step.apply(state, self.dag)

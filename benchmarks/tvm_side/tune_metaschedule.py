@@ -23,12 +23,11 @@ The kernel is checked on random inputs against a numpy reference (relative error
 1e-4 of the output's scale) before it is timed; timing is ``time_evaluator`` with
 ``--repeats`` repeats of at least ``--min-repeat-ms`` each, reported as the median.
 
-Three things TVM 0.27 needs on this machine (measured, see the issue for
-``compare_tvm.py``): targets are JSON dicts (the ``"llvm -mcpu=..."`` string form is
-gone); apache-tvm-ffi is pinned to 0.1.14.post0 (0.1.15 segfaults in save_json); and the
-LocalBuilder's workers import ``tvm.s_tir.tensor_intrin`` in their initializer, because
-that import takes 20-30 s and would otherwise eat the 30 s build timeout of the first
-build in every fresh worker pool, failing every build.
+Three things TVM 0.27 needs here: targets are JSON dicts (the ``"llvm -mcpu=..."`` string
+form is gone); apache-tvm-ffi is pinned to 0.1.14.post0 (0.1.15 segfaults in
+save_json); and the LocalBuilder's workers import ``tvm.s_tir.tensor_intrin`` in their
+initializer, because that import takes 20-30 s and would otherwise eat the 30 s build
+timeout of the first build in every fresh worker pool, failing every build.
 
 The result is one line on stdout: ``RESULT {json}`` with the fields of ``_result``.
 """

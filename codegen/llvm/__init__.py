@@ -2,8 +2,9 @@
 
 Reading order: ``tables`` (dtypes and operators to LLVM), ``ops`` (one operation on scalar
 or vector values), ``emitter`` (statements and scalar expressions), ``vectorize``
-(vectorized loops), ``parallel`` (libgomp outlining), ``build`` (O3 pipeline, JIT, shared
-libraries), ``kernel`` (the checked numpy-facing callable).
+(vectorized loops), ``parallel`` (libgomp outlining), both through ``protocols`` (what they
+use of the emitter), ``build`` (O3 pipeline, JIT, shared libraries), ``kernel`` (the
+checked numpy-facing callable).
 """
 
 from codegen.llvm.build import LLVMModule, build

@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from codegen.llvm.errors import CodegenError
 from ir import dtype as dt
 from ir.expr import Binary, BinaryOp, Expr, Reduce, TensorRead, Var, const, is_const, post_order
@@ -63,10 +66,9 @@ def free_symbols(body: Stmt, bound_vars: tuple[Var, ...] = ()) -> tuple[list[Var
     defined_vars: set[int] = {id(v) for v in bound_vars}
     defined_buffers: set[int] = set()
     for s in walk(body):
-        if isinstance(s, For):
-            defined_vars.add(id(s.loop_var))
-        elif isinstance(s, LetStmt):
-            defined_vars.add(id(s.var))
+        defines = _DEFINED_VAR.get(type(s))
+        if defines is not None:
+            defined_vars.add(id(defines(s)))
         elif isinstance(s, Allocate):
             defined_buffers.add(id(s.buffer))
     variables: dict[int, Var] = {}
@@ -81,6 +83,13 @@ def free_symbols(body: Stmt, bound_vars: tuple[Var, ...] = ()) -> tuple[list[Var
                 elif isinstance(node, BufferLoad) and id(node.buffer) not in defined_buffers:
                     buffers.setdefault(id(node.buffer), node.buffer)
     return list(variables.values()), list(buffers.values())
+
+
+#: the variable a statement defines for its body
+_DEFINED_VAR: dict[type, Callable[[Any], Var]] = {
+    For: lambda s: s.loop_var,
+    LetStmt: lambda s: s.var,
+}
 
 
 def count_steps(s: Stmt) -> int:

@@ -13,6 +13,9 @@ values and buffers to base pointers. Loops are emitted by kind:
 * PARALLEL: ``parallel.py`` outlines the body and runs it with libgomp's GOMP_parallel.
 * THREAD_BINDING: rejected (GPU only).
 
+The two loop emitters get this emitter as an argument, typed by ``protocols.Emitter``; they
+never import this module.
+
 Expressions are emitted by ``ops.py`` through the tables; ``a * b + c`` on floats becomes
 ``llvm.fmuladd`` (one FMA). ``Select`` evaluates only the taken side when a side reads
 memory or divides (branches and a phi); otherwise it is a branch-free ``select``.

@@ -6,13 +6,12 @@ returns a value of the same shape; the builder methods, ``select`` and the overl
 bind their variable to a constant, so register-tile indices become constants before LLVM
 sees them, and SROA can promote the tile to registers).
 
-Semantics follow TVM: ``//`` and ``%`` round toward minus infinity (floordiv/floormod),
-float ``max``/``min`` are ``a > b ? a : b``, casts from float to int truncate.
+Semantics follow TVM, as ``ir.expr.BINARY_FUNCTIONS`` states them (and the folding here
+computes them): ``//`` and ``%`` round toward minus infinity (floordiv/floormod), float
+``max``/``min`` are ``a > b ? a : b``, casts from float to int truncate.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from llvmlite import ir
 
@@ -32,7 +31,7 @@ from codegen.llvm.tables import (
     register_type,
 )
 from ir import dtype as dt
-from ir.expr import BinaryOp, CompareOp, Intrinsic
+from ir.expr import BINARY_FUNCTIONS, COMPARE_FUNCTIONS, BinaryOp, CompareOp, Intrinsic
 
 # ------------------------------------------------------------------------------------------
 # constants and shapes
@@ -121,7 +120,7 @@ def compare(b: ir.IRBuilder, op: CompareOp, x: ir.Value, y: ir.Value, dtype: str
     """``x op y`` -> i1 (or a vector of i1)."""
     cx, cy = int_constant(x), int_constant(y)
     if cx is not None and cy is not None:
-        return ir.Constant(I1, _COMPARE_FOLD[op](cx, cy))
+        return ir.Constant(I1, COMPARE_FUNCTIONS[op](cx, cy))
     pred, float_method = COMPARE_PREDICATES[op]
     kind = kind_of(dtype)
     if kind is Kind.FLOAT:
@@ -306,38 +305,16 @@ def _wrap(value: int, dtype: str) -> int:
     return value
 
 
-_INT_FOLD: dict[BinaryOp, Callable[[int, int], int]] = {
-    BinaryOp.ADD: lambda a, b: a + b,
-    BinaryOp.SUB: lambda a, b: a - b,
-    BinaryOp.MUL: lambda a, b: a * b,
-    BinaryOp.FLOORDIV: lambda a, b: a // b,
-    BinaryOp.FLOORMOD: lambda a, b: a % b,
-    BinaryOp.MAX: max,
-    BinaryOp.MIN: min,
-    BinaryOp.AND: lambda a, b: a and b,
-    BinaryOp.OR: lambda a, b: a or b,
-}
-
-_COMPARE_FOLD: dict[CompareOp, Callable[[int, int], bool]] = {
-    CompareOp.LT: lambda a, b: a < b,
-    CompareOp.LE: lambda a, b: a <= b,
-    CompareOp.GT: lambda a, b: a > b,
-    CompareOp.GE: lambda a, b: a >= b,
-    CompareOp.EQ: lambda a, b: a == b,
-    CompareOp.NE: lambda a, b: a != b,
-}
-
-
 def _fold_binary(op: BinaryOp, x: ir.Value, y: ir.Value, dtype: str) -> ir.Value | None:
+    """The result of ``x op y`` when it is known at compile time: both operands integer
+    constants (folded with ``BINARY_FUNCTIONS``, wrapped to the dtype), or an identity."""
     if dt.is_float(dtype):
         return None
     cx, cy = int_constant(x), int_constant(y)
     if cx is not None and cy is not None:
-        if op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD) and cy == 0:
-            return None  # leave the (undefined) division to run time
-        if op in _INT_FOLD:
-            return constant(dtype, _wrap(int(_INT_FOLD[op](cx, cy)), dtype))
-        return None
+        if op is BinaryOp.DIV or (op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD) and cy == 0):
+            return None  # '/' is float only; leave the (undefined) division to run time
+        return constant(dtype, _wrap(int(BINARY_FUNCTIONS[op](cx, cy)), dtype))
     # identities that keep unrolled index arithmetic short
     if op is BinaryOp.ADD and cx == 0:
         return y

@@ -21,21 +21,17 @@ Ansor (paper section 4.2) parallelises the outer fused spatial loops this way on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from llvmlite import ir
 
 from codegen.llvm import ops
 from codegen.llvm.analysis import free_symbols
+from codegen.llvm.protocols import Emitter
 from codegen.llvm.tables import I8_PTR, I32, VOID, memory_type, register_type
 from ir.expr import BinaryOp, Var
 from ir.tir import Buffer, For
 
-if TYPE_CHECKING:
-    from codegen.llvm.emitter import FunctionEmitter
 
-
-def emit_parallel(fe: FunctionEmitter, loop: For) -> None:
+def emit_parallel(fe: Emitter, loop: For) -> None:
     mc = fe.mc
     dtype = loop.loop_var.dtype
     lo, extent = fe.loop_bounds(loop)
@@ -65,7 +61,7 @@ def emit_parallel(fe: FunctionEmitter, loop: For) -> None:
 
 
 def _emit_trampoline(
-    fe: FunctionEmitter,
+    fe: Emitter,
     trampoline: ir.Function,
     worker: ir.Function,
     closure_type: ir.LiteralStructType,
@@ -94,7 +90,7 @@ def _emit_trampoline(
 
 
 def _emit_worker(
-    fe: FunctionEmitter, worker: ir.Function, loop: For, buffers: list[Buffer], variables: list[Var]
+    fe: Emitter, worker: ir.Function, loop: For, buffers: list[Buffer], variables: list[Var]
 ) -> None:
     """The loop body over [lo, hi), in its own function with noalias buffer arguments."""
     inner = fe.child(worker)

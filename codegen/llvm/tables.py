@@ -1,8 +1,9 @@
 """Tables of the LLVM back end: dtypes to LLVM types, operators to builder methods,
 intrinsics to ``llvm.*`` intrinsics, libm or the vector routines of ``vector_math.py``
-(STYLE.md item 8: codegen as tables plus one emitter). Everything that is a plain lookup
-lives here; the sequences that need more than one instruction (floor division, casts,
-sigmoid) live in ``ops.py``, the vector math functions in ``vector_math.py``.
+(code generation as tables plus one emitter, so that adding an operator is adding a row).
+Everything that is a plain lookup lives here; the sequences that need more than one
+instruction (floor division, casts, sigmoid) live in ``ops.py``, the vector math functions
+in ``vector_math.py``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 The LLVM back end writes an object file for any triple llvmlite carries; turning it into a
 shared library needs a linker for that triple, and the remote timing harness of
 ``ansor_py.measure.ssh`` needs a C compiler for it. For the host triple both are ``cc``.
-For AArch64 (DESIGN.md: ARM measurement needs nothing on the board but sshd) they are
-Debian's cross GCC ``aarch64-linux-gnu-gcc`` or, for linking only, LLVM's ``ld.lld`` with
-the arm64 libgomp given by its full path (lld does not search a cross sysroot by itself).
+For AArch64 (candidates are cross-compiled here, so a board needs nothing but sshd) they
+are Debian's cross GCC ``aarch64-linux-gnu-gcc`` or, for linking only, LLVM's ``ld.lld``
+with the arm64 libgomp given by its full path (lld does not search a cross sysroot by
+itself).
 
 Choice, in order: the explicit argument; the environment variable
 ``ANSOR_PY_<ARCH>_LINKER`` / ``ANSOR_PY_<ARCH>_CC`` (a command line, split like a shell

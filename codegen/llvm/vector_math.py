@@ -12,14 +12,15 @@ function (``ansor.vmath.exp.v16f32``) and called from the loop body; O3 inlines 
 unoptimised IR stays readable and the optimised code has no call. Scalars get the same
 routine (``ansor.vmath.exp.f32``) instead of a libm call, so LLVM's loop vectorizer can
 widen a serial loop around it: an ``exp`` stage left unvectorized by the schedule still
-runs at vector speed (softmax went from a libm call per element to 16 lanes per FMA).
+runs at vector speed (one short instruction sequence per vector instead of a libm call
+per element).
 
 What is covered (``supports``, from ``tables.VECTOR_MATH_DTYPES``): float32 all five;
 float64 ``exp``, ``log`` and ``sigmoid`` (``tanh``/``erf`` in float64 would need long
 polynomials: they stay libm, lane by lane); float16 vectors are widened to float32,
 computed, and rounded back once.
 
-Algorithms and their accuracy (measured against float64/mpmath on dense sweeps in
+Algorithms and their accuracy (checked against float64/mpmath on dense sweeps in
 ``tests/codegen/test_llvm_vector_math.py``):
 
 * ``exp`` (Cephes ``expf``; Cody-Waite reduction): ``n = round(x * log2 e)``,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from llvmlite import ir
 
@@ -38,6 +38,7 @@ from codegen.llvm.analysis import (
     vectorize_obstacle,
 )
 from codegen.llvm.errors import CodegenError
+from codegen.llvm.protocols import Emitter
 from codegen.llvm.tables import I1, I32, intrinsic_suffix, memory_type
 from ir import dtype as dt
 from ir.expr import (
@@ -49,14 +50,12 @@ from ir.expr import (
     Compare,
     Const,
     Expr,
+    IterVar,
     Not,
     Select,
     Var,
 )
 from ir.tir import Buffer, BufferLoad, BufferStore, For, IfThenElse, LetStmt, SeqStmt, Stmt
-
-if TYPE_CHECKING:
-    from codegen.llvm.emitter import FunctionEmitter
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class Lanes:
 VValue = Uniform | Ramp | Lanes
 
 
-def emit_vectorized(fe: FunctionEmitter, loop: For) -> None:
+def emit_vectorized(fe: Emitter, loop: For) -> None:
     """Emit a VECTORIZED loop: widened in chunks of at most ``max_vector_lanes`` lanes, or
     a serial loop with vectorize metadata when the body cannot be widened."""
     lo, extent = fe.loop_bounds(loop)
@@ -114,7 +113,7 @@ def emit_vectorized(fe: FunctionEmitter, loop: For) -> None:
 class VectorEmitter:
     """Emits one pass of a vectorized loop body at ``lanes`` lanes starting at ``base``."""
 
-    def __init__(self, fe: FunctionEmitter, loop: For, base: ir.Value, lanes: int):
+    def __init__(self, fe: Emitter, loop: For, base: ir.Value, lanes: int):
         self.fe = fe
         self.mc = fe.mc
         self.b = fe.b
@@ -127,17 +126,14 @@ class VectorEmitter:
     # statements
 
     def stmt(self, s: Stmt) -> None:
-        if isinstance(s, SeqStmt):
-            for child in s.stmts:
-                self.stmt(child)
-        elif isinstance(s, BufferStore):
-            self._store(s)
-        elif isinstance(s, LetStmt):
-            self._let(s)
-        elif isinstance(s, IfThenElse):
-            self._if(s)
-        else:  # vectorize_obstacle() admitted only the four kinds above
+        rule = _STMT_RULES.get(type(s))
+        if rule is None:  # vectorize_obstacle() admits only the kinds of _STMT_RULES
             raise CodegenError(f"cannot vectorize a {type(s).__name__}")
+        rule(self, s)
+
+    def _seq(self, s: SeqStmt) -> None:
+        for child in s.stmts:
+            self.stmt(child)
 
     def _let(self, s: LetStmt) -> None:
         value = self._cast_vvalue(self.expr(s.value), s.value.dtype, s.var.dtype)
@@ -220,30 +216,33 @@ class VectorEmitter:
     # expressions
 
     def expr(self, e: Expr) -> VValue:
-        if isinstance(e, Var):
-            found = self.env.get(e)
-            return found if found is not None else Uniform(self.fe.var(e))
-        if isinstance(e, Const):
-            return Uniform(ops.constant(e.dtype, e.value))
-        if isinstance(e, Binary):
-            return self._binary(e)
-        if isinstance(e, Compare):
-            a, b = self.expr(e.a), self.expr(e.b)
-            return self._lanewise(lambda x, y: ops.compare(self.b, e.op, x, y, e.a.dtype), [a, b], e.a.dtype)
-        if isinstance(e, Not):
-            return self._lanewise(lambda x: ops.logical_not(self.b, x), [self.expr(e.a)], "bool")
-        if isinstance(e, Cast):
-            return self._cast_vvalue(self.expr(e.value), e.value.dtype, e.dtype)
-        if isinstance(e, Call):
-            args = [self.expr(a) for a in e.args]
-            return self._lanewise(
-                lambda *xs: ops.intrinsic(self.mc, self.b, e.intrinsic, list(xs), e.dtype), args, e.dtype
-            )
-        if isinstance(e, BufferLoad):
-            return self._load(e)
-        if isinstance(e, Select):
-            return self._select(e)
-        raise CodegenError(f"cannot vectorize expression {e} ({type(e).__name__})")
+        rule = _EXPR_RULES.get(type(e))
+        if rule is None:
+            raise CodegenError(f"cannot vectorize expression {e} ({type(e).__name__})")
+        return rule(self, e)
+
+    def _var(self, e: Var) -> VValue:
+        found = self.env.get(e)
+        return found if found is not None else Uniform(self.fe.var(e))
+
+    def _const(self, e: Const) -> VValue:
+        return Uniform(ops.constant(e.dtype, e.value))
+
+    def _compare(self, e: Compare) -> VValue:
+        a, b = self.expr(e.a), self.expr(e.b)
+        return self._lanewise(lambda x, y: ops.compare(self.b, e.op, x, y, e.a.dtype), [a, b], e.a.dtype)
+
+    def _not(self, e: Not) -> VValue:
+        return self._lanewise(lambda x: ops.logical_not(self.b, x), [self.expr(e.a)], "bool")
+
+    def _cast(self, e: Cast) -> VValue:
+        return self._cast_vvalue(self.expr(e.value), e.value.dtype, e.dtype)
+
+    def _call(self, e: Call) -> VValue:
+        args = [self.expr(a) for a in e.args]
+        return self._lanewise(
+            lambda *xs: ops.intrinsic(self.mc, self.b, e.intrinsic, list(xs), e.dtype), args, e.dtype
+        )
 
     def _binary(self, e: Binary) -> VValue:
         fma = match_fmuladd(e)
@@ -443,6 +442,27 @@ class VectorEmitter:
         phi.add_incoming(value, then_block)
         phi.add_incoming(otherwise, before)
         return phi
+
+
+_STMT_RULES: dict[type, Callable[[VectorEmitter, Any], None]] = {
+    SeqStmt: VectorEmitter._seq,
+    BufferStore: VectorEmitter._store,
+    LetStmt: VectorEmitter._let,
+    IfThenElse: VectorEmitter._if,
+}
+
+_EXPR_RULES: dict[type, Callable[[VectorEmitter, Any], VValue]] = {
+    Var: VectorEmitter._var,
+    IterVar: VectorEmitter._var,
+    Const: VectorEmitter._const,
+    Binary: VectorEmitter._binary,
+    Compare: VectorEmitter._compare,
+    Not: VectorEmitter._not,
+    Cast: VectorEmitter._cast,
+    Call: VectorEmitter._call,
+    BufferLoad: VectorEmitter._load,
+    Select: VectorEmitter._select,
+}
 
 
 def _ramp(base: ir.Value, stride: int) -> VValue:

@@ -12,8 +12,8 @@ Steps:
 1. check the board: ``python -m ansor_py check-host pi@raspberrypi.local -i ~/.ssh/id_ed25519
    --target "llvm -mtriple=aarch64-linux-gnu -mattr=+neon"`` reports its CPU (a Pi 4 is a
    Cortex-A72, ``-mcpu=cortex-a72``) and runs a kernel there;
-2. tune with ``TuningOptions(runner=SSHRunner([...]))``: every candidate is verified on the
-   board against numpy's result before it counts;
+2. tune with ``auto_schedule(task, TuningOptions(runner=SSHRunner([...])))``: every
+   candidate is verified on the board against numpy's result before it counts;
 3. export the best program as a shared object for the board and run it there.
 
     python docs/tutorials/tune_raspberry_pi_over_ssh.py --host pi@raspberrypi.local \\
@@ -99,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         options = ansor.TuningOptions(
             num_measure_trials=args.trials, runner=runner, measure_callbacks=[ansor.RecordToFile(log)]
         )
-        task.tune(options)
+        ansor.auto_schedule(task, options)
         print(f"records: {log}")
-        print(task.print_best(log))
+        print(ansor.print_best(task, log))
         # 3. the best program as a shared object for the board; run it there, check it
-        module = task.apply_best(log)
+        module = ansor.apply_best(task, log)
         library = module.export_library(work / "matmul_relu_best.so")
         rng = np.random.default_rng(0)
         a, b = (rng.standard_normal((args.size, args.size)).astype("float32") for _ in range(2))

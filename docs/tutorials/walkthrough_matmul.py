@@ -137,7 +137,7 @@ def verify(what: str, kernel: Kernel) -> Kernel:
 
 
 section("3. the naive schedule")
-s0 = dag.get_init_state()
+s0 = ansor.get_init_state(dag)
 print(s0)
 print(ansor.lower(dag))
 naive = verify("naive", ansor.build(dag))
@@ -161,7 +161,7 @@ lanes = target.hardware_params.vector_unit_bytes // 4  # float32 lanes per vecto
 MR, NR = (8 if lanes >= 16 else 4), 2 * lanes
 
 section(f"4a. tiling: split i by {MR}, j by {NR}, reorder ({lanes} float32 lanes per vector)")
-s1 = dag.get_init_state()
+s1 = ansor.get_init_state(dag)
 i, j, kk = s1["C"].iters
 i0, i1 = s1.split("C", i, [MR])
 j0, j1 = s1.split("C", j, [NR])
@@ -189,7 +189,7 @@ try:
 except ansor.ScheduleError as error:
     print(f"cache_write after split is refused: {error}\n")
 
-s2 = dag.get_init_state()
+s2 = ansor.get_init_state(dag)
 s2.cache_write("C", "local")
 print(f"after cache_write, C.local computes the sum and C copies it:\n{s2}")
 i, j = s2["C"].iters
@@ -201,9 +201,9 @@ print("after compute_at, C.local's loop extents are unknown (None) until bound i
 print(s2)
 ci, cj, ck = s2["C.local"].iters
 s2.reorder("C.local", [ck, ci, cj])  # k outermost: the whole MR x NR tile is updated per k
-print("with k reordered outermost, dag.infer_bound_from_state fills the extents in:")
+print("with k reordered outermost, infer_bound_from_state fills the extents in:")
 print("C.local covers one MR x NR tile, over all of k")
-print(dag.infer_bound_from_state(s2))
+print(ansor.infer_bound_from_state(dag, s2))
 register_tile = verify("register tile (cache_write + compute_at)", ansor.build(dag, s2))
 
 # %%
@@ -220,7 +220,7 @@ section("4c. packing B: cache_read + compute_at")
 s3 = s2.copy()  # states are immutable underneath: s2 stays as it was
 s3.cache_read("B", "global", ["C.local"])
 s3.compute_at("B.global", "C", j0)
-print(dag.infer_bound_from_state(s3))
+print(ansor.infer_bound_from_state(dag, s3))
 packed = verify("packed B (cache_read + compute_at)", ansor.build(dag, s3))
 
 # %%
@@ -242,7 +242,7 @@ s4_serial.vectorize("B.global", s4_serial["B.global"].iters[-1])
 vectorized = verify("vectorized (unroll + vectorize)", ansor.build(dag, s4_serial))
 s4 = s4_serial.copy()
 s4.parallel("C", j0)
-print(dag.infer_bound_from_state(s4))
+print(ansor.infer_bound_from_state(dag, s4))
 
 # %%
 # 5. A state is its steps
@@ -274,7 +274,8 @@ print("[replayed] the record and the script both rebuild the same state and prog
 # 6a. Lowering: the loop-nest program
 # -----------------------------------
 # ``lower`` turns the state into a loop-nest program (a PrimFunc) through a list of passes
-# (``ir/lower/lower.py``; ``debug=True`` prints the program after each): bound inference
+# (``ir/lower/lower.py``; ``debug=True`` prints the program after each, ``stop_after=``
+# returns it as one pass left it): bound inference
 # sizes every loop and buffer, buffers are allocated where their stage is attached (the
 # K x NR panel ``B.global`` per ``j.0``, the MR x NR ``C.local`` per ``i.0``), indices are
 # flattened and simplified, and index arithmetic is hoisted out of inner loops.
@@ -335,8 +336,9 @@ asm = module.get_asm()
 
 section("6c. assembly of the inner loop")
 print(excerpt(busiest_block(asm, r"fma|fmla|mul"), limit=40))
-# ``ansor.build(dag, state)`` is exactly ``llvm.build(lower(dag, state)).get_kernel()``:
-# the module JIT-compiles in this process and gives the checked, numpy-facing kernel.
+# ``ansor.build(dag, state)`` (``codegen/build.py``) is exactly
+# ``llvm.build(lower(dag, state)).get_kernel()``: the module JIT-compiles in this process
+# and gives the checked, numpy-facing kernel.
 scheduled = verify("scheduled (parallel + unroll + vectorize)", module.get_kernel())
 
 # %%

@@ -3,7 +3,7 @@
 It wraps the immutable ``LoopState`` and replaces it on every call, so scheduling code
 reads like Ansor's:
 
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     i, j, k = s["C"].iters
     io, ii = s.split("C", i, [32])
     s.parallel("C", io)
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ir.loop_state.enums import THREAD_BINDINGS, IteratorAnnotation, StageKind
 from ir.loop_state.python_printer import state_to_python
-from ir.loop_state.state import Iterator, LoopState, ScheduleError, Stage
+from ir.loop_state.state import Iterator, LoopState, ScheduleError, Stage, initial_state
 from ir.loop_state.steps import (
     AnnotationStep,
     ComputeAtStep,
@@ -49,12 +49,18 @@ StageRef = int | str | Tensor | Operation | Stage
 IterRef = Iterator | str | int
 
 
+def get_init_state(dag: ComputeDAG) -> State:
+    """A State handle on ``dag``'s initial loop state (TVM's ``ComputeDAG.get_init_state``)."""
+    return State(dag)
+
+
 class State:
-    """A mutable handle on a LoopState of ``dag``; each step method replaces ``loop_state``."""
+    """A mutable handle on a LoopState of ``dag`` (its initial state when none is given);
+    each step method replaces ``loop_state``."""
 
     def __init__(self, dag: ComputeDAG, loop_state: LoopState | None = None):
         self.dag = dag
-        self.loop_state: LoopState = dag.init_state if loop_state is None else loop_state
+        self.loop_state: LoopState = initial_state(dag) if loop_state is None else loop_state
 
     # views ------------------------------------------------------------------------------
     @property
@@ -266,3 +272,56 @@ class State:
         sid = self.stage_id(stage)
         state = self._apply(RfactorStep(sid, self.iter_id(sid, iterator), factor_iter_id))
         return state.stages[sid].op.output
+
+
+# the state kinds functions accept ----------------------------------------------------------
+
+
+def as_loop_state(dag: ComputeDAG, state: State | LoopState | None) -> LoopState:
+    """The LoopState that ``state`` stands for: None is ``dag``'s naive initial state, a
+    State handle its current ``loop_state``, a LoopState itself. TypeError for anything else."""
+    if state is None:
+        return initial_state(dag)
+    if isinstance(state, LoopState):
+        return state
+    if isinstance(state, State):
+        return state.loop_state
+    raise TypeError(f"state must be a State, a LoopState or None, got {type(state).__name__}")
+
+
+def check_state_of(dag: ComputeDAG, state: State | LoopState | None) -> None:
+    """Raise ScheduleError unless ``state`` has a program for ``dag``'s tensors.
+
+    Lowering trusts the state: a state scheduled on another declaration (say a larger
+    matmul) would lower to loops that run past this DAG's buffers, and a sketch's unknown
+    split lengths have no program. So: every tensor of ``dag`` has a stage of the same
+    name, shape and dtype; a State handle's DAG is ``dag`` or declares the same workload;
+    every split length is known.
+    """
+    loop_state = as_loop_state(dag, state)
+    stages = {stage.name: stage for stage in loop_state.stages}
+    for tensor in dag.tensors:
+        stage = stages.get(tensor.name)
+        if stage is None:
+            raise ScheduleError(
+                f"cannot lower: the state has no stage '{tensor.name}' for tensor '{tensor.name}' of the "
+                f"DAG (its stages: {', '.join(stages)}); was it made from another DAG?"
+            )
+        shape = tuple(getattr(stage.op, "shape", ()))
+        dtype = getattr(stage.op, "dtype", None)
+        if shape != tuple(tensor.shape) or dtype != tensor.dtype:
+            raise ScheduleError(
+                f"cannot lower: stage '{stage.name}' of the state is {dtype}{list(shape)} but the DAG's "
+                f"tensor '{tensor.name}' is {tensor.dtype}{list(tensor.shape)}; the state was made from "
+                "another DAG"
+            )
+    if isinstance(state, State) and state.dag is not dag and state.dag.workload_key() != dag.workload_key():
+        raise ScheduleError(
+            "cannot lower: the State was made from another DAG\n"
+            f"--- its DAG\n{state.dag}\n--- this DAG\n{dag}"
+        )
+    if not loop_state.concrete:
+        raise ScheduleError(
+            "cannot lower a state with unknown split lengths (a sketch): fill every length first\n"
+            f"{loop_state}"
+        )

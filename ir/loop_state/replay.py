@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ir.loop_state.state import LoopState
+from ir.loop_state.state import LoopState, initial_state
 from ir.loop_state.steps import RecordError, Step, step_from_record
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def replay_steps(dag: ComputeDAG, steps: Iterable[Step]) -> LoopState:
     """Apply ``steps`` in order to ``dag``'s initial state; raises ScheduleError on the
     first illegal one."""
-    state = dag.init_state
+    state = initial_state(dag)
     for step in steps:
         state = step.apply(state, dag)
     return state
@@ -30,8 +30,7 @@ def replay_steps(dag: ComputeDAG, steps: Iterable[Step]) -> LoopState:
 
 def state_to_record(state: LoopState | State) -> list[Any]:
     """``[[], [step records...]]`` of a LoopState or a State handle."""
-    loop_state = state if isinstance(state, LoopState) else state.loop_state
-    return [[], [step.to_record() for step in loop_state.transform_steps]]
+    return [[], [step.to_record() for step in state.transform_steps]]
 
 
 def steps_from_record(record: Sequence[Any]) -> list[Step]:

@@ -12,13 +12,21 @@ Lowering reads them to express each axis of the op as a function of the loop var
 Attach points name the target stage by id and the target iterator by name; steps that
 rename iterators (split, fuse) or insert stages (cache_read, cache_write, rfactor) keep
 them up to date.
+
+A transform step (``Step``, below) is data: the history of steps is the "gene" of a state
+that evolution mutates and that records store. The state and the step contract live in
+one module because each names the other: a state holds its steps, and a step maps a
+state to a new one. The fourteen step kinds live in ``ir.loop_state.steps``.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterator as PyIterator
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ir.expr import IterVarKind
 from ir.loop_state.enums import ComputeAtKind, IteratorAnnotation, IteratorKind, StageKind
@@ -27,7 +35,7 @@ from ir.tir import MemoryScope
 
 if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
-    from ir.loop_state.steps.base import Step
+    from ir.loop_state.python_names import PythonNames
 
 
 class ScheduleError(ValueError):
@@ -156,6 +164,11 @@ def make_stage(op: Operation, scope: MemoryScope = MemoryScope.GLOBAL) -> Stage:
     return Stage(op, StageKind.COMPUTE, iters, iters, scope=scope)
 
 
+def initial_state(dag: ComputeDAG) -> LoopState:
+    """The naive loop state of ``dag``: one root stage per op, loops in axis order."""
+    return LoopState(tuple(make_stage(op) for op in dag.ops), (), None, True)
+
+
 @dataclass(frozen=True)
 class LoopState:
     """Immutable loop state: the stages, the steps that made them, and the current DAG
@@ -165,14 +178,6 @@ class LoopState:
     transform_steps: tuple[Step, ...] = ()
     current_compute_dag: ComputeDAG | None = None
     concrete: bool = True
-    #: memoised printed form, the de-duplication key of the search
-    _text: list[str] = field(default_factory=list, compare=False, repr=False)
-    #: memoised bound inference (``ir.lower.bound``): at most one ``(stages, facts)`` pair,
-    #: valid only while ``stages`` is this state's own stages tuple (checked by identity,
-    #: so a state made with ``replace`` never reuses facts of other stages)
-    _bound_memo: list[tuple[tuple[Stage, ...], object]] = field(
-        default_factory=list, compare=False, repr=False
-    )
 
     def stage_id(self, name: str) -> int:
         for index, stage in enumerate(self.stages):
@@ -191,15 +196,23 @@ class LoopState:
     def with_stage(self, stage_id: int, stage: Stage) -> LoopState:
         stages = list(self.stages)
         stages[stage_id] = stage
-        return replace(self, stages=tuple(stages), _text=[])
+        return replace(self, stages=tuple(stages))
 
     def with_step(self, step: Step) -> LoopState:
-        return replace(self, transform_steps=self.transform_steps + (step,), _text=[])
+        return replace(self, transform_steps=self.transform_steps + (step,))
+
+    def inlined_ops(self) -> frozenset[Operation]:
+        """The ops of the stages computed inline."""
+        return frozenset(stage.op for stage in self.stages if stage.compute_at is ComputeAtKind.INLINED)
+
+    @cached_property
+    def _text(self) -> str:
+        # the printed form, computed from the fields on first use (the search's
+        # de-duplication key, asked for many times per state)
+        return print_state(self)
 
     def __str__(self) -> str:
-        if not self._text:
-            self._text.append(print_state(self))
-        return self._text[0]
+        return self._text
 
 
 def print_state(state: LoopState, delete_trivial_loop: bool = True) -> str:
@@ -225,3 +238,58 @@ def _stage_lines(state: LoopState, stage_id: int, base: int, delete_trivial_loop
         for attached in state.attached_stages(stage_id, it.name):
             yield from _stage_lines(state, attached, base + indent, delete_trivial_loop)
     yield " " * (base + indent) + f"{stage.name} = ..."
+
+
+# ------------------------------------------------------------------------------------------
+# the contract every transform step keeps (TVM ``transform_step.h``)
+
+
+@dataclass(frozen=True)
+class Step(abc.ABC):
+    """One transform step on stage ``stage_id`` (an index into the state's stages).
+
+    A step is a frozen dataclass: data, not code. It must be able to
+
+    - ``apply(state, dag)``: check that it is legal on ``state`` and return a new LoopState
+      with its effect and with itself appended to ``transform_steps``; an illegal step
+      raises ``ScheduleError`` naming the stage, the iterator and the reason;
+    - ``to_record()`` / ``from_record(record)``: write and read TVM's v0.6 JSON layout
+      (``["SP", stage_id, iter_id, extent, [lengths], inner_to_outer]``, ...);
+    - ``to_python(state_before)``: print one or a few lines calling the State API
+      (``ir.loop_state.api``).
+
+    Steps address stages and iterators by index, as records do; the State API turns
+    iterator objects and names into indices before it makes a step. How to add a step
+    kind: ``ir.loop_state.steps.base``.
+    """
+
+    #: the record tag (SP FSP FFSP FU RE AN PR SA CA CI CR CHR CHW RF)
+    record_prefix: ClassVar[str] = ""
+    #: names of the record fields after the tag, for error messages
+    record_fields: ClassVar[tuple[str, ...]] = ("stage_id",)
+    #: True when the step's Python line assigns the iterators it creates (split, fuse)
+    defines_iterators: ClassVar[bool] = False
+
+    stage_id: int
+
+    @abc.abstractmethod
+    def apply(self, state: LoopState, dag: ComputeDAG) -> LoopState:
+        """Return ``state`` transformed by this step, with the step appended to its history."""
+
+    @abc.abstractmethod
+    def to_record(self) -> list[Any]:
+        """The step in TVM's v0.6 record layout: ``[tag, stage_id, ...]``."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_record(cls, record: Sequence[Any]) -> Step:
+        """Read a record written by ``to_record`` (or by TVM)."""
+
+    @abc.abstractmethod
+    def to_python(self, state_before: LoopState, names: PythonNames | None = None) -> str:
+        """One or a few lines of Python that make this step through the State API ``s``."""
+
+    def iterator_stages(self, state_before: LoopState) -> tuple[int, ...]:
+        """Stage ids whose iterator variables the Python line names (the printer defines
+        them first)."""
+        return (self.stage_id,)

@@ -22,18 +22,19 @@ Extent-1 loops (not bound to a GPU axis) get the constant 0 instead of a variabl
 vanish from every expression and are not emitted.
 
 Speed: the search infers the bounds of every candidate it breeds (thousands per round),
-then extracts features from the same facts, so the facts are memoised on the state (see
-``infer_bound_with_regions``), and the hot paths skip building expression trees that
-the simplifier would only take apart again: axis values and consumer indices are built
-as the simplifier's linear forms, with the simplifier's own rules.
+then extracts features from the same facts, so it keeps them in a ``BoundCache`` it owns
+and passes to every call (bound inference, lowering, feature extraction); and the hot
+paths skip building expression trees that the simplifier would only take apart again:
+axis values and consumer indices are built as the simplifier's linear forms, with the
+simplifier's own rules.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from ir.expr import (
     Binary,
@@ -50,6 +51,7 @@ from ir.expr import (
     post_order,
     substitute,
 )
+from ir.loop_state.api import State
 from ir.loop_state.enums import THREAD_BINDINGS, ComputeAtKind, IteratorAnnotation, StageKind
 from ir.loop_state.state import FuseRelation, Iterator, LoopState, Range, ScheduleError, SplitRelation, Stage
 from ir.lower.region import SymRange, sym_interval_linear, union
@@ -97,32 +99,56 @@ class BoundInfo:
         return self.stages[pos[0]].loop_vars[pos[1]]
 
 
-def infer_bound(dag: ComputeDAG | None, state: LoopState) -> LoopState:
+def infer_bound(dag: ComputeDAG | None, state: LoopState, cache: BoundCache | None = None) -> LoopState:
     """``state`` with every iterator's Range filled (see the module docstring).
 
     ``dag`` is taken for TVM's signature; the stages carry their ops (from the state's
-    current DAG once cache steps or rfactor added stages), so it may be None."""
-    return infer_bound_with_regions(dag, state).state
+    current DAG once cache steps or rfactor added stages), so it may be None. ``cache``:
+    see ``infer_bound_with_regions``."""
+    return infer_bound_with_regions(dag, state, cache).state
 
 
-def infer_bound_with_regions(dag: ComputeDAG | None, state: LoopState) -> BoundInfo:
+@overload
+def infer_bound_from_state(dag: ComputeDAG, state: State, cache: BoundCache | None = None) -> State: ...
+
+
+@overload
+def infer_bound_from_state(
+    dag: ComputeDAG, state: LoopState, cache: BoundCache | None = None
+) -> LoopState: ...
+
+
+def infer_bound_from_state(
+    dag: ComputeDAG, state: State | LoopState, cache: BoundCache | None = None
+) -> State | LoopState:
+    """``state`` with every iterator's range filled by bound inference (TVM's
+    ``ComputeDAG.infer_bound_from_state``); a State handle in gives a new State handle on
+    ``dag`` out, a LoopState gives a LoopState."""
+    if isinstance(state, LoopState):
+        return infer_bound(dag, state, cache)
+    return State(dag, infer_bound(dag, state.loop_state, cache))
+
+
+def infer_bound_with_regions(
+    dag: ComputeDAG | None, state: LoopState, cache: BoundCache | None = None
+) -> BoundInfo:
     """Bound inference keeping the symbolic regions, loop variables and guards.
 
-    Memoised (a search hot path: the search binds a candidate, then feature extraction
-    and lowering need the same facts): the facts depend on ``state.stages`` alone, so
-    they are kept on ``state`` and on the bound state returned, and a second call on
-    either costs a lookup. The dicts of the result are shared between calls: read them,
-    never change them."""
-    facts = _memoised_facts(state)
-    if facts.filled is state.stages:
-        bound_state = state
-    else:
-        bound_state = replace(state, stages=facts.filled, _text=[], _bound_memo=[(facts.filled, facts)])
+    With a ``cache``, the facts of ``state`` and of the bound state returned are kept in
+    it, so a later call on either (lowering or feature extraction of a candidate the search
+    has bound) costs a lookup. The dicts of the result may then be shared between calls:
+    read them, never change them."""
+    facts = cache.facts(state.stages) if cache is not None else None
+    if facts is None:
+        facts = _BoundInference(state, cache).run()
+        if cache is not None:
+            cache.put(state.stages, facts)
+    bound_state = state if facts.filled is state.stages else replace(state, stages=facts.filled)
     return BoundInfo(bound_state, facts.stages, facts.ranges, facts.bodies)
 
 
 @dataclass(frozen=True)
-class _BoundFacts:
+class BoundFacts:
     """Everything bound inference derives from a state's stages (see BoundInfo)."""
 
     #: the stages with every iterator's Range filled
@@ -132,15 +158,48 @@ class _BoundFacts:
     bodies: dict[int, Expr]
 
 
-def _memoised_facts(state: LoopState) -> _BoundFacts:
-    memo = state._bound_memo
-    if memo and memo[0][0] is state.stages:
-        facts = memo[0][1]
-        assert isinstance(facts, _BoundFacts)
-        return facts
-    facts = _BoundInference(state).run()
-    memo[:] = [(state.stages, facts)]
-    return facts
+class BoundCache:
+    """Bound inference's results for the states of a search, owned and passed in by the
+    caller that infers, lowers and extracts features of many states.
+
+    The facts depend on a state's stages alone, so they are found by the identity of its
+    ``stages`` tuple (each entry holds its tuple, so that no other tuple can take its id);
+    ``put`` enters the bound stages too. The reads of each op's body are kept as well: the
+    states of one DAG share their ops. The oldest entries are dropped past ``max_entries``.
+    Every entry is a pure function of its key, so a cache never changes a result.
+    """
+
+    def __init__(self, max_entries: int = 8192):
+        if max_entries < 1:
+            raise ValueError(f"BoundCache: max_entries {max_entries} must be >= 1")
+        self.max_entries = max_entries
+        self._facts: OrderedDict[int, tuple[tuple[Stage, ...], BoundFacts]] = OrderedDict()
+        self._reads: OrderedDict[int, tuple[ComputeOp, list[TensorRead]]] = OrderedDict()
+
+    def __len__(self) -> int:
+        """The number of stage tuples whose facts are kept."""
+        return len(self._facts)
+
+    def facts(self, stages: tuple[Stage, ...]) -> BoundFacts | None:
+        entry = self._facts.get(id(stages))
+        return entry[1] if entry is not None and entry[0] is stages else None
+
+    def put(self, stages: tuple[Stage, ...], facts: BoundFacts) -> None:
+        """Keep ``facts`` for ``stages`` and for the bound stages ``facts.filled``."""
+        for key in (stages, facts.filled):
+            self._facts[id(key)] = (key, facts)
+            self._facts.move_to_end(id(key))
+        while len(self._facts) > self.max_entries:
+            self._facts.popitem(last=False)
+
+    def op_reads(self, op: ComputeOp) -> list[TensorRead]:
+        """The tensor reads of ``op``'s body (do not change the list)."""
+        entry = self._reads.get(id(op))
+        if entry is None or entry[0] is not op:
+            entry = self._reads[id(op)] = (op, _reads(op.body))
+            while len(self._reads) > self.max_entries:
+                self._reads.popitem(last=False)
+        return entry[1]
 
 
 #: (relaxed loop variables and ranges, the consumer's reads, memo of linear forms by id)
@@ -178,8 +237,9 @@ def _substituted_linear(
 
 
 class _BoundInference:
-    def __init__(self, state: LoopState):
+    def __init__(self, state: LoopState, cache: BoundCache | None):
         self.state = state
+        self.cache = cache
         self.stage_of_op = {id(s.op): k for k, s in enumerate(state.stages)}
         self.looped = [
             k
@@ -202,13 +262,13 @@ class _BoundInference:
         self._views: dict[tuple[int, int], _ConsumerView] = {}
         self.loop_names = _unique_loop_names(state, self.looped)
 
-    def run(self) -> _BoundFacts:
+    def run(self) -> BoundFacts:
         for k in self._order():
             self.bounds[k] = self._infer_stage(k)
         stages = list(self.state.stages)
         for k in self.bounds:
             stages[k] = _with_ranges(stages[k], self.extents[k])
-        return _BoundFacts(tuple(stages), dict(sorted(self.bounds.items())), self.ranges, self.bodies)
+        return BoundFacts(tuple(stages), dict(sorted(self.bounds.items())), self.ranges, self.bodies)
 
     # inlining -------------------------------------------------------------------------------
     def _expanded_body(self, stage_id: int) -> tuple[Expr, list[TensorRead]]:
@@ -217,7 +277,7 @@ class _BoundInference:
         stages = self.state.stages
         op = stages[stage_id].op
         assert isinstance(op, ComputeOp)
-        reads = _op_reads(op)
+        reads = self.cache.op_reads(op) if self.cache is not None else _reads(op.body)
         producers = [self.stage_of_op.get(id(r.tensor.op)) for r in reads]
         if all(p is not None and stages[p].compute_at is not ComputeAtKind.INLINED for p in producers):
             return op.body, reads
@@ -437,18 +497,6 @@ def _full(axis: IterVar) -> SymRange:
     return SymRange(Const(int(axis.dom_min), "int32"), axis.extent)
 
 
-#: the reads of each op's body (bodies never change; the search shares ops among states)
-_OP_READS: weakref.WeakKeyDictionary[ComputeOp, list[TensorRead]] = weakref.WeakKeyDictionary()
-
-
-def _op_reads(op: ComputeOp) -> list[TensorRead]:
-    """``_reads(op.body)``, computed once per op (do not change the list)."""
-    reads = _OP_READS.get(op)
-    if reads is None:
-        reads = _OP_READS[op] = _reads(op.body)
-    return reads
-
-
 def _propagate_extents(stage: Stage, root_extents: list[int]) -> dict[str, int]:
     """Extent of every iterator (root, intermediate, leaf) from the root extents."""
     extents = {root.name: e for root, e in zip(stage.root_iters, root_extents, strict=True)}
@@ -523,7 +571,7 @@ def _with_ranges(stage: Stage, extents: dict[str, int]) -> Stage:
         low, extent = root_min.get(it.name, 0), extents[it.name]
         if it.range.min == low and it.range.extent == extent:
             return it
-        # built directly (a hot path; dataclasses.replace is 3x slower): test_bound_fast_paths
+        # built directly (a hot path; dataclasses.replace is much slower): test_bound_fast_paths
         # checks that these are all of Iterator's fields
         return Iterator(it.name, Range(low, extent), it.kind, it.annotation)
 

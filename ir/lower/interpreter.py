@@ -8,19 +8,35 @@ buffer, the index and its size; ``Allocate`` gives fresh storage filled with NaN
 or a sentinel (integers), so reading an element nobody wrote shows up in the result.
 ``select`` evaluates only the side it picks, as the IR requires.
 
-Arithmetic uses numpy scalars of the buffers' dtypes (float32 stays float32).
+Arithmetic uses numpy scalars of the buffers' dtypes (float32 stays float32), with the
+meaning ``ir.expr.BINARY_FUNCTIONS`` gives each operator: floor division and modulo
+(``floor(a / b)`` on floats), ``max(a, b) = a > b ? a : b``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ir import dtype as dt
-from ir.expr import Binary, BinaryOp, Call, Cast, Compare, Const, Expr, Intrinsic, Not, Select, Var
+from ir.expr import (
+    BINARY_FUNCTIONS,
+    Binary,
+    BinaryOp,
+    Call,
+    Cast,
+    Compare,
+    Const,
+    Expr,
+    Intrinsic,
+    IterVar,
+    Not,
+    Select,
+    Var,
+)
 from ir.tir import (
     Allocate,
     Barrier,
@@ -137,6 +153,14 @@ def _div(a: Any, b: Any) -> Any:
     return np.divide(a, b)
 
 
+def _float_floordiv(a: Any, b: Any) -> Any:
+    return np.floor(a / b)
+
+
+def _float_floormod(a: Any, b: Any) -> Any:
+    return a - np.floor(a / b) * b
+
+
 _INTRINSICS: dict[Intrinsic, str] = {
     Intrinsic.EXP: "np.exp",
     Intrinsic.EXP2: "np.exp2",
@@ -170,16 +194,27 @@ _RUNTIME: dict[str, Any] = {
     "_sigmoid": _sigmoid,
     "_rsqrt": _rsqrt,
     "_div": _div,
+    "_float_floordiv": _float_floordiv,
+    "_float_floormod": _float_floormod,
+    "_max": BINARY_FUNCTIONS[BinaryOp.MAX],
+    "_min": BINARY_FUNCTIONS[BinaryOp.MIN],
     "_inf": math.inf,
     "_nan": math.nan,
 }
 
-_PY_BINARY = {
-    BinaryOp.ADD: "+",
-    BinaryOp.SUB: "-",
-    BinaryOp.MUL: "*",
-    BinaryOp.AND: "and",
-    BinaryOp.OR: "or",
+#: Python source of each operator: (on integer operands, on the others); ``{a}`` and ``{b}``
+#: stand for the operands' source
+_PY_BINARY: dict[BinaryOp, tuple[str, str]] = {
+    BinaryOp.ADD: ("({a} + {b})", "({a} + {b})"),
+    BinaryOp.SUB: ("({a} - {b})", "({a} - {b})"),
+    BinaryOp.MUL: ("({a} * {b})", "({a} * {b})"),
+    BinaryOp.DIV: ("_div({a}, {b})", "_div({a}, {b})"),
+    BinaryOp.FLOORDIV: ("({a} // {b})", "_float_floordiv({a}, {b})"),
+    BinaryOp.FLOORMOD: ("({a} % {b})", "_float_floormod({a}, {b})"),
+    BinaryOp.MAX: ("_max({a}, {b})", "_max({a}, {b})"),
+    BinaryOp.MIN: ("_min({a}, {b})", "_min({a}, {b})"),
+    BinaryOp.AND: ("({a} and {b})", "({a} and {b})"),
+    BinaryOp.OR: ("({a} or {b})", "({a} or {b})"),
 }
 
 
@@ -217,73 +252,81 @@ class _Translator:
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
 
+    # statements -------------------------------------------------------------------------
     def stmt(self, s: Stmt, depth: int) -> None:
-        if isinstance(s, For):
-            var = self.name(s.loop_var, s.loop_var.name)
-            low, extent = self.expr(s.min), self.expr(s.extent)
-            self.emit(depth, f"for {var} in range({low}, {low} + {extent}):")
-            self.stmt(s.body, depth + 1)
-            self.emit(depth + 1, "pass")
-        elif isinstance(s, BufferStore):
-            if len(s.indices) != 1:
-                raise InterpreterError(
-                    f"store to '{s.buffer.name}' is not flattened ({len(s.indices)} indices)"
-                )
-            buf = self.name(s.buffer, s.buffer.name)
-            value = self.expr(s.value)
-            self.emit(depth, f"_store({buf}, {self.expr(s.indices[0])}, {value}, {s.buffer.name!r})")
-        elif isinstance(s, Allocate):
-            buf = self.name(s.buffer, s.buffer.name)
-            self.emit(depth, f"{buf} = _alloc({s.buffer.num_elements}, {s.buffer.dtype!r})")
-            self.stmt(s.body, depth)
-        elif isinstance(s, IfThenElse):
-            self.emit(depth, f"if {self.expr(s.condition)}:")
-            self.stmt(s.then_case, depth + 1)
-            self.emit(depth + 1, "pass")
-            if s.else_case is not None:
-                self.emit(depth, "else:")
-                self.stmt(s.else_case, depth + 1)
-                self.emit(depth + 1, "pass")
-        elif isinstance(s, LetStmt):
-            self.emit(depth, f"{self.name(s.var, s.var.name)} = {self.expr(s.value)}")
-            self.stmt(s.body, depth)
-        elif isinstance(s, SeqStmt):
-            for child in s.stmts:
-                self.stmt(child, depth)
-        elif isinstance(s, Barrier):
-            self.emit(depth, "pass  # barrier: threads run one after another here")
-        else:
+        rule = _STMT_RULES.get(type(s))
+        if rule is None:
             raise InterpreterError(f"cannot interpret statement {type(s).__name__}")
+        rule(self, s, depth)
 
+    def _for(self, s: For, depth: int) -> None:
+        var = self.name(s.loop_var, s.loop_var.name)
+        low, extent = self.expr(s.min), self.expr(s.extent)
+        self.emit(depth, f"for {var} in range({low}, {low} + {extent}):")
+        self.stmt(s.body, depth + 1)
+        self.emit(depth + 1, "pass")
+
+    def _store(self, s: BufferStore, depth: int) -> None:
+        if len(s.indices) != 1:
+            raise InterpreterError(f"store to '{s.buffer.name}' is not flattened ({len(s.indices)} indices)")
+        buf = self.name(s.buffer, s.buffer.name)
+        value = self.expr(s.value)
+        self.emit(depth, f"_store({buf}, {self.expr(s.indices[0])}, {value}, {s.buffer.name!r})")
+
+    def _allocate(self, s: Allocate, depth: int) -> None:
+        buf = self.name(s.buffer, s.buffer.name)
+        self.emit(depth, f"{buf} = _alloc({s.buffer.num_elements}, {s.buffer.dtype!r})")
+        self.stmt(s.body, depth)
+
+    def _if(self, s: IfThenElse, depth: int) -> None:
+        self.emit(depth, f"if {self.expr(s.condition)}:")
+        self.stmt(s.then_case, depth + 1)
+        self.emit(depth + 1, "pass")
+        if s.else_case is not None:
+            self.emit(depth, "else:")
+            self.stmt(s.else_case, depth + 1)
+            self.emit(depth + 1, "pass")
+
+    def _let(self, s: LetStmt, depth: int) -> None:
+        self.emit(depth, f"{self.name(s.var, s.var.name)} = {self.expr(s.value)}")
+        self.stmt(s.body, depth)
+
+    def _seq(self, s: SeqStmt, depth: int) -> None:
+        for child in s.stmts:
+            self.stmt(child, depth)
+
+    def _barrier(self, s: Barrier, depth: int) -> None:
+        self.emit(depth, "pass  # barrier: threads run one after another here")
+
+    # expressions ------------------------------------------------------------------------
     def expr(self, e: Expr) -> str:
-        if isinstance(e, Const):
-            return self.const(e)
-        if isinstance(e, Var):
-            if id(e) not in self.names:
-                raise InterpreterError(f"variable '{e.name}' is used but never bound")
-            return self.names[id(e)]
-        if isinstance(e, BufferLoad):
-            if len(e.indices) != 1:
-                raise InterpreterError(
-                    f"load from '{e.buffer.name}' is not flattened ({len(e.indices)} indices)"
-                )
-            return (
-                f"_load({self.name(e.buffer, e.buffer.name)}, {self.expr(e.indices[0])}, {e.buffer.name!r})"
-            )
-        if isinstance(e, Binary):
-            return self.binary(e)
-        if isinstance(e, Compare):
-            return f"({self.expr(e.a)} {e.op.value} {self.expr(e.b)})"
-        if isinstance(e, Not):
-            return f"(not {self.expr(e.a)})"
-        if isinstance(e, Select):
-            return f"({self.expr(e.true_value)} if {self.expr(e.cond)} else {self.expr(e.false_value)})"
-        if isinstance(e, Cast):
-            return self.cast(e)
-        if isinstance(e, Call):
-            args = ", ".join(self.expr(a) for a in e.args)
-            return f"{_INTRINSICS[e.intrinsic]}({args})"
-        raise InterpreterError(f"cannot interpret expression {type(e).__name__}: {e}")
+        rule = _EXPR_RULES.get(type(e))
+        if rule is None:
+            raise InterpreterError(f"cannot interpret expression {type(e).__name__}: {e}")
+        return rule(self, e)
+
+    def var(self, e: Var) -> str:
+        if id(e) not in self.names:
+            raise InterpreterError(f"variable '{e.name}' is used but never bound")
+        return self.names[id(e)]
+
+    def load(self, e: BufferLoad) -> str:
+        if len(e.indices) != 1:
+            raise InterpreterError(f"load from '{e.buffer.name}' is not flattened ({len(e.indices)} indices)")
+        return f"_load({self.name(e.buffer, e.buffer.name)}, {self.expr(e.indices[0])}, {e.buffer.name!r})"
+
+    def compare(self, e: Compare) -> str:
+        return f"({self.expr(e.a)} {e.op.value} {self.expr(e.b)})"
+
+    def not_(self, e: Not) -> str:
+        return f"(not {self.expr(e.a)})"
+
+    def select(self, e: Select) -> str:
+        return f"({self.expr(e.true_value)} if {self.expr(e.cond)} else {self.expr(e.false_value)})"
+
+    def call(self, e: Call) -> str:
+        args = ", ".join(self.expr(a) for a in e.args)
+        return f"{_INTRINSICS[e.intrinsic]}({args})"
 
     def const(self, e: Const) -> str:
         if dt.is_bool(e.dtype):
@@ -303,20 +346,8 @@ class _Translator:
         return repr(int(e.value))
 
     def binary(self, e: Binary) -> str:
-        a, b = self.expr(e.a), self.expr(e.b)
-        if e.op in _PY_BINARY:
-            return f"({a} {_PY_BINARY[e.op]} {b})"
-        if e.op is BinaryOp.DIV:
-            return f"_div({a}, {b})"
-        if e.op is BinaryOp.FLOORDIV:
-            return f"({a} // {b})" if dt.is_int(e.dtype) else f"np.floor_divide({a}, {b})"
-        if e.op is BinaryOp.FLOORMOD:
-            return f"({a} % {b})" if dt.is_int(e.dtype) else f"np.mod({a}, {b})"
-        if e.op is BinaryOp.MAX:
-            return f"max({a}, {b})"
-        if e.op is BinaryOp.MIN:
-            return f"min({a}, {b})"
-        raise InterpreterError(f"unknown operator {e.op}")
+        on_int, on_other = _PY_BINARY[e.op]
+        return (on_int if dt.is_int(e.dtype) else on_other).format(a=self.expr(e.a), b=self.expr(e.b))
 
     def cast(self, e: Cast) -> str:
         value = self.expr(e.value)
@@ -325,3 +356,27 @@ class _Translator:
         if dt.is_bool(e.dtype):
             return f"bool({value})"
         return f"_to_int({value}, {e.dtype!r})"
+
+
+_STMT_RULES: dict[type, Callable[[_Translator, Any, int], None]] = {
+    For: _Translator._for,
+    BufferStore: _Translator._store,
+    Allocate: _Translator._allocate,
+    IfThenElse: _Translator._if,
+    LetStmt: _Translator._let,
+    SeqStmt: _Translator._seq,
+    Barrier: _Translator._barrier,
+}
+
+_EXPR_RULES: dict[type, Callable[[_Translator, Any], str]] = {
+    Const: _Translator.const,
+    Var: _Translator.var,
+    IterVar: _Translator.var,
+    BufferLoad: _Translator.load,
+    Binary: _Translator.binary,
+    Compare: _Translator.compare,
+    Not: _Translator.not_,
+    Select: _Translator.select,
+    Cast: _Translator.cast,
+    Call: _Translator.call,
+}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from ir.expr import Const, Expr, Var, const, free_vars, map_children, structural_key
 from ir.lower.simplify import Linear, Simplifier, linear_to_expr
@@ -45,25 +46,57 @@ def map_expr(e: Expr, fn: Callable[[Expr], Expr]) -> Expr:
     return fn(map_children(e, lambda c: map_expr(c, fn)))
 
 
-def map_stmt(s: Stmt, fstmt: Callable[[Stmt], Stmt], fexpr: Callable[[Expr], Expr]) -> Stmt:
+StmtFn = Callable[[Stmt], Stmt]
+ExprFn = Callable[[Expr], Expr]
+
+
+def map_stmt(s: Stmt, fstmt: StmtFn, fexpr: ExprFn) -> Stmt:
     """Rebuild ``s`` with ``fstmt`` on its child statements and ``fexpr`` on the
     expressions it holds directly."""
-    if isinstance(s, For):
-        return dataclasses.replace(s, min=fexpr(s.min), extent=fexpr(s.extent), body=fstmt(s.body))
-    if isinstance(s, BufferStore):
-        return BufferStore(s.buffer, fexpr(s.value), tuple(fexpr(i) for i in s.indices))
-    if isinstance(s, Allocate):
-        return Allocate(s.buffer, fstmt(s.body))
-    if isinstance(s, IfThenElse):
-        other = None if s.else_case is None else fstmt(s.else_case)
-        return IfThenElse(fexpr(s.condition), fstmt(s.then_case), other)
-    if isinstance(s, LetStmt):
-        return LetStmt(s.var, fexpr(s.value), fstmt(s.body))
-    if isinstance(s, SeqStmt):
-        return seq(*(fstmt(c) for c in s.stmts))
-    if isinstance(s, Barrier):
-        return s
-    raise TypeError(f"no rule for statement {type(s).__name__}")
+    rule = _MAP_RULES.get(type(s))
+    if rule is None:
+        raise TypeError(f"no rule for statement {type(s).__name__}")
+    return rule(s, fstmt, fexpr)
+
+
+def _map_for(s: For, fstmt: StmtFn, fexpr: ExprFn) -> Stmt:
+    return dataclasses.replace(s, min=fexpr(s.min), extent=fexpr(s.extent), body=fstmt(s.body))
+
+
+def _map_store(s: BufferStore, fstmt: StmtFn, fexpr: ExprFn) -> Stmt:
+    return BufferStore(s.buffer, fexpr(s.value), tuple(fexpr(i) for i in s.indices))
+
+
+def _map_allocate(s: Allocate, fstmt: StmtFn, fexpr: ExprFn) -> Stmt:
+    return Allocate(s.buffer, fstmt(s.body))
+
+
+def _map_if(s: IfThenElse, fstmt: StmtFn, fexpr: ExprFn) -> Stmt:
+    other = None if s.else_case is None else fstmt(s.else_case)
+    return IfThenElse(fexpr(s.condition), fstmt(s.then_case), other)
+
+
+def _map_let(s: LetStmt, fstmt: StmtFn, fexpr: ExprFn) -> Stmt:
+    return LetStmt(s.var, fexpr(s.value), fstmt(s.body))
+
+
+def _map_seq(s: SeqStmt, fstmt: StmtFn, fexpr: ExprFn) -> Stmt:
+    return seq(*(fstmt(c) for c in s.stmts))
+
+
+def _map_barrier(s: Barrier, fstmt: StmtFn, fexpr: ExprFn) -> Stmt:
+    return s
+
+
+_MAP_RULES: dict[type, Callable[[Any, StmtFn, ExprFn], Stmt]] = {
+    For: _map_for,
+    BufferStore: _map_store,
+    Allocate: _map_allocate,
+    IfThenElse: _map_if,
+    LetStmt: _map_let,
+    SeqStmt: _map_seq,
+    Barrier: _map_barrier,
+}
 
 
 def is_empty(s: Stmt) -> bool:
@@ -118,38 +151,57 @@ def simplify_stmt(s: Stmt, ranges: dict[Var, tuple[int, int]] | None = None) -> 
 
 
 def _simplify(s: Stmt, simp: Simplifier) -> Stmt:
-    if isinstance(s, For):
-        extent = simp.simplify(s.extent)
-        low = simp.simplify(s.min)
-        inner = simp
-        if isinstance(extent, Const) and isinstance(low, Const):
-            inner = Simplifier({**simp.ranges, s.loop_var: (int(low.value), int(extent.value))})
-        body = _simplify(s.body, inner)
-        if is_empty(body):
-            return EMPTY
-        return dataclasses.replace(s, min=low, extent=extent, body=body)
-    if isinstance(s, LetStmt):
-        value = simp.simplify(s.value)
-        lo, hi = simp.bounds(value)
-        inner = simp
-        if lo != -float("inf") and hi != float("inf"):
-            inner = Simplifier({**simp.ranges, s.var: (int(lo), int(hi - lo) + 1)})
-        return LetStmt(s.var, value, _simplify(s.body, inner))
-    if isinstance(s, IfThenElse):
-        cond = simp.simplify(s.condition)
-        if isinstance(cond, Const):
-            if cond.value:
-                return _simplify(s.then_case, simp)
-            return EMPTY if s.else_case is None else _simplify(s.else_case, simp)
-        then_case = _simplify(s.then_case, simp)
-        else_case = None if s.else_case is None else _simplify(s.else_case, simp)
-        if is_empty(then_case) and (else_case is None or is_empty(else_case)):
-            return EMPTY
-        return IfThenElse(cond, then_case, else_case)
-    if isinstance(s, Allocate):
-        body = _simplify(s.body, simp)
-        return EMPTY if is_empty(body) else Allocate(s.buffer, body)
-    return map_stmt(s, lambda c: _simplify(c, simp), simp.simplify)
+    rule = _SIMPLIFY_RULES.get(type(s))
+    if rule is None:  # stores, sequences, barriers: simplify what they hold
+        return map_stmt(s, lambda c: _simplify(c, simp), simp.simplify)
+    return rule(s, simp)
+
+
+def _simplify_for(s: For, simp: Simplifier) -> Stmt:
+    extent = simp.simplify(s.extent)
+    low = simp.simplify(s.min)
+    inner = simp
+    if isinstance(extent, Const) and isinstance(low, Const):
+        inner = Simplifier({**simp.ranges, s.loop_var: (int(low.value), int(extent.value))})
+    body = _simplify(s.body, inner)
+    if is_empty(body):
+        return EMPTY
+    return dataclasses.replace(s, min=low, extent=extent, body=body)
+
+
+def _simplify_let(s: LetStmt, simp: Simplifier) -> Stmt:
+    value = simp.simplify(s.value)
+    lo, hi = simp.bounds(value)
+    inner = simp
+    if lo != -float("inf") and hi != float("inf"):
+        inner = Simplifier({**simp.ranges, s.var: (int(lo), int(hi - lo) + 1)})
+    return LetStmt(s.var, value, _simplify(s.body, inner))
+
+
+def _simplify_if(s: IfThenElse, simp: Simplifier) -> Stmt:
+    cond = simp.simplify(s.condition)
+    if isinstance(cond, Const):
+        if cond.value:
+            return _simplify(s.then_case, simp)
+        return EMPTY if s.else_case is None else _simplify(s.else_case, simp)
+    then_case = _simplify(s.then_case, simp)
+    else_case = None if s.else_case is None else _simplify(s.else_case, simp)
+    if is_empty(then_case) and (else_case is None or is_empty(else_case)):
+        return EMPTY
+    return IfThenElse(cond, then_case, else_case)
+
+
+def _simplify_allocate(s: Allocate, simp: Simplifier) -> Stmt:
+    body = _simplify(s.body, simp)
+    return EMPTY if is_empty(body) else Allocate(s.buffer, body)
+
+
+_SIMPLIFY_RULES: dict[type, Callable[[Any, Simplifier], Stmt]] = {
+    For: _simplify_for,
+    LetStmt: _simplify_let,
+    IfThenElse: _simplify_if,
+    Allocate: _simplify_allocate,
+}
 
 
 # ------------------------------------------------------------------------------------------

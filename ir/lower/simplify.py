@@ -23,11 +23,14 @@ canonical simplifier, small:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ir import dtype as dt
 from ir.expr import (
+    BINARY_FUNCTIONS,
+    COMPARE_FUNCTIONS,
     Binary,
     BinaryOp,
     Cast,
@@ -35,6 +38,7 @@ from ir.expr import (
     CompareOp,
     Const,
     Expr,
+    IterVar,
     Not,
     Select,
     Var,
@@ -178,22 +182,10 @@ class Simplifier:
 
     def linear(self, e: Expr) -> Linear:
         """The canonical linear form of an integer expression."""
-        if isinstance(e, Const):
-            return Linear.of_const(int(e.value), e.dtype)
-        if isinstance(e, Var):
-            return Linear.of_atom(e)
-        if isinstance(e, Binary):
-            return self._linear_binary(e)
-        if isinstance(e, Select):
-            cond = self._simplify_bool(e.cond)
-            if isinstance(cond, Const):
-                return self.linear(e.true_value if cond.value else e.false_value)
-            return Linear.of_atom(Select(cond, self.simplify(e.true_value), self.simplify(e.false_value)))
-        if isinstance(e, Cast):
-            value = self.simplify(e.value)
-            folded = cast(e.dtype, value)
-            return self.linear(folded) if isinstance(folded, Const) else Linear.of_atom(Cast(e.dtype, value))
-        return Linear.of_atom(map_children(e, self.simplify))
+        rule = _LINEAR_RULES.get(type(e))
+        if rule is None:  # a node no rule looks into: an atom of its simplified children
+            return Linear.of_atom(map_children(e, self.simplify))
+        return rule(self, e)
 
     def bounds(self, e: Expr) -> Interval:
         """Inclusive integer interval holding every value of ``e`` (conservative)."""
@@ -219,31 +211,52 @@ class Simplifier:
         result = self._simplify_bool(cond)
         return bool(result.value) if isinstance(result, Const) else None
 
-    # integer rules ----------------------------------------------------------------------
+    # integer rules: linear forms ---------------------------------------------------------
+    def _linear_const(self, e: Const) -> Linear:
+        return Linear.of_const(int(e.value), e.dtype)
+
+    def _linear_var(self, e: Var) -> Linear:
+        return Linear.of_atom(e)
+
+    def _linear_select(self, e: Select) -> Linear:
+        cond = self._simplify_bool(e.cond)
+        if isinstance(cond, Const):
+            return self.linear(e.true_value if cond.value else e.false_value)
+        return Linear.of_atom(Select(cond, self.simplify(e.true_value), self.simplify(e.false_value)))
+
+    def _linear_cast(self, e: Cast) -> Linear:
+        value = self.simplify(e.value)
+        folded = cast(e.dtype, value)
+        return self.linear(folded) if isinstance(folded, Const) else Linear.of_atom(Cast(e.dtype, value))
+
     def _linear_binary(self, e: Binary) -> Linear:
+        rule = _LINEAR_BINARY_RULES.get(e.op)
+        if rule is None:
+            raise TypeError(f"operator {e.op.value} on integer operands in {e}")
+        return rule(self, e)
+
+    def _linear_add(self, e: Binary) -> Linear:
+        return self.merge_divmod(self.linear(e.a).add(self.linear(e.b)))
+
+    def _linear_sub(self, e: Binary) -> Linear:
+        return self.merge_divmod(self.linear(e.a).add(self.linear(e.b), -1))
+
+    def _linear_mul(self, e: Binary) -> Linear:
+        a, b = self.linear(e.a), self.linear(e.b)
+        if b.is_const():
+            return a.scale(b.const)
+        if a.is_const():
+            return b.scale(a.const)
+        return _binary_atom(e.op, a, b)
+
+    def _linear_divmod(self, e: Binary) -> Linear:
         op = e.op
-        if op is BinaryOp.ADD:
-            return self.merge_divmod(self.linear(e.a).add(self.linear(e.b)))
-        if op is BinaryOp.SUB:
-            return self.merge_divmod(self.linear(e.a).add(self.linear(e.b), -1))
-        if op is BinaryOp.MUL:
-            a, b = self.linear(e.a), self.linear(e.b)
-            if b.is_const():
-                return a.scale(b.const)
-            if a.is_const():
-                return b.scale(a.const)
-            return _binary_atom(op, a, b)
-        if op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD):
-            a, b = self.linear(e.a), self.linear(e.b)
-            if b.is_const() and b.const > 0:
-                return self.divmod_const(a, b.const, op)
-            if a.is_const() and b.is_const() and b.const != 0:
-                value = a.const // b.const if op is BinaryOp.FLOORDIV else a.const % b.const
-                return Linear.of_const(value, e.dtype)
-            return _binary_atom(op, a, b)
-        if op in (BinaryOp.MIN, BinaryOp.MAX):
-            return self._min_max(e)
-        raise TypeError(f"operator {op.value} on integer operands in {e}")
+        a, b = self.linear(e.a), self.linear(e.b)
+        if b.is_const() and b.const > 0:
+            return self.divmod_const(a, b.const, op)
+        if a.is_const() and b.is_const() and b.const != 0:
+            return Linear.of_const(BINARY_FUNCTIONS[op](a.const, b.const), e.dtype)
+        return _binary_atom(op, a, b)
 
     def merge_divmod(self, lin: Linear) -> Linear:
         """``(x // c)*c*m + (x % c)*m == x*m``: undo a fuse that a later index recombines."""
@@ -281,7 +294,7 @@ class Simplifier:
         if c == 1:
             return x if op is BinaryOp.FLOORDIV else Linear.of_const(0, x.dtype)
         if x.is_const():
-            return Linear.of_const(x.const // c if op is BinaryOp.FLOORDIV else x.const % c, x.dtype)
+            return Linear.of_const(BINARY_FUNCTIONS[op](x.const, c), x.dtype)
         inner = self._nested_div(x, c, op)
         if inner is not None:
             return inner
@@ -342,64 +355,75 @@ class Simplifier:
             return b
         return _binary_atom(e.op, a, b)
 
+    # integer rules: intervals of atoms ----------------------------------------------------
     def _atom_bounds(self, atom: Expr) -> Interval:
-        if isinstance(atom, Var):
-            if atom in self.ranges:
-                low, extent = self.ranges[atom]
-                return low, low + extent - 1
-            return UNBOUNDED
-        if isinstance(atom, Binary) and isinstance(atom.b, Const) and atom.b.value > 0:
-            c = int(atom.b.value)
+        rule = _ATOM_BOUNDS_RULES.get(type(atom))
+        return UNBOUNDED if rule is None else rule(self, atom)
+
+    def _var_bounds(self, atom: Var) -> Interval:
+        if atom in self.ranges:
+            low, extent = self.ranges[atom]
+            return low, low + extent - 1
+        return UNBOUNDED
+
+    def _binary_bounds(self, atom: Binary) -> Interval:
+        op = atom.op
+        if (op is BinaryOp.FLOORDIV or op is BinaryOp.FLOORMOD) and _is_div_by_const(atom, op):
+            c = int(atom.b.value)  # type: ignore[attr-defined]
             lo, hi = self.bounds(atom.a)
-            if atom.op is BinaryOp.FLOORDIV:
+            if op is BinaryOp.FLOORDIV:
                 return _floor_div(lo, c), _floor_div(hi, c)
-            if atom.op is BinaryOp.FLOORMOD:
-                if not math.isinf(lo) and not math.isinf(hi) and lo // c == hi // c:
-                    return lo % c, hi % c
-                return 0, c - 1
-        if isinstance(atom, Binary) and atom.op in (BinaryOp.MIN, BinaryOp.MAX, BinaryOp.MUL):
+            if not math.isinf(lo) and not math.isinf(hi) and lo // c == hi // c:
+                return lo % c, hi % c
+            return 0, c - 1
+        if op is BinaryOp.MIN or op is BinaryOp.MAX or op is BinaryOp.MUL:
             a, b = self.bounds(atom.a), self.bounds(atom.b)
-            if atom.op is BinaryOp.MIN:
+            if op is BinaryOp.MIN:
                 return min(a[0], b[0]), min(a[1], b[1])
-            if atom.op is BinaryOp.MAX:
+            if op is BinaryOp.MAX:
                 return max(a[0], b[0]), max(a[1], b[1])
             if not any(math.isinf(v) for v in a + b):
                 products = [x * y for x in a for y in b]
                 return min(products), max(products)
-        if isinstance(atom, Select):
-            t, f = self.bounds(atom.true_value), self.bounds(atom.false_value)
-            return min(t[0], f[0]), max(t[1], f[1])
-        if isinstance(atom, Cast) and dt.is_int(atom.value.dtype):
-            return self.bounds(atom.value)
         return UNBOUNDED
+
+    def _select_bounds(self, atom: Select) -> Interval:
+        t, f = self.bounds(atom.true_value), self.bounds(atom.false_value)
+        return min(t[0], f[0]), max(t[1], f[1])
+
+    def _cast_bounds(self, atom: Cast) -> Interval:
+        return self.bounds(atom.value) if dt.is_int(atom.value.dtype) else UNBOUNDED
 
     # booleans -----------------------------------------------------------------------------
     def _simplify_bool(self, e: Expr) -> Expr:
-        if isinstance(e, Compare):
-            return self._compare(e)
-        if isinstance(e, Not):
-            inner = self._simplify_bool(e.a)
-            return const(not inner.value, "bool") if isinstance(inner, Const) else Not(inner)
-        if isinstance(e, Binary) and e.op in (BinaryOp.AND, BinaryOp.OR):
-            a, b = self._simplify_bool(e.a), self._simplify_bool(e.b)
-            absorbing = e.op is BinaryOp.OR  # True absorbs ||, False absorbs &&
-            for x, y in ((a, b), (b, a)):
-                if isinstance(x, Const):
-                    return const(absorbing, "bool") if bool(x.value) is absorbing else y
-            return Binary(e.op, a, b)
-        return self._simplify_other(e)
+        rule = _BOOL_RULES.get(type(e))
+        return self._simplify_other(e) if rule is None else rule(self, e)
 
     def _compare(self, e: Compare) -> Expr:
         return self.compare_simplified(e.op, self.simplify(e.a), self.simplify(e.b))
+
+    def _not(self, e: Not) -> Expr:
+        inner = self._simplify_bool(e.a)
+        return const(not inner.value, "bool") if isinstance(inner, Const) else Not(inner)
+
+    def _logic(self, e: Binary) -> Expr:
+        if e.op is not BinaryOp.AND and e.op is not BinaryOp.OR:
+            return self._simplify_other(e)
+        a, b = self._simplify_bool(e.a), self._simplify_bool(e.b)
+        absorbing = e.op is BinaryOp.OR  # True absorbs ||, False absorbs &&
+        for x, y in ((a, b), (b, a)):
+            if isinstance(x, Const):
+                return const(absorbing, "bool") if bool(x.value) is absorbing else y
+        return Binary(e.op, a, b)
 
     def compare_simplified(self, op: CompareOp, a: Expr, b: Expr) -> Expr:
         """``a <op> b`` for operands already simplified: a bool Const when the ranges
         decide it, else the Compare node."""
         if isinstance(a, Const) and isinstance(b, Const):
-            return const(_COMPARE[op](a.value, b.value), "bool")
+            return const(COMPARE_FUNCTIONS[op](a.value, b.value), "bool")
         if dt.is_int(a.dtype):
             lo, hi = self.linear_bounds(self.linear(a).add(self.linear(b), -1))
-            decided = _decide(op, lo, hi)
+            decided = _DECIDE[op](lo, hi)
             if decided is not None:
                 return const(decided, "bool")
         return Compare(op, a, b)
@@ -414,36 +438,64 @@ class Simplifier:
         if isinstance(e, Cast):
             return cast(e.dtype, self.simplify(e.value))
         node = map_children(e, self.simplify)
-        if isinstance(node, Binary) and isinstance(node.a, Const) and isinstance(node.b, Const):
-            folded = _fold_float(node.op, node.a.value, node.b.value)
-            if folded is not None:
-                return const(folded, node.dtype)
+        if (
+            isinstance(node, Binary)
+            and node.op in FOLDED_FLOAT_OPS
+            and isinstance(node.a, Const)
+            and isinstance(node.b, Const)
+            and not (node.op is BinaryOp.DIV and node.b.value == 0)
+        ):
+            return const(BINARY_FUNCTIONS[node.op](float(node.a.value), float(node.b.value)), node.dtype)
         return node
 
 
-_COMPARE = {
-    CompareOp.LT: lambda x, y: x < y,
-    CompareOp.LE: lambda x, y: x <= y,
-    CompareOp.GT: lambda x, y: x > y,
-    CompareOp.GE: lambda x, y: x >= y,
-    CompareOp.EQ: lambda x, y: x == y,
-    CompareOp.NE: lambda x, y: x != y,
+#: operators folded on constant floating-point operands (computed in double precision)
+FOLDED_FLOAT_OPS = frozenset(
+    {BinaryOp.ADD, BinaryOp.SUB, BinaryOp.MUL, BinaryOp.DIV, BinaryOp.MIN, BinaryOp.MAX}
+)
+
+_LINEAR_RULES: dict[type, Callable[[Simplifier, Any], Linear]] = {
+    Const: Simplifier._linear_const,
+    Var: Simplifier._linear_var,
+    IterVar: Simplifier._linear_var,
+    Binary: Simplifier._linear_binary,
+    Select: Simplifier._linear_select,
+    Cast: Simplifier._linear_cast,
 }
 
+_LINEAR_BINARY_RULES: dict[BinaryOp, Callable[[Simplifier, Binary], Linear]] = {
+    BinaryOp.ADD: Simplifier._linear_add,
+    BinaryOp.SUB: Simplifier._linear_sub,
+    BinaryOp.MUL: Simplifier._linear_mul,
+    BinaryOp.FLOORDIV: Simplifier._linear_divmod,
+    BinaryOp.FLOORMOD: Simplifier._linear_divmod,
+    BinaryOp.MIN: Simplifier._min_max,
+    BinaryOp.MAX: Simplifier._min_max,
+}
 
-def _decide(op: CompareOp, lo: float, hi: float) -> bool | None:
-    """Decide ``d <op> 0`` for d in [lo, hi], or None."""
-    if op is CompareOp.LT:
-        return True if hi < 0 else False if lo >= 0 else None
-    if op is CompareOp.LE:
-        return True if hi <= 0 else False if lo > 0 else None
-    if op is CompareOp.GT:
-        return True if lo > 0 else False if hi <= 0 else None
-    if op is CompareOp.GE:
-        return True if lo >= 0 else False if hi < 0 else None
-    if op is CompareOp.EQ:
-        return True if lo == hi == 0 else False if lo > 0 or hi < 0 else None
-    return False if lo == hi == 0 else True if lo > 0 or hi < 0 else None
+_ATOM_BOUNDS_RULES: dict[type, Callable[[Simplifier, Any], Interval]] = {
+    Var: Simplifier._var_bounds,
+    IterVar: Simplifier._var_bounds,
+    Binary: Simplifier._binary_bounds,
+    Select: Simplifier._select_bounds,
+    Cast: Simplifier._cast_bounds,
+}
+
+_BOOL_RULES: dict[type, Callable[[Simplifier, Any], Expr]] = {
+    Compare: Simplifier._compare,
+    Not: Simplifier._not,
+    Binary: Simplifier._logic,
+}
+
+#: decide ``d <op> 0`` for every d in [lo, hi]: True, False, or None when the range allows both
+_DECIDE: dict[CompareOp, Callable[[float, float], bool | None]] = {
+    CompareOp.LT: lambda lo, hi: True if hi < 0 else False if lo >= 0 else None,
+    CompareOp.LE: lambda lo, hi: True if hi <= 0 else False if lo > 0 else None,
+    CompareOp.GT: lambda lo, hi: True if lo > 0 else False if hi <= 0 else None,
+    CompareOp.GE: lambda lo, hi: True if lo >= 0 else False if hi < 0 else None,
+    CompareOp.EQ: lambda lo, hi: True if lo == hi == 0 else False if lo > 0 or hi < 0 else None,
+    CompareOp.NE: lambda lo, hi: False if lo == hi == 0 else True if lo > 0 or hi < 0 else None,
+}
 
 
 def _is_div_by_const(e: Expr, op: BinaryOp) -> bool:
@@ -452,22 +504,6 @@ def _is_div_by_const(e: Expr, op: BinaryOp) -> bool:
 
 def _floor_div(value: float, c: int) -> float:
     return value if math.isinf(value) else value // c
-
-
-def _fold_float(op: BinaryOp, a: float | int | bool, b: float | int | bool) -> float | None:
-    if op is BinaryOp.ADD:
-        return float(a) + float(b)
-    if op is BinaryOp.SUB:
-        return float(a) - float(b)
-    if op is BinaryOp.MUL:
-        return float(a) * float(b)
-    if op is BinaryOp.DIV and b != 0:
-        return float(a) / float(b)
-    if op is BinaryOp.MIN:
-        return float(min(a, b))
-    if op is BinaryOp.MAX:
-        return float(max(a, b))
-    return None
 
 
 def simplify(e: Expr, ranges: RangeMap | None = None) -> Expr:

@@ -15,8 +15,12 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from ansor_py.build import build
 from ansor_py.cost_model import RandomModel, XGBModel
+from ansor_py.cost_model.feature_extraction import (
+    get_per_store_features_from_file,
+    get_per_store_features_from_measure_pairs,
+    read_measure_pairs,
+)
 from ansor_py.cost_model.features import normalized_throughputs
 from ansor_py.cost_model.xgb_model import pack_sum_rmse, pack_sum_square_error
 from ansor_py.measure.types import ERROR_COST, MeasureErrorNo, MeasureInput, MeasureResult
@@ -24,8 +28,9 @@ from ansor_py.records import save_records
 from ansor_py.search_task import SearchTask
 from ansor_py.timing import median_seconds
 from ansor_py.workload_registry import register_workload
+from codegen.build import build
 from ir.compute_dag import ComputeDAG
-from ir.loop_state.api import State
+from ir.loop_state.api import State, get_init_state
 from ir.topi.workloads import gemm
 
 SIZE = 128
@@ -42,7 +47,7 @@ def random_schedule(dag: ComputeDAG, rng: random.Random) -> State:
     """A matmul schedule: naive (1 in 10), else C's three loops split with random inner
     lengths, in the blocked order or a random one, the innermost loop maybe vectorized
     and the one above it maybe unrolled (when at most 16 long)."""
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     if rng.random() < 0.1:
         return s
     i, j, k = s["C"].iters
@@ -103,7 +108,7 @@ def error_result() -> MeasureResult:
 
 
 def test_random_model_scores_uniformly_and_reproducibly(task: SearchTask) -> None:
-    states = [task.compute_dag.get_init_state()] * 50
+    states = [get_init_state(task.compute_dag)] * 50
     first = RandomModel(seed=3).predict(task, states)
     assert first.shape == (50,)
     assert np.all((first >= 0) & (first < 1)) and first.std() > 0.1
@@ -121,9 +126,9 @@ def test_random_model_scores_uniformly_and_reproducibly(task: SearchTask) -> Non
 
 def test_xgb_model_predicts_randomly_during_warm_up_and_minus_inf_for_invalid(task: SearchTask) -> None:
     dag = task.compute_dag
-    sketch = dag.get_init_state()
+    sketch = get_init_state(dag)
     sketch.split("C", sketch["C"].iters[0], [None])
-    states = [dag.get_init_state()] * 20 + [sketch]
+    states = [get_init_state(dag)] * 20 + [sketch]
     model = XGBModel(seed=5, num_warmup_sample=100, verbose_eval=0)
     scores = model.predict(task, states)
     assert np.all((scores[:20] >= 0) & (scores[:20] < 1)) and scores[:20].std() > 0.1
@@ -141,7 +146,7 @@ def test_xgb_model_refuses_bad_arguments(task: SearchTask, tmp_path) -> None:
         model.save(str(tmp_path / "m.json"))
     with pytest.raises(FileNotFoundError, match="no model file"):
         model.load(str(tmp_path / "missing.json"))
-    state = task.compute_dag.get_init_state().loop_state
+    state = get_init_state(task.compute_dag).loop_state
     with pytest.raises(ValueError, match="2 inputs but 1 results"):
         model.update([MeasureInput(task, state)] * 2, [error_result()])
 
@@ -152,14 +157,34 @@ def test_xgb_model_refuses_bad_arguments(task: SearchTask, tmp_path) -> None:
 
 def test_labels_are_throughput_normalized_per_task(task: SearchTask) -> None:
     other = SearchTask(func=cost_model_test_matmul, args=(8,), target="llvm")
-    state = task.compute_dag.get_init_state().loop_state
-    small = other.compute_dag.get_init_state().loop_state
+    state = get_init_state(task.compute_dag).loop_state
+    small = get_init_state(other.compute_dag).loop_state
     inputs = [MeasureInput(task, state)] * 3 + [MeasureInput(other, small)] * 2
     results = [MeasureResult((c,), MeasureErrorNo.NO_ERROR) for c in (2.0, 1.0, 4.0, 0.5, 0.25)]
     results[2] = error_result()
     labels, ids = normalized_throughputs(inputs, results)
     np.testing.assert_allclose(labels, [0.5, 1.0, 1.0 / ERROR_COST, 0.5, 1.0])
     assert list(ids) == [0, 0, 0, 1, 1]
+
+
+def test_features_of_a_log_are_those_of_its_measure_pairs(task: SearchTask, tmp_path) -> None:
+    rng = random.Random(3)
+    inputs = [MeasureInput(task, random_schedule(task.compute_dag, rng).loop_state) for _ in range(5)]
+    results = [MeasureResult((1e-3 * (i + 1),), MeasureErrorNo.NO_ERROR) for i in range(5)]
+    log = tmp_path / "tuning.json"
+    save_records(log, inputs, results)
+    features, labels, ids = get_per_store_features_from_file(str(log), max_lines=3)
+    expected, want_labels, want_ids = get_per_store_features_from_measure_pairs(inputs[:3], results[:3])
+    assert len(features) == 3 and all(rows.shape[1] == 164 for rows in features)
+    for rows, want in zip(features, expected, strict=True):
+        np.testing.assert_array_equal(rows, want)
+    np.testing.assert_allclose(labels, want_labels)
+    np.testing.assert_array_equal(ids, want_ids)
+    read, _ = read_measure_pairs(str(log))
+    assert [inp.state.transform_steps for inp in read] == [inp.state.transform_steps for inp in inputs]
+    assert read_measure_pairs(str(log), 0) == ([], [])
+    with pytest.raises(ValueError, match="max_lines -1 must be >= 0"):
+        read_measure_pairs(str(log), -1)
 
 
 def test_pack_sum_objective_is_the_gradient_of_the_weighted_loss() -> None:

@@ -27,6 +27,7 @@ from ansor_py.search import SketchPolicy
 from ansor_py.search.evolution import SEARCH_GC_THRESHOLD, fewer_collections
 from ansor_py.search.init_rules import apply_init_rules, ensure_bound
 from ansor_py.search_task import SearchTask
+from ir.lower.bound import BoundCache
 
 N_STATES = 3 * MIN_STATES_PER_WORKER + 5
 
@@ -63,6 +64,17 @@ def test_workers_extract_exactly_the_rows_of_one_process(sampled):
     assert sum(rows is not None and rows.shape[0] > 0 for rows in alone) == N_STATES - 2
     for workers in (2, 3):
         assert same_rows(extract_in_workers(states, task, 5, workers), alone)
+
+
+def test_rows_with_a_bound_cache_are_the_rows_without(sampled):
+    task, states = sampled
+    alone = extract_rows(states, task, 5)
+    cache = BoundCache()
+    assert same_rows(extract_rows(states, task, 5, cache), alone)
+    lowered = [state for state, rows in zip(states, alone, strict=True) if rows is not None]
+    assert all(cache.facts(state.stages) is not None for state in lowered)  # kept for the next call
+    assert same_rows(extract_rows(states, task, 5, cache), alone)  # the facts found in the cache
+    assert same_rows(extract_in_workers(states, task, 5, 2, cache), alone)
 
 
 def test_a_small_batch_is_not_split(sampled):

@@ -12,14 +12,13 @@ import warnings
 import numpy as np
 import pytest
 
+from ansor_py.cost_model.feature_extraction import get_per_store_features_from_states
 from ansor_py.cost_model.feature_math import log2p
 from ansor_py.cost_model.features import (
     DEFAULT_FEATURE_VEC_LEN,
     FeatureCache,
     features_from_primfunc,
     get_per_store_feature_names,
-    get_per_store_features_from_states,
-    lower_for_features,
     named_features_from_primfunc,
 )
 from ansor_py.hand_schedules import schedule_conv2d_nhwc, schedule_gemm
@@ -27,6 +26,7 @@ from ansor_py.search_task import SearchTask
 from codegen.target import as_target
 from ir import te
 from ir.compute_dag import ComputeDAG
+from ir.loop_state.api import get_init_state
 from ir.lower.lower import lower
 from ir.topi.workloads import conv2d_layer, gemm
 
@@ -90,7 +90,7 @@ def test_bad_max_n_bufs_is_refused() -> None:
 
 
 def test_naive_matmul_counts_bytes_strides_and_reuse(matmul: ComputeDAG) -> None:
-    rows = features_from_primfunc(lower_for_features(matmul, None))
+    rows = features_from_primfunc(lower(matmul, None, stop_after="schedule_ops"))
     assert rows.shape == (1, 164)  # C's init and update stores share one row
     f = named(rows)
     flops = N * M * K
@@ -127,7 +127,7 @@ def test_naive_matmul_counts_bytes_strides_and_reuse(matmul: ComputeDAG) -> None
 
 
 def test_arithmetic_intensity_curve_is_monotone_and_ends_at_total_intensity(matmul: ComputeDAG) -> None:
-    f = named(features_from_primfunc(lower_for_features(matmul, None)))
+    f = named(features_from_primfunc(lower(matmul, None, stop_after="schedule_ops")))
     curve = np.array([f[f"arith_intensity_curve_{i}"] for i in range(10)])
     assert np.all(np.diff(curve) > 0)
     # at the outermost level: 2*N*M*K flops over all three matrices' bytes
@@ -136,7 +136,7 @@ def test_arithmetic_intensity_curve_is_monotone_and_ends_at_total_intensity(matm
 
 
 def test_annotations_set_their_one_hots_lengths_and_unroll_pragma(matmul: ComputeDAG) -> None:
-    s = matmul.get_init_state()
+    s = get_init_state(matmul)
     i, j, k = s["C"].iters
     j0, j1 = s.split("C", j, [8])
     s.reorder("C", [i, j0, k, j1])
@@ -144,7 +144,7 @@ def test_annotations_set_their_one_hots_lengths_and_unroll_pragma(matmul: Comput
     s.vectorize("C", j1)
     s.unroll("C", k)
     s.pragma("C", i, "auto_unroll_max_step$64")
-    f = named(features_from_primfunc(lower_for_features(matmul, s)))
+    f = named(features_from_primfunc(lower(matmul, s, stop_after="schedule_ops")))
     assert f["vec_num"] == pytest.approx(scaled(1))
     assert f["vec_len"] == f["vec_prod"] == pytest.approx(scaled(8))
     assert f["vec_type.kPosMixed"] == 1.0 and f["vec_type.kPosNone"] == 0.0
@@ -159,14 +159,14 @@ def test_annotations_set_their_one_hots_lengths_and_unroll_pragma(matmul: Comput
 
 
 def test_cache_write_gives_an_allocation_row(matmul: ComputeDAG) -> None:
-    s = matmul.get_init_state()
+    s = get_init_state(matmul)
     s.cache_write("C", "local")
     i, j = s["C"].iters
     i0, i1 = s.split("C", i, [4])
     j0, j1 = s.split("C", j, [8])
     s.reorder("C", [i0, j0, i1, j1])
     s.compute_at("C.local", "C", j0)
-    rows = features_from_primfunc(lower_for_features(matmul, s))
+    rows = features_from_primfunc(lower(matmul, s, stop_after="schedule_ops"))
     assert rows.shape == (2, 164)  # C.local (allocated, then stored) and C
     local, out = named(rows, 0), named(rows, 1)
     assert local["alloc_size"] == pytest.approx(scaled(4 * 8 * 4))
@@ -188,9 +188,9 @@ def test_two_stores_reading_a_buffer_under_one_loop_are_serial_reuse() -> None:
     B = te.compute((6, 10), lambda i, j: A[i, j] * 2.0, name="B")
     C = te.compute((6, 10), lambda i, j: B[i, j] + A[i, j], name="C")
     dag = ComputeDAG([A, C])
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.compute_at("B", "C", s["C"].iters[0])
-    rows = features_from_primfunc(lower_for_features(dag, s))
+    rows = features_from_primfunc(lower(dag, s, stop_after="schedule_ops"))
     c = named(rows, 1)
     # under loop i, B's store and then C's store read A[i, *]: the second is serial reuse
     slot = buffer_slot(c, 6 * 10 * 4, "kRead")
@@ -211,7 +211,7 @@ def test_other_operations_are_counted_by_kind() -> None:
     )
     Y = te.compute((6, 5), lambda i, j: X[i, j] * 3 + X[i, j] // 2, name="Y")
     dag = ComputeDAG([A, X, B, Y])
-    rows = features_from_primfunc(lower_for_features(dag, None))
+    rows = features_from_primfunc(lower(dag, None, stop_after="schedule_ops"))
     b, y = named(rows, 0), named(rows, 1)
     n = 6 * 5
     assert b["float_cmp"] == pytest.approx(scaled(2 * n))  # > and max
@@ -239,7 +239,7 @@ def test_named_features_map_each_name_to_a_column(matmul: ComputeDAG) -> None:
 
 
 def _tiled_matmul(dag: ComputeDAG, ti: int, tj: int, tk: int, vectorize: bool):
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.cache_write("C", "local")
     i, j, k = s["C.local"].iters
     i0, i1 = s.split("C.local", i, [ti])
@@ -259,7 +259,7 @@ def _tiled_matmul(dag: ComputeDAG, ti: int, tj: int, tk: int, vectorize: bool):
 
 
 def schedules(dag: ComputeDAG) -> list:
-    out = [dag.get_init_state()]
+    out = [get_init_state(dag)]
     for ti, tj, tk, vec in ((2, 8, 4, True), (4, 4, 2, False), (8, 24, 8, True), (16, 3, 1, False)):
         out.append(_tiled_matmul(dag, ti, tj, tk, vec))
     out.append(schedule_gemm(dag, as_target("llvm")))
@@ -272,7 +272,7 @@ def test_lowered_primfunc_and_loop_nest_give_the_same_rows(matmul: ComputeDAG) -
     cases.append((conv, schedule_conv2d_nhwc(conv, as_target("llvm"))))
     for dag, s in cases:
         flat = features_from_primfunc(lower(dag, s))  # one flat index, LetStmt-hoisted bases
-        nested = features_from_primfunc(lower_for_features(dag, s))  # one index per dimension
+        nested = features_from_primfunc(lower(dag, s, stop_after="schedule_ops"))  # one index per dimension
         np.testing.assert_allclose(flat, nested, rtol=1e-6, atol=1e-6, err_msg=str(s))
 
 
@@ -312,11 +312,11 @@ def test_feature_cache_returns_the_same_rows_and_evicts_oldest(
 def test_states_that_cannot_be_lowered_get_empty_features(
     matmul: ComputeDAG, matmul_task: SearchTask
 ) -> None:
-    sketch = matmul.get_init_state()
+    sketch = get_init_state(matmul)
     i, _, _ = sketch["C"].iters
     sketch.split("C", i, [None])  # a sketch: the length is still unknown
-    other = ComputeDAG(gemm(8, 8, 8)).get_init_state()  # a state of another DAG
-    good = matmul.get_init_state()
+    other = get_init_state(ComputeDAG(gemm(8, 8, 8)))  # a state of another DAG
+    good = get_init_state(matmul)
     rows = get_per_store_features_from_states([sketch, other, good], matmul_task)
     assert rows[0].shape == (0, 164)
     assert rows[1].shape == (0, 164)
@@ -329,7 +329,7 @@ def test_gpu_states_over_the_thread_limit_are_invalid() -> None:
     limit = task.hardware_params.max_threads_per_block
 
     def bound(threads: int):
-        s = dag.get_init_state()
+        s = get_init_state(dag)
         i, j, _ = s["C"].iters
         fused = s.fuse("C", [i, j])
         outer, inner = s.split("C", fused, [threads])
@@ -347,7 +347,7 @@ def test_gpu_states_over_the_thread_limit_are_invalid() -> None:
 
 def test_cache_keys_tell_apart_states_printed_alike(matmul: ComputeDAG, matmul_task: SearchTask) -> None:
     def with_align(offset: int | None):
-        s = matmul.get_init_state()
+        s = get_init_state(matmul)
         s.cache_write("C", "local")
         if offset is not None:
             s.storage_align("C.local", s["C.local"].iters[0], 32, offset)
@@ -376,8 +376,8 @@ def test_scalar_programs_have_features_without_warnings() -> None:
     doubled = te.compute((), lambda: S[()] * 2.0, name="doubled")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        reduced = named(features_from_primfunc(lower_for_features(ComputeDAG([A, total]), None)))
-        copied = named(features_from_primfunc(lower_for_features(ComputeDAG([S, doubled]), None)))
+        reduced = named(features_from_primfunc(lower(ComputeDAG([A, total]), stop_after="schedule_ops")))
+        copied = named(features_from_primfunc(lower(ComputeDAG([S, doubled]), stop_after="schedule_ops")))
     assert reduced["float_addsub"] == pytest.approx(scaled(10))
     assert reduced["arith_intensity_curve_9"] == pytest.approx(scaled(10 / (10 * 4 + 4)))
     assert copied["float_mul"] == pytest.approx(scaled(1))

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import pytest
 
 from ansor_py.cost_model.affine import IndexAnalyzer, split_flat
+from ansor_py.cost_model.loop_summary import SummaryTables, summarise
 from ir.expr import BinaryOp, Var, max_expr
+from ir.tir import Stmt
 
 
 @dataclass
@@ -81,3 +83,19 @@ def test_accesses_with_the_wrong_number_of_indices_are_refused() -> None:
     index, v = analyzer(i=4)
     with pytest.raises(ValueError, match="2 indices for buffer 'A' of 3 dimension"):
         index.dims((2, 3, 4), (12, 4, 1), (v["i"], v["i"]), "A")
+
+
+def test_loop_summary_refuses_an_unknown_statement():
+    class Mystery(Stmt):
+        pass
+
+    tables = SummaryTables()
+    tables.begin_program()
+    with pytest.raises(TypeError, match="feature extraction: no rule for statement Mystery"):
+        summarise(Mystery(), tables)
+
+
+def test_interval_of_a_node_without_a_rule_is_unbounded():
+    index, v = analyzer(i=4)
+    assert index.interval(v["i"] * 2 + 1) == (1, 7)
+    assert index.interval((v["i"] < 2).astype("int32")) == (-float("inf"), float("inf"))

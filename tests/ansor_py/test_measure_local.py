@@ -29,7 +29,8 @@ from ansor_py.measure import (
 from ansor_py.measure.local import HOPELESS_FLOOR_S
 from ansor_py.search_task import SearchTask
 from ansor_py.workload_registry import register_workload
-from ir.loop_state.state import LoopState
+from ir.loop_state.api import get_init_state
+from ir.loop_state.state import LoopState, initial_state
 from ir.loop_state.steps import SplitStep
 from ir.topi.workloads import gemm
 
@@ -54,7 +55,7 @@ def runner():
 
 def split_state(task: SearchTask, factor: int) -> LoopState:
     """The matmul with its ``i`` loop split by ``factor`` (the tag a build_func reads)."""
-    s = task.compute_dag.get_init_state()
+    s = get_init_state(task.compute_dag)
     s.split("C", "i", [factor])
     return s.loop_state
 
@@ -63,7 +64,7 @@ def tuned_states(task: SearchTask) -> list[LoopState]:
     """A few valid schedules of the matmul: tiled, parallel, vectorized, unrolled."""
     states = []
     for factor in (2, 4, 8):
-        s = task.compute_dag.get_init_state()
+        s = get_init_state(task.compute_dag)
         io, ii = s.split("C", "i", [factor])
         jo, ji = s.split("C", "j", [8])
         k = s["C"].iters[4]
@@ -71,7 +72,7 @@ def tuned_states(task: SearchTask) -> list[LoopState]:
         s.parallel("C", io)
         s.vectorize("C", ji)
         states.append(s.loop_state)
-    s = task.compute_dag.get_init_state()
+    s = get_init_state(task.compute_dag)
     s.unroll("C", s["C"].iters[2])
     states.append(s.loop_state)
     return states
@@ -269,10 +270,10 @@ def test_runner_child_stays_warm_until_a_crash(task: SearchTask) -> None:
 
 def test_build_errors_are_classified(task: SearchTask, runner: LocalRunner) -> None:
     good = tuned_states(task)[2]
-    bad_replay = replace(task.compute_dag.init_state, transform_steps=(SplitStep(7, 0, N, (4,), True),))
-    sketch = task.compute_dag.get_init_state()
+    bad_replay = replace(initial_state(task.compute_dag), transform_steps=(SplitStep(7, 0, N, (4,), True),))
+    sketch = get_init_state(task.compute_dag)
     sketch.split("C", "i", [None])
-    gpu = task.compute_dag.get_init_state()
+    gpu = get_init_state(task.compute_dag)
     gpu.bind("C", "i", "threadIdx.x")
     states = [
         bad_replay,

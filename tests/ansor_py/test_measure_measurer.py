@@ -19,7 +19,8 @@ from ansor_py.measure import (
 )
 from ansor_py.search_task import SearchTask
 from ansor_py.workload_registry import register_workload
-from ir.loop_state.state import LoopState
+from ir.loop_state.api import get_init_state
+from ir.loop_state.state import LoopState, initial_state
 from ir.loop_state.steps import SplitStep
 from ir.topi.workloads import gemm
 
@@ -43,7 +44,7 @@ def runner():
 def states(task: SearchTask) -> list[LoopState]:
     out = []
     for factor in (2, 4, 8, 16, 1):
-        s = task.compute_dag.get_init_state()
+        s = get_init_state(task.compute_dag)
         io, _ = s.split("C", "i", [factor])
         s.parallel("C", io)
         out.append(s.loop_state)
@@ -52,7 +53,7 @@ def states(task: SearchTask) -> list[LoopState]:
 
 def broken(task: SearchTask) -> LoopState:
     """A state whose step cannot replay (stage 9 does not exist): INSTANTIATION_ERROR."""
-    return replace(task.compute_dag.init_state, transform_steps=(SplitStep(9, 0, 16, (4,), True),))
+    return replace(initial_state(task.compute_dag), transform_steps=(SplitStep(9, 0, 16, (4,), True),))
 
 
 class Collect(MeasureCallback):

@@ -36,9 +36,11 @@ from ansor_py.records import (
     save_records,
 )
 from ansor_py.search_task import SearchTask
+from ansor_py.tuning import apply_best, print_best
 from ansor_py.workload_registry import WorkloadError, register_workload
 from ir.compute_dag import ComputeDAG
-from ir.loop_state.state import LoopState
+from ir.loop_state.api import get_init_state
+from ir.loop_state.state import LoopState, initial_state
 from ir.reference import evaluate, random_inputs
 from ir.topi.workloads import gemm
 
@@ -57,7 +59,7 @@ def task() -> SearchTask:
 
 def schedule(task: SearchTask, factor: int, vector: int = 8) -> LoopState:
     """Tiled, parallel, vectorized matmul: split i by ``factor`` and j by ``vector``."""
-    s = task.compute_dag.get_init_state()
+    s = get_init_state(task.compute_dag)
     io, ii = s.split("C", "i", [factor])
     jo, ji = s.split("C", "j", [vector])
     k = s["C"].iters[4]
@@ -232,7 +234,7 @@ def test_unregistered_workload_gives_an_incomplete_task(tmp_path: Path) -> None:
 def test_dag_keyed_task_is_bound_when_given(tmp_path: Path) -> None:
     dag = ComputeDAG(gemm(8, 8, 8))
     own = SearchTask(compute_dag=dag, target="llvm")
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.split("C", "j", [4])
     log = tmp_path / "log.json"
     save_records(log, [MeasureInput(own, s.loop_state)], [result(1e-5)])
@@ -248,7 +250,7 @@ def test_dag_keyed_task_is_bound_when_given(tmp_path: Path) -> None:
 def test_load_best_record(tmp_path: Path, task: SearchTask) -> None:
     log = tmp_path / "log.json"
     other = SearchTask(func="test_records_matmul", args=(16, 16, 16), target="llvm")
-    save_records(log, [MeasureInput(other, other.compute_dag.init_state)], [result(1e-9)])
+    save_records(log, [MeasureInput(other, initial_state(other.compute_dag))], [result(1e-9)])
     write_log(
         log,
         task,
@@ -293,7 +295,7 @@ def test_load_best_records_ranks_distinct_programs(tmp_path: Path, task: SearchT
 def test_apply_best_gives_a_kernel_matching_numpy(tmp_path: Path, task: SearchTask) -> None:
     log = tmp_path / "log.json"
     write_log(log, task, [(2, 3e-4, E.NO_ERROR), (4, 1e-4, E.NO_ERROR), (3, 1e-5, E.RUNTIME_DEVICE)])
-    kernel = task.apply_best(log)
+    kernel = apply_best(task, log)
     a, b = random_inputs(task.compute_dag, seed=7)
     c = np.full((SIZE, SIZE), np.nan, np.float32)
     kernel(a, b, c)
@@ -305,14 +307,14 @@ def test_apply_best_gives_a_kernel_matching_numpy(tmp_path: Path, task: SearchTa
     with pytest.raises(
         ValueError, match=r"no valid record of workload .*test_records_matmul.* for target 'llvm'"
     ):
-        task.apply_best(empty)
+        apply_best(task, empty)
 
 
 def test_print_best_executes_to_the_same_state(tmp_path: Path, task: SearchTask) -> None:
     log = tmp_path / "log.json"
     write_log(log, task, [(2, 3e-4, E.NO_ERROR), (4, 1e-4, E.NO_ERROR)])
-    script = task.print_best(log)
-    assert script.startswith("s = dag.get_init_state()\n")
+    script = print_best(task, log)
+    assert script.startswith("from ir.loop_state.api import get_init_state\ns = get_init_state(dag)\n")
     assert 's.parallel("C", C_i_0)' in script and 's.vectorize("C", C_j_1)' in script
     scope: dict = {"dag": task.compute_dag}
     exec(script, scope)
@@ -327,7 +329,7 @@ def test_distill_keeps_the_best_per_workload(tmp_path: Path, task: SearchTask) -
     write_log(log, task, [(2, 3e-4, E.NO_ERROR), (4, 1e-4, E.NO_ERROR), (3, 1e-6, E.WRONG_ANSWER)])
     save_records(
         log,
-        [MeasureInput(other, other.compute_dag.init_state)] * 2,
+        [MeasureInput(other, initial_state(other.compute_dag))] * 2,
         [result(5e-5), result(2e-5)],
     )
     out = tmp_path / "best.json"
@@ -348,7 +350,7 @@ def test_load_task_records_keeps_one_tasks_records_in_order(tmp_path: Path, task
     log = tmp_path / "log.json"
     assert load_task_records(log, task) == ([], [])  # no file yet: nothing measured
     write_log(log, task, [(2, 3e-4, E.NO_ERROR)])
-    save_records(log, [MeasureInput(other, other.compute_dag.init_state)], [result(5e-5)])
+    save_records(log, [MeasureInput(other, initial_state(other.compute_dag))], [result(5e-5)])
     write_log(log, task, [(4, 1e-4, E.NO_ERROR), (3, 1e-6, E.WRONG_ANSWER)])
     inputs, results = load_task_records(log, task)
     assert all(inp.task is task for inp in inputs)
@@ -401,7 +403,7 @@ def test_record_to_file_during_measurement(tmp_path: Path, task: SearchTask) -> 
     for (inp, res), original, measured in zip(read, inputs, results, strict=True):
         assert res.ok and res.costs == measured.costs and res.timestamp >= start - 1
         assert inp.state.transform_steps == original.state.transform_steps
-    kernel = task.apply_best(log)
+    kernel = apply_best(task, log)
     a, b = random_inputs(task.compute_dag, seed=3)
     c = np.zeros((SIZE, SIZE), np.float32)
     kernel(a, b, c)

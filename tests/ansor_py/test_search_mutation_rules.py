@@ -19,6 +19,7 @@ from ansor_py.search.mutation_rules import (
     mutate_tile_size,
 )
 from ir.loop_state.enums import IteratorAnnotation
+from ir.loop_state.state import initial_state
 from ir.loop_state.steps import AnnotationStep, ComputeAtStep, FuseStep, PragmaStep, SplitStep
 
 
@@ -114,7 +115,7 @@ def test_mutate_parallel_refuses_outer_loops():
 
 def test_rules_report_nothing_to_mutate():
     policy = small_policy(W.search_test_matmul, (16, 24, 32))
-    naive = policy.search_task.compute_dag.init_state
+    naive = initial_state(policy.search_task.compute_dag)
     rng = np.random.default_rng(0)
     for rule in CPU_MUTATION_RULES:
         assert rule.apply(policy, naive, rng) is None, rule.name

@@ -17,7 +17,10 @@ from ansor_py.records import RecordToFile, load_records
 from ansor_py.search import EmptyPolicy, PreloadMeasuredStates
 from ansor_py.search.evolution import roulette_probabilities
 from ansor_py.search.state_cache import is_bound
-from ansor_py.search_task import SearchTask, TuningOptions
+from ansor_py.search_task import SearchTask
+from ansor_py.tuning import TuningOptions, auto_schedule
+from ir.loop_state.state import initial_state
+from ir.lower.bound import infer_bound_from_state
 
 
 def test_same_seed_same_search_other_seed_other_search():
@@ -56,6 +59,28 @@ def test_evolutionary_search_returns_distinct_unmeasured_programs():
     assert not measured & set(keys)
 
 
+def test_the_cost_model_receives_the_bound_facts_of_the_programs_it_scores():
+    policy = small_policy(W.search_test_matmul, (16, 16, 16), seed=0)
+    calls: list[tuple[list, object]] = []
+
+    class Recording:  # scores everything alike; keeps what the search hands it
+        def update(self, inputs, results): ...
+
+        def predict(self, task, states, bound_cache=None):
+            calls.append((list(states), bound_cache))
+            return np.ones(len(states))
+
+    policy.program_cost_model = Recording()
+    policy.evolutionary_search(policy.sample_initial_population(), 4)
+    assert calls
+    assert all(bound_cache is policy.state_cache.bound_cache for _, bound_cache in calls)
+    # the children whose extents the search inferred (after a mutation left one unknown)
+    # are scored with their facts at hand; a program every step already sized has none yet
+    cache = policy.state_cache.bound_cache
+    found = [cache.facts(state.stages) is not None for states, _ in calls for state in states]
+    assert any(found) and not all(found)
+
+
 def test_generations_are_capped_while_the_model_scores_at_random():
     from ansor_py.cost_model import XGBModel
     from ansor_py.measure.types import MeasureErrorNo, MeasureInput, MeasureResult
@@ -76,7 +101,7 @@ def test_generations_are_capped_while_the_model_scores_at_random():
     class OwnModel:  # a user's model without the attribute is taken as informative
         def update(self, inputs, results): ...
 
-        def predict(self, task, states):
+        def predict(self, task, states, bound_cache=None):
             return np.ones(len(states))
 
     policy.program_cost_model = OwnModel()
@@ -130,7 +155,7 @@ def test_small_space_is_exhausted_without_remeasuring(tmp_path, capsys):
     # one more round than those that measured, retried once (retry_search_one_round_on_empty)
     assert out.count("------ Search ------") == out.count("------ Measure ------") + 2
     records = list(load_records(log))
-    keys = [str(policy.search_task.compute_dag.infer_bound_from_state(inp.state)) for inp, _ in records]
+    keys = [str(infer_bound_from_state(policy.search_task.compute_dag, inp.state)) for inp, _ in records]
     assert len(keys) == len(set(keys)) == measurer.ct
     assert 2 <= measurer.ct <= 10
     assert all(res.ok for _, res in records)
@@ -165,7 +190,7 @@ def test_resume_from_log_measures_nothing_twice(tmp_path):
         second.search(num_measure_trials=8, num_measures_per_round=8, measurer=measurer)
     finally:
         measurer.runner.close()
-    keys = [str(inp.task.compute_dag.infer_bound_from_state(inp.state)) for inp, _ in load_records(log)]
+    keys = [str(infer_bound_from_state(inp.task.compute_dag, inp.state)) for inp, _ in load_records(log)]
     assert len(keys) == 16 and len(set(keys)) == 16
 
 
@@ -174,8 +199,8 @@ def test_empty_policy_measures_the_naive_program(tmp_path):
     log = tmp_path / "empty.json"
     task = SearchTask(func=W.search_test_matmul, args=(8, 8, 8), target="llvm")
     options = TuningOptions(num_measure_trials=4, verbose=0, measure_callbacks=[RecordToFile(log)])
-    best = task.tune(options, EmptyPolicy(task, verbose=0))
+    best = auto_schedule(task, options, EmptyPolicy(task, verbose=0))
     assert best.transform_steps == ()
     (line,) = log.read_text().splitlines()
     assert json.loads(line)["i"][1] == [[], []]
-    assert EmptyPolicy(task).search(0) is task.compute_dag.init_state
+    assert EmptyPolicy(task).search(0) == initial_state(task.compute_dag)

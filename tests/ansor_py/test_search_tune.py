@@ -1,4 +1,4 @@
-"""End to end: ``task.tune`` with SketchPolicy and XGBModel on a small matmul finds a
+"""End to end: ``auto_schedule`` with SketchPolicy and XGBModel on a small matmul finds a
 correct schedule faster than the naive one and logs every measurement."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from ansor_py.measure.local import LocalBuilder, LocalRunner
 from ansor_py.measure.measurer import ProgramMeasurer
 from ansor_py.records import RecordToFile, load_best_record, load_records
 from ansor_py.search import EmptyPolicy, SketchPolicy
-from ansor_py.search_task import SearchTask, TuningOptions
+from ansor_py.search_task import SearchTask
+from ansor_py.tuning import TuningOptions, auto_schedule
 
 
 @pytest.mark.slow
@@ -24,7 +25,7 @@ def test_tune_small_matmul(tmp_path):
     )
     # the default population (2048) works too; a smaller one keeps the test quick
     policy = SketchPolicy(task, XGBModel(seed=0), params={"evolutionary_search_population": 256}, verbose=0)
-    best = task.tune(options, policy)
+    best = auto_schedule(task, options, policy)
     assert best is not None and best.transform_steps
     check_program(task, best)
 

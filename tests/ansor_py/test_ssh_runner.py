@@ -25,9 +25,11 @@ from ansor_py.measure.ssh import HostError, HostKeyError, HostUnreachable, SSHHo
 from ansor_py.measure.ssh.local_sshd import QEMU_PREFIX, SSHServer, free_port
 from ansor_py.measure.types import BuildResult, MeasureErrorNo, MeasureInput
 from ansor_py.records import RecordToFile, load_records
-from ansor_py.search_task import SearchTask, TuningOptions
+from ansor_py.search_task import SearchTask
+from ansor_py.tuning import TuningOptions, apply_best, auto_schedule
 from codegen.target import Target
 from ir.compute_dag import ComputeDAG
+from ir.loop_state.api import get_init_state
 from ir.topi.workloads import gemm
 
 N = 8
@@ -55,7 +57,7 @@ def tiled_states(task: SearchTask, count: int) -> list:
         if task.compute_dag.tensors[0].shape[0] % f == 0
     ]
     for index in range(count):
-        s = task.compute_dag.get_init_state()
+        s = get_init_state(task.compute_dag)
         s.split("C", "i", [factors[index % len(factors)]])
         states.append(s.loop_state)
     return states
@@ -136,7 +138,7 @@ def test_tune_for_aarch64_end_to_end(server: SSHServer, tmp_path: Path) -> None:
     options = TuningOptions(
         num_measure_trials=6, runner=runner, measure_callbacks=[RecordToFile(str(log))], verbose=0
     )
-    task.tune(options)
+    auto_schedule(task, options)
     inputs, results = records_of(log)
     assert len(results) == 6
     assert all(str(inp.task.target) == AARCH64_TARGET for inp in inputs)
@@ -145,7 +147,7 @@ def test_tune_for_aarch64_end_to_end(server: SSHServer, tmp_path: Path) -> None:
     ]
     assert "aarch64-linux-gnu" in log.read_text()
     # the best program, exported as a shared object, runs on the board and matches numpy
-    module = task.apply_best(log)
+    module = apply_best(task, log)
     library = module.export_library(tmp_path / "best.so")
     assert library.read_bytes()[18] == 183  # ELF e_machine: EM_AARCH64
     rng = np.random.default_rng(3)
@@ -224,10 +226,11 @@ def test_an_unreachable_host_leaves_the_pool_and_tuning_goes_on(
     runner = SSHRunner(
         [dead, server.host()], timeout=10, remote_dir=str(tmp_path / "r"), command_prefix=X86_PREFIX
     )
-    task.tune(
+    auto_schedule(
+        task,
         TuningOptions(
             num_measure_trials=8, runner=runner, measure_callbacks=[RecordToFile(str(log))], verbose=0
-        )
+        ),
     )
     runner.close()
     _, results = records_of(log)
@@ -240,10 +243,11 @@ def test_with_no_reachable_host_every_candidate_is_an_error_record(tmp_path: Pat
     task = matmul_task("llvm", 32)
     log = tmp_path / "none.json"
     runner = SSHRunner([dead], timeout=10)
-    task.tune(
+    auto_schedule(
+        task,
         TuningOptions(
             num_measure_trials=4, runner=runner, measure_callbacks=[RecordToFile(str(log))], verbose=0
-        )
+        ),
     )
     _, results = records_of(log)
     assert len(results) == 4
@@ -291,7 +295,7 @@ def test_sshd_killed_mid_round_moves_its_work_to_the_other_host(tmp_path: Path, 
         options = TuningOptions(
             num_measure_trials=16, runner=runner, measure_callbacks=[RecordToFile(str(log))]
         )
-        task.tune(options)
+        auto_schedule(task, options)
         _, results = records_of(log)  # nothing lost: one record per trial, every one measured
         assert len(results) == 16
         # a lost board's candidate would be an UNKNOWN_ERROR; a slow random program may time

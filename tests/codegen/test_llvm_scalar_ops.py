@@ -162,6 +162,62 @@ def test_float_floordiv_floormod():
     np.testing.assert_allclose(r, a - np.floor(a / b) * b, rtol=1e-5, atol=1e-5)
 
 
+TABLE_INT_VALUES = (-13, -7, -1, 0, 1, 5, 7, 2**20 + 3)
+TABLE_INT_DIVISORS = (-4, -3, -1, 1, 2, 3)
+TABLE_FLOAT_VALUES = (-7.5, -1.0, 0.0, 1.0, 2.5, 0.3, math.nan)
+TABLE_FLOAT_DIVISORS = (0.1, -2.0, 3.0, -0.25, math.nan)
+
+
+def _same(x: float, y: float) -> bool:
+    return (math.isnan(x) and math.isnan(y)) or x == y
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", ["int32", "float64"])
+def test_binary_ops_agree_with_the_operator_table(dtype, kind):
+    """The kernel computes what ``ir.expr.BINARY_FUNCTIONS`` says: floor division, float
+    floor division as floor(a / b), max/min as selects (NaN included)."""
+    is_int = dtype == "int32"
+    values = TABLE_INT_VALUES if is_int else TABLE_FLOAT_VALUES
+    divisors = TABLE_INT_DIVISORS if is_int else TABLE_FLOAT_DIVISORS
+    a = np.array([x for x in values for _ in divisors], dtype=dtype)
+    b = np.array([y for _ in values for y in divisors], dtype=dtype)
+    n = a.size
+    A, B = Buffer("A", (n,), dtype), Buffer("B", (n,), dtype)
+    i = Var("i")
+    a_val, b_val = BufferLoad(A, (i,)), BufferLoad(B, (i,))
+    excluded = (BinaryOp.AND, BinaryOp.OR, BinaryOp.DIV) if is_int else (BinaryOp.AND, BinaryOp.OR)
+    ops = [op for op in BinaryOp if op not in excluded]
+    outputs = [(Buffer(f"out_{op.name}", (n,), dtype), E.Binary(op, a_val, b_val)) for op in ops]
+    stores = [BufferStore(out, value, (i,)) for out, value in outputs]
+    func = PrimFunc("table", (A, B, *(o for o, _ in outputs)), loop(i, n, seq(*stores), kind))
+    outs = [empty_like_buffer(o) for o, _ in outputs]
+    build(func)(a, b, *outs)
+    for op, got in zip(ops, outs, strict=True):
+        expected = [E.BINARY_FUNCTIONS[op](x, y) for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+        assert all(_same(x, y) for x, y in zip(got.tolist(), expected, strict=True)), op.name
+
+
+def test_constant_folding_agrees_with_the_operator_table():
+    """Integer operations on constants are folded at compile time (``ops.py``) with the
+    same table, including floor division of negative operands."""
+    pairs = [(x, y) for x in TABLE_INT_VALUES for y in TABLE_INT_DIVISORS]
+    ops = [op for op in BinaryOp if op not in (BinaryOp.DIV, BinaryOp.AND, BinaryOp.OR)]
+    out = Buffer("out", (len(ops) * len(pairs),), "int32")
+    cmp_out = Buffer("cmp", (len(CompareOp) * len(pairs),), "bool")
+    stores = []
+    for k, (op, (x, y)) in enumerate((op, pair) for op in ops for pair in pairs):
+        stores.append(BufferStore(out, E.Binary(op, const(x), const(y)), (const(k),)))
+    for k, (op, (x, y)) in enumerate((op, pair) for op in CompareOp for pair in pairs):
+        stores.append(BufferStore(cmp_out, E.Compare(op, const(x), const(y)), (const(k),)))
+    got, got_cmp = empty_like_buffer(out), empty_like_buffer(cmp_out)
+    build(PrimFunc("folded", (out, cmp_out), seq(*stores)))(got, got_cmp)
+    expected = [E.BINARY_FUNCTIONS[op](x, y) for op in ops for x, y in pairs]
+    expected_cmp = [E.COMPARE_FUNCTIONS[op](x, y) for op in CompareOp for x, y in pairs]
+    assert got.tolist() == expected
+    assert got_cmp.tolist() == expected_cmp
+
+
 CASTS = [
     ("float32", "int32"),
     ("float64", "int64"),

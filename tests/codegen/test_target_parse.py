@@ -1,4 +1,4 @@
-"""Target strings and the hardware parameters derived from them (ansor.md section 1.14)."""
+"""Target strings and the hardware parameters derived from them (TVM ``GetDefaultHardwareParams``)."""
 
 from __future__ import annotations
 

@@ -11,10 +11,10 @@ import workloads
 from ir import te
 from ir.compute_dag import ComputeDAG
 from ir.expr import Const, Var
-from ir.loop_state.api import State
+from ir.loop_state.api import State, get_init_state
 from ir.loop_state.enums import ComputeAtKind
-from ir.loop_state.state import AttachPoint, LoopState, ScheduleError, SplitRelation
-from ir.lower.bound import infer_bound, infer_bound_with_regions
+from ir.loop_state.state import AttachPoint, LoopState, ScheduleError, SplitRelation, initial_state
+from ir.lower.bound import infer_bound, infer_bound_from_state, infer_bound_with_regions
 
 
 def extents(state: State | LoopState, stage: str) -> dict[str, int | None]:
@@ -32,47 +32,47 @@ def test_naive_state_keeps_the_domains():
     k = te.reduce_axis((2, 9), name="k")  # a reduction axis not starting at 0
     b = te.compute((5,), lambda i: te.sum(a[i, k], axis=k), name="B")
     dag = ComputeDAG([a, b])
-    state = infer_bound(dag, dag.init_state)
+    state = infer_bound(dag, initial_state(dag))
     ranges = {it.name: (it.range.min, it.range.extent) for it in state.stages[1].iters}
     assert ranges == {"i": (0, 5), "k": (2, 7)}
 
 
 def test_split_extents_divide_and_round_up():
     dag = ComputeDAG(workloads.matmul(16, 13, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     i, j, _ = s["C"].iters
     s.split("C", i, [4, 2])
     s.split("C", j, [5])  # 13 = 3 * 5 - 2: the outer loop rounds up
-    got = extents(dag.infer_bound_from_state(s), "C")
+    got = extents(infer_bound_from_state(dag, s), "C")
     assert got == {"i.0": 2, "i.1": 4, "i.2": 2, "j.0": 3, "j.1": 5, "k": 8}
 
 
 def test_nparts_split_puts_the_remainder_inside():
     dag = ComputeDAG(workloads.matmul(16, 13, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.split("C", "j", [4], inner_to_outer=False)
-    assert extents(dag.infer_bound_from_state(s), "C")["j.1"] == 4  # ceil(13 / 4)
+    assert extents(infer_bound_from_state(dag, s), "C")["j.1"] == 4  # ceil(13 / 4)
 
 
 def test_fused_extent_is_the_product():
     dag = ComputeDAG(workloads.matmul(6, 5, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.fuse("C", ["i", "j"])
-    assert extents(dag.infer_bound_from_state(s), "C") == {"i@j@": 30, "k": 8}
+    assert extents(infer_bound_from_state(dag, s), "C") == {"i@j@": 30, "k": 8}
 
 
 def test_compute_at_region_follows_the_consumer_tile():
     dag = ComputeDAG(workloads.matmul_bias_relu(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     i, j = s["relu"].iters
     io, ii = s.split("relu", i, [4])
     jo, ji = s.split("relu", j, [3])
     s.reorder("relu", [io, jo, ii, ji])
     s.compute_at("biased", "relu", jo)
-    assert extents(dag.infer_bound_from_state(s), "biased") == {"i": 4, "j": 3}
+    assert extents(infer_bound_from_state(dag, s), "biased") == {"i": 4, "j": 3}
     assert region(s, "biased") == ["[i.0 * 4, +4)", "[j.0 * 3, +3)"]
     # attached one loop further out: the whole j range per i.0
-    s2 = dag.get_init_state()
+    s2 = get_init_state(dag)
     io, ii = s2.split("relu", "i", [4])
     s2.compute_at("biased", "relu", io)
     assert region(s2, "biased") == ["[i.0 * 4, +4)", "[0, +12)"]
@@ -80,20 +80,20 @@ def test_compute_at_region_follows_the_consumer_tile():
 
 def test_attached_reduction_keeps_its_reduction_domain():
     dag = ComputeDAG(workloads.matmul_bias_relu(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     io, _ii = s.split("biased", "i", [2])
     s.compute_at("C", "biased", io)
-    assert extents(dag.infer_bound_from_state(s), "C") == {"i": 2, "j": 12, "k": 8}
+    assert extents(infer_bound_from_state(dag, s), "C") == {"i": 2, "j": 12, "k": 8}
     assert region(s, "C") == ["[i.0 * 2, +2)", "[0, +12)", "[0, +8)"]
 
 
 @pytest.mark.parametrize(("stride", "tile"), [(1, 2), (1, 3), (2, 2), (2, 3)])
 def test_conv_pad_region_is_tile_minus_one_times_stride_plus_kernel(stride: int, tile: int):
     dag = ComputeDAG(workloads.conv2d_nchw(h=9, w=9, kh=3, kw=3, pad=1, stride=stride))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     yo, _ = s.split("conv", "yy", [tile])
     s.compute_at("pad_temp", "conv", yo)
-    got = extents(dag.infer_bound_from_state(s), "pad_temp")
+    got = extents(infer_bound_from_state(dag, s), "pad_temp")
     # the batch axis has extent 1; channels: all rc; width: all xx and rx
     assert got["i2"] == (tile - 1) * stride + 3
     assert got["i1"] == 4 and got["i3"] == 11
@@ -102,7 +102,7 @@ def test_conv_pad_region_is_tile_minus_one_times_stride_plus_kernel(stride: int,
 
 def test_non_dividing_tile_guards_the_region_at_the_domain_edge():
     dag = ComputeDAG(workloads.conv2d_nchw(h=8, w=8, pad=1, stride=1))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     yo, _ = s.split("conv", "yy", [3])  # 8 rows in tiles of 3: the last tile overhangs
     s.compute_at("pad_temp", "conv", yo)
     info = infer_bound_with_regions(dag, s.loop_state)
@@ -115,21 +115,21 @@ def test_non_dividing_tile_guards_the_region_at_the_domain_edge():
 def test_nested_attach_regions_compose():
     # C attached in biased attached in relu: C's region is per biased iteration
     dag = ComputeDAG(workloads.matmul_bias_relu(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     io, _ii = s.split("relu", "i", [8])
     s.compute_at("biased", "relu", io)
     bi, _bj = s["biased"].iters
     bio, _bii = s.split("biased", bi, [2])
     s.compute_at("C", "biased", bio)
-    assert extents(dag.infer_bound_from_state(s), "biased") == {"i.0": 4, "i.1": 2, "j": 12}
-    assert extents(dag.infer_bound_from_state(s), "C") == {"i": 2, "j": 12, "k": 8}
+    assert extents(infer_bound_from_state(dag, s), "biased") == {"i.0": 4, "i.1": 2, "j": 12}
+    assert extents(infer_bound_from_state(dag, s), "C") == {"i": 2, "j": 12, "k": 8}
     # names go in stage order: biased's i.0 comes before relu's (i.0_1)
     assert region(s, "C")[0] == "[i.0_1 * 8 + i.0 * 2, +2)"
 
 
 def test_cache_read_packing_region_is_a_panel():
     dag = ComputeDAG(workloads.matmul(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.cache_read("B", "global", ["C"])
     i, j, k = s["C"].iters
     jo, ji = s.split("C", j, [4])
@@ -140,7 +140,7 @@ def test_cache_read_packing_region_is_a_panel():
 
 def test_shared_buffer_region_covers_every_thread_of_the_block():
     dag = ComputeDAG(workloads.matmul(16, 16, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.cache_read("A", "shared", ["C"])
     i, j, k = s["C"].iters
     bi, ti, ii = s.split("C", i, [4, 2])
@@ -163,15 +163,15 @@ def test_shared_buffer_region_covers_every_thread_of_the_block():
 
 def test_extent_one_loops_become_constants():
     dag = ComputeDAG(workloads.conv2d_nchw())
-    info = infer_bound_with_regions(dag, dag.init_state)
-    conv = info.stages[dag.init_state.stage_id("conv")]
+    info = infer_bound_with_regions(dag, initial_state(dag))
+    conv = info.stages[initial_state(dag).stage_id("conv")]
     assert isinstance(conv.loop_vars[0], Const) and conv.loop_vars[0].value == 0  # nn, extent 1
     assert all(isinstance(v, Var) for v in conv.loop_vars[1:])
 
 
 def test_loop_names_are_unique_across_stages():
     dag = ComputeDAG(workloads.matmul_bias_relu(4, 4, 4))
-    info = infer_bound_with_regions(dag, dag.init_state)
+    info = infer_bound_with_regions(dag, initial_state(dag))
     names = [v.name for b in info.stages.values() for v in b.loop_vars if isinstance(v, Var)]
     assert len(names) == len(set(names))
     assert names[:3] == ["i", "j", "k"] and "i_1" in names
@@ -179,18 +179,18 @@ def test_loop_names_are_unique_across_stages():
 
 def test_infer_bound_from_state_accepts_both_kinds_of_state():
     dag = ComputeDAG(workloads.matmul(8, 8, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.split("C", "i", [4])
-    handle = dag.infer_bound_from_state(s)
+    handle = infer_bound_from_state(dag, s)
     assert isinstance(handle, State) and handle is not s
-    plain = dag.infer_bound_from_state(s.loop_state)
+    plain = infer_bound_from_state(dag, s.loop_state)
     assert isinstance(plain, LoopState)
     assert str(plain) == str(handle)
 
 
 def test_unfilled_split_length_is_an_error():
     dag = ComputeDAG(workloads.matmul(8, 8, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.split("C", "i", [None])
     with pytest.raises(ScheduleError, match=r"split of 'i' has length None for 'i.1'"):
         infer_bound(dag, s.loop_state)
@@ -198,7 +198,7 @@ def test_unfilled_split_length_is_an_error():
 
 def test_zero_split_length_is_an_error():
     dag = ComputeDAG(workloads.matmul(8, 8, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.split("C", "i", [4])
     stage = s["C"]
     (relation,) = stage.relations
@@ -212,7 +212,7 @@ def test_consumer_outside_the_attach_loop_is_an_error():
     # exp feeds both row_sum and softmax; attached inside row_sum, softmax cannot see it
     # (the compute_at step refuses this; a state built by hand must not lower either)
     dag = ComputeDAG(workloads.softmax())
-    state = dag.init_state
+    state = initial_state(dag)
     exp_id, row_sum_id = state.stage_id("exp"), state.stage_id("row_sum")
     attached = dataclasses.replace(
         state.stages[exp_id], compute_at=ComputeAtKind.ITER, attach=AttachPoint(row_sum_id, "k2")

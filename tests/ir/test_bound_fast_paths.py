@@ -1,6 +1,6 @@
 """The search's fast paths through bound inference and the simplifier give exactly what
-the plain computation gives: the memo on loop states, the linear forms built without
-expression trees, the structural keys built alongside them."""
+the plain computation gives: the BoundCache the search passes in, the linear forms built
+without expression trees, the structural keys built alongside them."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 
 from ir.compute_dag import ComputeDAG
 from ir.expr import Binary, BinaryOp, Var, const, structural_key, substitute
+from ir.loop_state.api import get_init_state
 from ir.loop_state.state import Iterator, LoopState
-from ir.lower.bound import _substituted_linear, infer_bound, infer_bound_with_regions
+from ir.lower.bound import BoundCache, _substituted_linear, infer_bound, infer_bound_with_regions
 from ir.lower.lower import lower
 from ir.lower.simplify import Linear, Simplifier, linear_to_expr, linear_to_expr_keyed
 from ir.topi.workloads import conv2d_layer
@@ -22,7 +23,7 @@ def conv_state() -> tuple[ComputeDAG, LoopState]:
     """A conv2d whose padding stage is attached inside a tiled, fused, parallel output
     nest with a non-dividing split (guards, divisions, an attached region)."""
     dag = ComputeDAG(conv2d_layer(1, 9, 9, 4, 8, 3, 1, 1, layout="NHWC"))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     conv = "conv2d_nhwc"
     nn, yy, xx, ff, ry, rx, rc = s[conv].iters
     yo, yi = s.split(conv, yy, [3])
@@ -39,41 +40,73 @@ def conv() -> tuple[ComputeDAG, LoopState]:
     return conv_state()
 
 
-def test_bound_facts_are_memoised_on_the_state_and_on_the_bound_state(conv):
+def test_bound_facts_are_kept_in_the_cache_for_the_state_and_the_bound_state(conv):
     dag, state = conv
-    fresh = dataclasses.replace(state, _text=[], _bound_memo=[])
-    first = infer_bound_with_regions(dag, fresh)
-    again = infer_bound_with_regions(dag, fresh)
+    cache = BoundCache()
+    first = infer_bound_with_regions(dag, state, cache)
+    again = infer_bound_with_regions(dag, state, cache)
     assert again.stages is first.stages and again.ranges is first.ranges  # a lookup
     bound = first.state
-    on_bound = infer_bound_with_regions(dag, bound)
+    on_bound = infer_bound_with_regions(dag, bound, cache)
     assert on_bound.state is bound and on_bound.stages is first.stages
-    assert str(bound) == str(infer_bound(dag, dataclasses.replace(state, _text=[], _bound_memo=[])))
+    assert len(cache) == 2  # the state's stages and the bound stages
+    op = state.stages[-1].op
+    assert cache.op_reads(op) is cache.op_reads(op)  # each op's reads are found once
+    assert str(bound) == str(infer_bound(dag, state))
+    # without a cache, nothing is kept: every call infers again
+    assert infer_bound_with_regions(dag, state).stages is not first.stages
 
 
-def test_a_state_copied_with_other_stages_does_not_reuse_the_facts(conv):
+def test_a_state_with_other_stages_does_not_reuse_the_facts(conv):
     dag, state = conv
-    infer_bound_with_regions(dag, state)
-    assert state._bound_memo  # filled
-    # a copy made by dataclasses.replace shares the memo list but not the stages
+    cache = BoundCache()
+    infer_bound_with_regions(dag, state, cache)
+    assert cache.facts(state.stages) is not None
     root = len(state.stages) - 1
     stage = state.stages[root]
     unparallel = tuple(dataclasses.replace(it, annotation=type(it.annotation).NONE) for it in stage.iters)
     stages = list(state.stages)
     stages[root] = dataclasses.replace(stage, iters=unparallel)
-    other = dataclasses.replace(state, stages=tuple(stages), _text=[])
-    assert other._bound_memo is state._bound_memo
-    got = infer_bound(dag, other)
-    assert "parallel" in str(infer_bound(dag, state)) and "parallel" not in str(got)
-    assert str(got) == str(infer_bound(dag, dataclasses.replace(other, _bound_memo=[])))
+    other = dataclasses.replace(state, stages=tuple(stages))
+    assert cache.facts(other.stages) is None
+    got = infer_bound(dag, other, cache)
+    assert "parallel" in str(infer_bound(dag, state, cache)) and "parallel" not in str(got)
+    assert str(got) == str(infer_bound(dag, other))
+    # found by identity: an equal copy of the stages tuple is another key
+    assert cache.facts(tuple(list(state.stages))) is None
 
 
-def test_lowering_a_memoised_state_gives_the_same_program(conv):
+def test_the_cache_drops_its_oldest_entries_past_max_entries(conv):
     dag, state = conv
-    cold = str(lower(dag, dataclasses.replace(state, _text=[], _bound_memo=[])))
-    infer_bound(dag, state)
-    assert str(lower(dag, state)) == cold
-    assert str(lower(dag, infer_bound(dag, state))) == cold
+    cache = BoundCache(max_entries=2)
+    bound = infer_bound(dag, state, cache)
+    assert cache.facts(state.stages) is not None and cache.facts(bound.stages) is not None
+    other = dataclasses.replace(state, stages=tuple(list(state.stages)))
+    infer_bound(dag, other, cache)
+    assert len(cache) == 2
+    assert cache.facts(state.stages) is None and cache.facts(other.stages) is not None
+    with pytest.raises(ValueError, match="max_entries 0 must be >= 1"):
+        BoundCache(max_entries=0)
+
+
+def test_lowering_with_the_cache_gives_the_same_program(conv):
+    dag, state = conv
+    cold = str(lower(dag, state))
+    cache = BoundCache()
+    bound = infer_bound(dag, state, cache)
+    assert str(lower(dag, state, cache=cache)) == cold
+    assert str(lower(dag, bound, cache=cache)) == cold
+
+
+def test_a_loop_state_prints_once_and_stays_frozen(conv):
+    _, state = conv
+    text = str(state)
+    assert str(state) is text  # computed once, from the fields
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.stages = ()  # type: ignore[misc]
+    copy = dataclasses.replace(state)
+    assert copy == state and str(copy) == text
+    assert "_text" not in [f.name for f in dataclasses.fields(state)]
 
 
 def test_filled_iterators_are_built_from_all_of_iterators_fields():

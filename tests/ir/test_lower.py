@@ -19,11 +19,12 @@ import workloads
 from ir import te
 from ir.compute_dag import ComputeDAG
 from ir.expr import Binary, BinaryOp, Var, const, post_order
-from ir.loop_state.api import State
+from ir.loop_state.api import State, as_loop_state, check_state_of, get_init_state
 from ir.loop_state.enums import ComputeAtKind, IteratorKind, StageKind
 from ir.loop_state.state import ScheduleError
+from ir.lower.bound import infer_bound_from_state
 from ir.lower.interpreter import InterpreterError, run
-from ir.lower.lower import lower
+from ir.lower.lower import PASSES, lower
 from ir.reference import evaluate, random_inputs
 from ir.tir import (
     Allocate,
@@ -248,17 +249,17 @@ SCHEDULES: dict[str, Callable[[State], None]] = {
 @pytest.mark.parametrize("name", SCHEDULES)
 def test_scheduled_matmul_matches_reference(name: str):
     dag = ComputeDAG(workloads.matmul(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     SCHEDULES[name](s)
     check(dag, s)
 
 
 def test_split_guards_only_where_a_split_does_not_divide():
     dag = ComputeDAG(workloads.matmul(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     sched_split_dividing(s)
     assert not [x for x in walk(check(dag, s).body) if isinstance(x, IfThenElse)]
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     sched_split_prime(s)
     guards = sorted(str(x.condition) for x in walk(check(dag, s).body) if isinstance(x, IfThenElse))
     # each guard sits just inside the deepest loop it reads; the spatial ones cover init and update
@@ -267,7 +268,7 @@ def test_split_guards_only_where_a_split_does_not_divide():
 
 def test_split_indices_have_no_division_left():
     dag = ComputeDAG(workloads.matmul(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     sched_parallel_vectorize_unroll(s)
     func = check(dag, s)
     assert divisions(func) == []
@@ -275,7 +276,7 @@ def test_split_indices_have_no_division_left():
 
 def test_fused_elementwise_loop_indexes_its_tensor_directly():
     dag = ComputeDAG(two_outputs())
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.fuse("B", ["i", "j"])
     func = check(dag, s)
     stores = [x for x in walk(func.body) if isinstance(x, BufferStore) and x.buffer.name == "B"]
@@ -284,7 +285,7 @@ def test_fused_elementwise_loop_indexes_its_tensor_directly():
 
 def test_loop_kinds_follow_annotations():
     dag = ComputeDAG(workloads.matmul(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     sched_parallel_vectorize_unroll(s)
     kinds = {name: f.kind for name, f in loops(check(dag, s)).items()}
     assert kinds == {
@@ -300,7 +301,7 @@ def test_loop_kinds_follow_annotations():
 
 def test_auto_unroll_pragma_sits_on_the_outermost_emitted_loop():
     dag = ComputeDAG(workloads.conv2d_nchw())
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.pragma("conv", "nn", "auto_unroll_max_step$16")  # nn has extent 1: not emitted
     s.pragma("pad_temp", "i2", "debug_skip_region")
     func = check(dag, s)
@@ -311,7 +312,7 @@ def test_auto_unroll_pragma_sits_on_the_outermost_emitted_loop():
 
 def test_cache_write_register_tile_is_a_local_allocation_inside_the_tile():
     dag = ComputeDAG(workloads.matmul(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     sched_tiled_cache_write(s)
     func = check(dag, s)
     local = allocations(func)["C.local"]
@@ -323,7 +324,7 @@ def test_cache_write_register_tile_is_a_local_allocation_inside_the_tile():
 
 def test_cache_read_packs_a_panel_and_guards_its_edge():
     dag = ComputeDAG(workloads.matmul(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     sched_cache_read_packing(s)
     func = check(dag, s)
     panel = allocations(func)["B.global"]
@@ -336,7 +337,7 @@ def test_cache_read_packs_a_panel_and_guards_its_edge():
 def test_compute_at_several_levels_with_non_dividing_splits():
     dag = ComputeDAG(workloads.matmul_bias_relu(13, 11, 5))
     for level in range(4):
-        s = dag.get_init_state()
+        s = get_init_state(dag)
         i, j = s["relu"].iters
         io, ii = s.split("relu", i, [4])
         jo, ji = s.split("relu", j, [3])
@@ -347,7 +348,7 @@ def test_compute_at_several_levels_with_non_dividing_splits():
 
 def test_compute_inline_substitutes_the_body():
     dag = ComputeDAG(workloads.matmul_bias_relu(8, 6, 4))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.compute_inline("biased")
     func = check(dag, s)
     assert "biased" not in allocations(func)
@@ -356,7 +357,7 @@ def test_compute_inline_substitutes_the_body():
 
 def test_nested_attaches():
     dag = ComputeDAG(workloads.matmul_bias_relu(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     io, _ = s.split("relu", "i", [8])
     s.compute_at("biased", "relu", io)
     bi, _ = s["biased"].iters
@@ -368,7 +369,7 @@ def test_nested_attaches():
 
 def test_conv_pad_attached_inside_the_output_rows():
     dag = ComputeDAG(workloads.conv2d_nchw(h=8, w=8, stride=1))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     yo, _ = s.split("conv", "yy", [3])
     s.compute_at("pad_temp", "conv", yo)
     func = check(dag, s)
@@ -377,7 +378,7 @@ def test_conv_pad_attached_inside_the_output_rows():
 
 def test_softmax_fully_attached():
     dag = ComputeDAG(workloads.softmax(6, 10))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.compute_at("row_sum", "softmax", "i")
     s.compute_inline("exp")
     s.compute_at("row_max", "softmax", "i")
@@ -387,7 +388,7 @@ def test_softmax_fully_attached():
 
 def test_rfactor_program():
     dag = ComputeDAG(workloads.row_reduce(6, 10))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     _, r = s["row_sum"].iters
     _, ri = s.split("row_sum", r, [4])
     s.rfactor("row_sum", ri, 0)
@@ -397,7 +398,7 @@ def test_rfactor_program():
 
 def test_storage_align_pads_strides():
     dag = ComputeDAG(workloads.matmul(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.cache_read("A", "shared", ["C"])
     s.storage_align("A.shared", "ax0", 8, 1)
     func = check(dag, s)
@@ -408,7 +409,7 @@ def test_storage_align_pads_strides():
 
 def test_gpu_bindings_and_barriers_around_shared_fill():
     dag = ComputeDAG(workloads.matmul(16, 16, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.cache_read("A", "shared", ["C"])
     i, j, k = s["C"].iters
     bi, ti, ii = s.split("C", i, [4, 2])
@@ -438,7 +439,7 @@ def test_gpu_bindings_and_barriers_around_shared_fill():
 
 def test_hoisted_indices_leave_base_plus_stride_in_inner_loops():
     dag = ComputeDAG(workloads.matmul(16, 12, 8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     sched_parallel_vectorize_unroll(s)
     func = check(dag, s)
     inner = loops(func)["j.1"]
@@ -451,7 +452,7 @@ def test_hoisted_indices_leave_base_plus_stride_in_inner_loops():
 
 def test_golden_tiled_matmul():
     dag = ComputeDAG(workloads.matmul(64, 64, 64))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.cache_write("C", "local")
     i, j = s["C"].iters
     io, ii = s.split("C", i, [8])
@@ -486,12 +487,69 @@ def test_debug_prints_each_pass(capsys: pytest.CaptureFixture[str]):
 
 def test_lower_accepts_state_kinds_and_rejects_others():
     dag = ComputeDAG(workloads.matmul(4, 4, 4))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     assert str(lower(dag, s)) == str(lower(dag, s.loop_state)) == str(lower(dag))
-    with pytest.raises(
-        TypeError, match=r"lower\(\) takes a LoopState, a State handle or None as state, got str"
-    ):
+    with pytest.raises(TypeError, match=r"state must be a State, a LoopState or None, got str"):
         lower(dag, "C")
+
+
+def test_as_loop_state_normalises_the_state_kinds():
+    dag = ComputeDAG(workloads.matmul(4, 4, 4))
+    s = get_init_state(dag)
+    s.split("C", "i", [2])
+    assert as_loop_state(dag, s) is s.loop_state
+    assert as_loop_state(dag, s.loop_state) is s.loop_state
+    assert str(as_loop_state(dag, None)) == str(get_init_state(dag))
+    with pytest.raises(TypeError, match=r"state must be a State, a LoopState or None, got int"):
+        as_loop_state(dag, 3)  # type: ignore[arg-type]
+
+
+def test_lower_refuses_a_sketch_and_a_state_of_another_dag():
+    dag = ComputeDAG(workloads.matmul(4, 4, 4))
+    sketch = get_init_state(dag)
+    sketch.split("C", "i", [None])
+    with pytest.raises(ScheduleError, match=r"cannot lower a state with unknown split lengths \(a sketch\)"):
+        lower(dag, sketch)
+    bigger = get_init_state(ComputeDAG(workloads.matmul(8, 4, 4)))
+    with pytest.raises(ScheduleError, match=r"cannot lower: stage 'A' of the state is float32\[8, 4\]"):
+        lower(dag, bigger.loop_state)
+    check_state_of(dag, get_init_state(dag))  # its own state: fine
+
+
+@pytest.mark.parametrize("stop_after", PASSES)
+def test_stop_after_returns_the_program_as_that_pass_left_it(
+    stop_after: str, capsys: pytest.CaptureFixture[str]
+):
+    dag = ComputeDAG(workloads.matmul(6, 4, 4))
+    s = get_init_state(dag)
+    s.split("C", "j", [2])
+    lower(dag, s, debug=True)
+    printed = capsys.readouterr().out
+    after = printed.split(f"// after {stop_after}\n", 1)[1].split("\n// after ", 1)[0]
+    func = lower(dag, s, stop_after=stop_after)
+    assert str(func.body) == after.rstrip("\n")
+    assert [p.name for p in func.params] == ["A", "B", "C"]
+    if stop_after == PASSES[-1]:
+        assert str(func) == str(lower(dag, s))
+
+
+def test_stop_after_schedule_ops_keeps_one_index_per_dimension():
+    dag = ComputeDAG(workloads.matmul(6, 4, 4))
+    nested = lower(dag, stop_after="schedule_ops")
+    flat = lower(dag, stop_after="flatten_indices")
+    stores = [n for n in walk(nested.body) if isinstance(n, BufferStore)]
+    assert stores and all(len(store.indices) == 2 for store in stores)
+    assert all(len(n.indices) == 1 for n in walk(flat.body) if isinstance(n, BufferStore))
+
+
+def test_stop_after_an_unknown_pass_names_the_passes():
+    dag = ComputeDAG(workloads.matmul(4, 4, 4))
+    with pytest.raises(
+        ValueError,
+        match=r"stop_after='infer_bound' is not a pass; the passes are schedule_ops, flatten_indices, "
+        r"simplify, hoist_invariant_indices",
+    ):
+        lower(dag, stop_after="infer_bound")
 
 
 # ------------------------------------------------------------------------------------------
@@ -507,7 +565,7 @@ def _looped(s: State) -> list[int]:
 
 
 def _random_schedule(dag: ComputeDAG, rng: random.Random) -> State | None:
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     for _ in range(rng.randint(1, 12)):
         k = rng.choice(_looped(s))
         iters = s.stages[k].iters
@@ -535,7 +593,7 @@ def _random_schedule(dag: ComputeDAG, rng: random.Random) -> State | None:
                 s.cache_write(k, rng.choice(["local", "global"]))
             elif kind == "rf" and iters[j].kind is IteratorKind.REDUCTION:
                 s.rfactor(k, j, rng.randint(0, 1))
-            s = dag.infer_bound_from_state(s)
+            s = infer_bound_from_state(dag, s)
         except ScheduleError:
             continue
     return s

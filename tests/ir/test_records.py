@@ -8,7 +8,7 @@ import pytest
 import workloads
 
 from ir.compute_dag import ComputeDAG
-from ir.loop_state.api import State
+from ir.loop_state.api import State, get_init_state
 from ir.loop_state.enums import IteratorAnnotation
 from ir.loop_state.replay import replay_steps, state_from_record, state_to_record, steps_from_record
 from ir.loop_state.state import ScheduleError
@@ -105,7 +105,7 @@ def test_malformed_records_are_named(record: list, message: str) -> None:
 def scheduled_state() -> tuple[ComputeDAG, State]:
     """A state using most step kinds, including stage insertions that shift ids."""
     dag = ComputeDAG(workloads.matmul_bias_relu(n=16, m=12, k=8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.compute_inline("biased")
     s.cache_write("C", "local")
     s.cache_read("B", "shared", ["C.local"])

@@ -9,9 +9,10 @@ import pytest
 import workloads
 
 from ir.compute_dag import ComputeDAG
-from ir.loop_state.api import State
-from ir.loop_state.python_printer import PythonNames, steps_to_python
-from ir.loop_state.state import print_state
+from ir.loop_state.api import State, get_init_state
+from ir.loop_state.python_names import PythonNames
+from ir.loop_state.python_printer import steps_to_python
+from ir.loop_state.state import initial_state, print_state
 
 
 def golden(text: str) -> str:
@@ -26,7 +27,7 @@ def run_script(dag: ComputeDAG, script: str) -> State:
 
 def tiled_matmul() -> tuple[ComputeDAG, State]:
     dag = ComputeDAG(workloads.matmul_relu(n=16, m=12, k=8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.cache_write("C", "local")
     i0, i1 = s.split("C", "i", [4])
     j0, j1 = s.split("C", "j", [6])
@@ -41,7 +42,7 @@ def tiled_matmul() -> tuple[ComputeDAG, State]:
 
 
 def test_initial_state_prints_every_root_stage() -> None:
-    s = ComputeDAG(workloads.conv2d_nchw(n=1, ci=2, h=4, w=4, co=3)).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.conv2d_nchw(n=1, ci=2, h=4, w=4, co=3)))
     assert str(s) == golden(
         """
         Placeholder: data, kernel
@@ -61,7 +62,7 @@ def test_initial_state_prints_every_root_stage() -> None:
 
 
 def test_trivial_loops_are_hidden_only_by_default() -> None:
-    s = ComputeDAG(workloads.conv2d_nchw(n=1, ci=2, h=4, w=4, co=3)).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.conv2d_nchw(n=1, ci=2, h=4, w=4, co=3)))
     full = print_state(s.loop_state, delete_trivial_loop=False)
     assert "for i0 (0,1)" in full and "for nn (0,1)" in full
     assert "i0" not in str(s)
@@ -92,7 +93,8 @@ def test_tiled_state_python_golden() -> None:
     _, s = tiled_matmul()
     assert s.to_python() == golden(
         """
-        s = dag.get_init_state()
+        from ir.loop_state.api import get_init_state
+        s = get_init_state(dag)
         s.cache_write("C", "local")
         C_i, C_j = s["C"].iters
         C_i_0, C_i_1 = s.split("C", C_i, [4])
@@ -111,7 +113,7 @@ def test_tiled_state_python_golden() -> None:
 
 def test_rfactor_state_and_script_golden() -> None:
     dag = ComputeDAG(workloads.row_reduce(m=6, n=10))
-    s2 = dag.get_init_state()
+    s2 = get_init_state(dag)
     _, r1 = s2.split("row_sum", "r", [4])
     s2.rfactor("row_sum", r1, 1)
     s2.vectorize("row_sum.rf", "r.1")
@@ -129,7 +131,8 @@ def test_rfactor_state_and_script_golden() -> None:
     )
     assert s2.to_python() == golden(
         """
-        s = dag.get_init_state()
+        from ir.loop_state.api import get_init_state
+        s = get_init_state(dag)
         row_sum_i, row_sum_r = s["row_sum"].iters
         row_sum_r_0, row_sum_r_1 = s.split("row_sum", row_sum_r, [4])
         s.rfactor("row_sum", row_sum_r_1, 1)
@@ -141,7 +144,7 @@ def test_rfactor_state_and_script_golden() -> None:
 
 def test_rfactor_stage_puts_the_factored_leaf_among_spatial_axes() -> None:
     dag = ComputeDAG(workloads.row_reduce(m=6, n=10))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     _, r1 = s.split("row_sum", "r", [4])
     s.rfactor("row_sum", r1, 1)
     assert [it.name for it in s["row_sum.rf"].iters] == ["i", "r.1", "r.0"]
@@ -150,7 +153,7 @@ def test_rfactor_stage_puts_the_factored_leaf_among_spatial_axes() -> None:
 def all_kinds_state() -> tuple[ComputeDAG, State]:
     """Every step kind once, through the State API."""
     dag = ComputeDAG(workloads.matmul_bias_relu(n=16, m=24, k=8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.compute_inline("biased")
     s.cache_write("C", "local")
     s.cache_read("A", "shared", ["C.local"])
@@ -186,7 +189,7 @@ def test_every_step_kind_prints_and_reruns() -> None:
 @pytest.mark.parametrize("workload", ["matmul", "softmax", "row_reduce", "conv2d_nchw"])
 def test_scripts_of_rfactor_and_cache_states_rerun(workload: str) -> None:
     dag = ComputeDAG(getattr(workloads, workload)())
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     reduction = next(st for st in s.stages if st.iters and st.iters[-1].kind.value == "reduction")
     last = reduction.iters[-1]
     _, inner = s.split(reduction.name, last, [2])
@@ -203,20 +206,21 @@ def test_scripts_of_rfactor_and_cache_states_rerun(workload: str) -> None:
 
 def test_one_loop_stage_unpacks_with_a_trailing_comma() -> None:
     dag = ComputeDAG(workloads.vector_scale())
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.vectorize("B", "i")
     script = s.to_python()
-    assert script.splitlines()[1] == 'B_i, = s["B"].iters'
+    assert script.splitlines()[2] == 'B_i, = s["B"].iters'
     assert str(run_script(dag, script)) == str(s)
 
 
 def test_step_prints_on_its_own() -> None:
     dag = ComputeDAG(workloads.matmul())
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.split("C", "k", [4], inner_to_outer=False)
     step = s.transform_steps[0]
-    assert step.to_python(dag.init_state) == 'C_k_0, C_k_1 = s.split("C", C_k, [4], inner_to_outer=False)'
-    assert steps_to_python(dag, []) == "s = dag.get_init_state()\n"
+    assert step.to_python(initial_state(dag)) == 'C_k_0, C_k_1 = s.split("C", C_k, [4], inner_to_outer=False)'
+    header = "from ir.loop_state.api import get_init_state\ns = get_init_state(dag)\n"
+    assert steps_to_python(dag, []) == header
 
 
 def test_variable_names_stay_unique() -> None:

@@ -8,7 +8,7 @@ import pytest
 import workloads
 
 from ir.compute_dag import ComputeDAG
-from ir.loop_state.api import State
+from ir.loop_state.api import State, get_init_state
 from ir.loop_state.enums import ComputeAtKind, IteratorAnnotation, IteratorKind
 from ir.loop_state.state import (
     AttachPoint,
@@ -23,7 +23,7 @@ from ir.loop_state.steps import AnnotationStep, ComputeAtStep, FuseStep, SplitSt
 
 
 def matmul_state(n: int = 16, m: int = 12, k: int = 8) -> State:
-    return ComputeDAG(workloads.matmul(n, m, k)).get_init_state()
+    return get_init_state(ComputeDAG(workloads.matmul(n, m, k)))
 
 
 def names(stage: Stage) -> list[str]:
@@ -74,7 +74,7 @@ def test_split_with_unknown_length_makes_state_not_concrete() -> None:
 
 
 def test_split_moves_attached_stages_to_innermost_child_and_keeps_others() -> None:
-    s = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu()))
     s.compute_at("C", "D", "j")
     s.split("D", "i", [4])  # C stays at j
     assert s["C"].attach == AttachPoint(3, "j")
@@ -115,7 +115,7 @@ def test_split_errors() -> None:
 
 
 def test_follow_split_copies_lengths_and_multiplies_the_rest() -> None:
-    s = ComputeDAG(workloads.matmul_relu(n=16, m=24)).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu(n=16, m=24)))
     s.split("C", "j", [2, 3, 2])  # step 0: j.0 .. j.3
     outs = s.follow_split("D", "j", 0, 2)
     assert [it.name for it in outs] == ["j.0", "j.1", "j.2"]
@@ -128,14 +128,14 @@ def test_follow_split_copies_lengths_and_multiplies_the_rest() -> None:
 
 
 def test_follow_split_of_a_non_split_step_is_an_error() -> None:
-    s = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu()))
     s.fuse("C", ["i", "j"])
     with pytest.raises(ScheduleError, match=r"source step 0 is a FU step, not a split \(SP\)"):
         s.follow_split("D", "i", 0, 1)
 
 
 def test_follow_fused_split_multiplies_one_level() -> None:
-    s = ComputeDAG(workloads.matmul_relu(n=16, m=24)).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu(n=16, m=24)))
     s.split("C", "i", [2, 4])  # step 0
     s.split("C", "j", [3, 2])  # step 1
     fused = s.fuse("D", ["i", "j"])
@@ -187,7 +187,7 @@ def test_fuse_errors() -> None:
 
 
 def test_fuse_keeps_attached_stages_only_at_the_innermost() -> None:
-    s = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu()))
     s.compute_at("C", "D", "i")
     with pytest.raises(
         ScheduleError, match=r"cannot fuse iterator 'i' of stage 'D': stage\(s\) C are computed at it"
@@ -199,7 +199,7 @@ def test_fuse_keeps_attached_stages_only_at_the_innermost() -> None:
 
 
 def test_reorder_permutes_and_attach_points_follow_names() -> None:
-    s = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu()))
     s.compute_at("C", "D", "i")
     s.reorder("D", ["j", "i"])
     assert names(s["D"]) == ["j", "i"]
@@ -315,7 +315,7 @@ def test_storage_align_records_the_axis() -> None:
 
 
 def test_compute_at_attaches_and_forgets_ranges() -> None:
-    s = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu()))
     s.compute_at("C", "D", "i")
     stage = s["C"]
     assert stage.compute_at is ComputeAtKind.ITER and stage.attach == AttachPoint(3, "i")
@@ -325,14 +325,14 @@ def test_compute_at_attaches_and_forgets_ranges() -> None:
 
 
 def test_compute_at_through_an_inlined_consumer() -> None:
-    s = ComputeDAG(workloads.matmul_bias_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_bias_relu()))
     s.compute_inline("biased")
     s.compute_at("C", "relu", "j")
     assert s["C"].attach == AttachPoint(s.stage_id("relu"), "j")
 
 
 def test_compute_at_errors() -> None:
-    s = ComputeDAG(workloads.matmul_bias_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_bias_relu()))
     with pytest.raises(
         ScheduleError,
         match=r"'relu' does not consume 'C' and does not run all of its consumers inside "
@@ -365,7 +365,7 @@ def test_compute_at_cycle_is_refused() -> None:
 
 
 def test_compute_root_undoes_compute_at() -> None:
-    s = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu()))
     s.compute_at("C", "D", "j")
     s.compute_root("C")
     assert s["C"].compute_at is ComputeAtKind.ROOT and s["C"].attach is None
@@ -373,14 +373,14 @@ def test_compute_root_undoes_compute_at() -> None:
 
 
 def test_compute_inline_marks_the_stage_and_hides_it() -> None:
-    s = ComputeDAG(workloads.matmul_bias_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_bias_relu()))
     s.compute_inline("biased")
     assert s["biased"].compute_at is ComputeAtKind.INLINED
     assert "biased" not in str(s)
 
 
 def test_compute_inline_errors() -> None:
-    s = ComputeDAG(workloads.matmul_bias_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_bias_relu()))
     with pytest.raises(ScheduleError, match=r"cannot inline stage 'relu': it is an output of the DAG"):
         s.compute_inline("relu")
     with pytest.raises(ScheduleError, match=r"cannot inline stage 'C': it is a reduction \(sum\)"):
@@ -407,7 +407,7 @@ def test_steps_leave_the_previous_state_untouched() -> None:
 def test_stages_resolve_from_ids_names_tensors_ops_and_stages() -> None:
     tensors = workloads.matmul_relu()
     dag = ComputeDAG(tensors)
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     c = dag.op_by_name("C").output
     assert s[2] is s["C"] is s[c] is s[c.op] is s[s["C"]]
     s.cache_write(c, "local")  # the task's tensor C still finds the (new) stage C

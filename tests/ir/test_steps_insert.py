@@ -13,7 +13,7 @@ import workloads
 
 from ir.compute_dag import ComputeDAG
 from ir.expr import Reduce, TensorRead, post_order
-from ir.loop_state.api import State
+from ir.loop_state.api import State, get_init_state
 from ir.loop_state.enums import ComputeAtKind, IteratorKind
 from ir.loop_state.state import AttachPoint, ScheduleError, Stage
 from ir.lower.interpreter import run
@@ -61,7 +61,7 @@ def summary(stage: Stage) -> list[tuple[str, int | None, str]]:
 
 def test_cache_write_inserts_the_cache_before_the_stage() -> None:
     dag = ComputeDAG(workloads.matmul())
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     tensor = s.cache_write("C", "local")
     assert tensor.name == "C.local"
     assert [st.name for st in s.stages] == ["A", "B", "C.local", "C"]
@@ -77,7 +77,7 @@ def test_cache_write_inserts_the_cache_before_the_stage() -> None:
 
 def test_cache_write_shifts_attach_points_and_keeps_the_location() -> None:
     dag = ComputeDAG(workloads.matmul_bias_relu())
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.compute_at("biased", "relu", "i")
     s.cache_write("C", "local")
     assert [st.name for st in s.stages] == ["A", "B", "C.local", "C", "bias", "biased", "relu"]
@@ -87,7 +87,7 @@ def test_cache_write_shifts_attach_points_and_keeps_the_location() -> None:
 
 
 def test_cache_write_errors() -> None:
-    s = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu()))
     with pytest.raises(ScheduleError, match=r"cannot cache_write stage 'C': unknown memory scope 'texture'"):
         s.cache_write("C", "texture")
     with pytest.raises(ScheduleError, match=r"cannot cache_write stage 'A': it is a placeholder"):
@@ -97,7 +97,7 @@ def test_cache_write_errors() -> None:
         ScheduleError, match=r"cannot cache_write stage 'C': its loops were already transformed"
     ):
         s.cache_write("C", "local")
-    s2 = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s2 = get_init_state(ComputeDAG(workloads.matmul_relu()))
     s2.cache_read("A", "shared", ["C"])
     s2.compute_at("A.shared", "C", "k")
     with pytest.raises(ScheduleError, match=r"stage 'A.shared' is computed at its iterator 'k'"):
@@ -109,7 +109,7 @@ def test_cache_write_errors() -> None:
 
 def test_cache_read_inserts_the_copy_after_the_tensor() -> None:
     dag = ComputeDAG(workloads.matmul_relu())
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.compute_at("C", "D", "j")
     tensor = s.cache_read("A", "shared", ["C"])
     assert tensor.name == "A.shared" and tensor.shape == (16, 8)
@@ -124,7 +124,7 @@ def test_cache_read_inserts_the_copy_after_the_tensor() -> None:
 
 def test_cache_read_of_an_intermediate_for_some_readers() -> None:
     dag = ComputeDAG(workloads.softmax())
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.cache_read("exp", "local", ["row_sum"])
     assert reads(s["row_sum"]) == {"exp.local"} and reads(s["softmax"]) == {"exp", "row_sum"}
     assert [st.name for st in s.stages] == ["X", "row_max", "exp", "exp.local", "row_sum", "softmax"]
@@ -133,7 +133,7 @@ def test_cache_read_of_an_intermediate_for_some_readers() -> None:
 
 
 def test_cache_read_twice_keeps_names_unique() -> None:
-    s = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu()))
     s.cache_read("A", "shared", ["C"])
     second = s.cache_read("A.shared", "shared", ["C"])
     assert second.name == "A.shared.shared"
@@ -142,7 +142,7 @@ def test_cache_read_twice_keeps_names_unique() -> None:
 
 
 def test_cache_read_errors() -> None:
-    s = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu()))
     with pytest.raises(
         ScheduleError,
         match=r"cannot cache_read stage 'A' for stage 'D': 'D' does not read 'A' \(its readers: C\)",
@@ -161,7 +161,7 @@ def test_cache_read_errors() -> None:
 
 def test_rfactor_of_a_split_reduction() -> None:
     dag = ComputeDAG(workloads.matmul(k=8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     _, k1 = s.split("C", "k", [4])
     tensor = s.rfactor("C", k1, 2)
     assert tensor.name == "C.rf" and tensor.shape == (16, 12, 4)
@@ -181,7 +181,7 @@ def test_rfactor_of_a_split_reduction() -> None:
 @pytest.mark.parametrize("kind", ["sum", "max", "min", "prod"])
 def test_rfactor_with_a_non_dividing_split_guards_the_overflow(kind: str) -> None:
     dag = ComputeDAG(workloads.row_reduce(m=3, n=10, kind=kind))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     stage = f"row_{kind}"
     k0, _ = s.split(stage, "r", [3])  # 4 x 3 covers 12 > 10
     s.rfactor(stage, k0, 0)
@@ -193,7 +193,7 @@ def test_rfactor_with_a_non_dividing_split_guards_the_overflow(kind: str) -> Non
 
 def test_rfactor_of_a_split_and_fused_reduction() -> None:
     dag = ComputeDAG(workloads.matmul(n=4, m=3, k=14))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     k0, k1 = s.split("C", "k", [4])
     fused = s.fuse("C", [k0, k1])
     outer, _ = s.split("C", fused, [3])
@@ -206,7 +206,7 @@ def test_rfactor_of_a_split_and_fused_reduction() -> None:
 
 def test_rfactor_over_a_reduce_axis_not_starting_at_zero() -> None:
     dag = ComputeDAG(workloads.shifted_row_sum(begin=2, end=9))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     _, r1 = s.split("shifted_sum", "r", [2])
     s.rfactor("shifted_sum", r1, 1)
     assert_dag_equivalent(dag, s)
@@ -215,7 +215,7 @@ def test_rfactor_over_a_reduce_axis_not_starting_at_zero() -> None:
 
 def test_rfactor_over_the_whole_reduction_leaves_no_reduce_in_rf() -> None:
     dag = ComputeDAG(workloads.row_reduce(m=3, n=5))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.rfactor("row_sum", "r", 1)
     assert not isinstance(s["row_sum.rf"].op.body, Reduce)
     assert_dag_equivalent(dag, s)
@@ -223,7 +223,7 @@ def test_rfactor_over_the_whole_reduction_leaves_no_reduce_in_rf() -> None:
 
 def test_rfactor_keeps_the_compute_location() -> None:
     dag = ComputeDAG(workloads.matmul_relu())
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.compute_at("C", "D", "i")
     s.split("C", "k", [2])
     s.rfactor("C", "k.0", 2)
@@ -233,7 +233,7 @@ def test_rfactor_keeps_the_compute_location() -> None:
 
 
 def test_rfactor_errors() -> None:
-    s = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s = get_init_state(ComputeDAG(workloads.matmul_relu()))
     with pytest.raises(
         ScheduleError, match=r"cannot rfactor iterator 'i' of stage 'C': it is a spatial iterator"
     ):
@@ -247,11 +247,11 @@ def test_rfactor_errors() -> None:
     s.split("C", "k", [None])
     with pytest.raises(ScheduleError, match=r"the extent of reduction iterator 'k.0' is unknown"):
         s.rfactor("C", "k.1", 0)
-    s2 = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s2 = get_init_state(ComputeDAG(workloads.matmul_relu()))
     mixed = s2.fuse("C", ["j", "k"])
     with pytest.raises(ScheduleError, match=r"iterator\(s\) j@k@ fuse spatial and reduction iterators"):
         s2.rfactor("C", mixed, 0)
-    s3 = ComputeDAG(workloads.matmul_relu()).get_init_state()
+    s3 = get_init_state(ComputeDAG(workloads.matmul_relu()))
     s3.cache_read("A", "shared", ["C"])
     s3.compute_at("A.shared", "C", "k")
     with pytest.raises(ScheduleError, match=r"stage\(s\) A.shared are computed at its iterators"):
@@ -280,7 +280,7 @@ def tile_ssrsrs(
 
 def test_tiled_matmul_with_cache_write_fusion_parallel_and_vectorize() -> None:
     dag = ComputeDAG(workloads.matmul_bias_relu(n=16, m=12, k=8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.compute_inline("biased")
     s.cache_write("C", "local")
     tile_ssrsrs(s, "C.local", [("i.c", [2, 2, 2]), ("j.c", [1, 3, 2])], [("k", [4])])
@@ -303,7 +303,7 @@ def test_tiled_matmul_with_cache_write_fusion_parallel_and_vectorize() -> None:
 
 def test_conv2d_with_inlined_padding_tiled_and_parallel() -> None:
     dag = ComputeDAG(workloads.conv2d_nchw(n=1, ci=3, h=6, w=6, co=4))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.compute_inline("pad_temp")
     ff0, ff1 = s.split("conv", "ff", [2])
     yy0, yy1 = s.split("conv", "yy", [3])
@@ -317,7 +317,7 @@ def test_conv2d_with_inlined_padding_tiled_and_parallel() -> None:
 
 def test_cache_read_then_compute_at_the_reader() -> None:
     dag = ComputeDAG(workloads.matmul(n=8, m=6, k=8))
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.cache_read("B", "shared", ["C"])
     k0, k1 = s.split("C", "k", [4])
     s.reorder("C", [k0, "i", "j", k1])

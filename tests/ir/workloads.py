@@ -1,4 +1,4 @@
-"""Workloads declared once for the tests (STYLE.md 9): plain te declarations, small shapes.
+"""Workloads declared once for the tests: plain te declarations, small shapes.
 
 Each function returns the tensor list a ComputeDAG takes: inputs first, then outputs.
 Add new workloads here rather than redeclaring them in test files.

@@ -1,11 +1,12 @@
 """The timing harness of ``SSHRunner``: ``harness.c``, cross-compiled here once per target.
 
-A board needs nothing but sshd (DESIGN.md), so the program that loads and times a
-candidate on the board is C compiled on this machine with the target's C compiler
-(``codegen.llvm.toolchain.find_c_compiler``: ``cc`` for the host, ``aarch64-linux-gnu-gcc``
-for AArch64). The binary is cached locally under ``~/.cache/ansor_py/harness`` and on each
-board by a digest of the source, the compiler command and the triple, so a changed
-harness or toolchain is rebuilt and uploaded again, and an unchanged one never is.
+A board needs nothing but sshd (no TVM runtime, no compiler), so the program that loads
+and times a candidate on the board is C compiled on this machine with the target's C
+compiler (``codegen.llvm.toolchain.find_c_compiler``: ``cc`` for the host,
+``aarch64-linux-gnu-gcc`` for AArch64). The binary is cached locally under
+``~/.cache/ansor_py/harness`` and on each board by a digest of the source, the compiler
+command and the triple, so a changed harness or toolchain is rebuilt and uploaded again,
+and an unchanged one never is.
 
 ``task_files`` writes what the harness reads for one task: ``args.txt`` (one line per
 kernel argument: role, dtype code, byte size, output tolerances, name, file) and the raw

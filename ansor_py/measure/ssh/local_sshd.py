@@ -5,9 +5,9 @@ temporary directory, on a free high port, with its own config file (no system co
 read or touched), and writes a ``known_hosts`` file holding its key; ``host()`` is the
 ``SSHHost`` that logs in to it. AArch64 programs run on it under qemu-user through the
 runner's command prefix (``QEMU_PREFIX``), which checks correctness and plumbing, never ARM
-speed (about 400x slower than native). The tests, the SSH tutorial and
-``benchmarks/ssh_overhead.py`` use it; it needs ``openssh-server`` (and ``qemu-user`` for
-AArch64).
+speed (emulation is orders of magnitude slower than the board). The tests, the SSH
+tutorial and ``benchmarks/ssh_overhead.py`` use it; it needs ``openssh-server`` (and
+``qemu-user`` for AArch64).
 """
 
 from __future__ import annotations

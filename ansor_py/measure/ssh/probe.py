@@ -111,11 +111,11 @@ def check_host(
 def run_check_kernel(host: SSHHost, target: Target, command_prefix: str, timeout: float) -> str:
     """Build ``C[i] = A[i] * 2 + B[i]`` (parallel, vectorised) for ``target``, run it on
     ``host``; a one-line verdict, or RuntimeError when the result is wrong."""
-    from ansor_py.build import state_of
     from ansor_py.measure.ssh.runner import SSHRunner
     from codegen.llvm import build as llvm_build
     from ir import te
     from ir.compute_dag import ComputeDAG
+    from ir.loop_state.api import get_init_state
     from ir.lower.lower import lower
 
     n = 4096
@@ -123,11 +123,11 @@ def run_check_kernel(host: SSHHost, target: Target, command_prefix: str, timeout
     b = te.placeholder((n,), name="B")
     c = te.compute((n,), lambda i: a[i] * 2.0 + b[i], name="C")
     dag = ComputeDAG([a, b, c])
-    state = dag.get_init_state()
+    state = get_init_state(dag)
     outer, inner = state.split("C", 0, [16])
     state.parallel("C", outer)
     state.vectorize("C", inner)
-    module = llvm_build(lower(dag, state_of(dag, state), name="default_function"), target)
+    module = llvm_build(lower(dag, state), target)
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal(n).astype("float32") for _ in range(2)]
     output = np.full(n, np.nan, dtype="float32")

@@ -1,8 +1,8 @@
 """``SSHRunner``: time candidates on boards that run nothing but sshd.
 
 TVM measures on a board through its RPC server and tracker, which the user must build and
-start there. Here (DESIGN.md, "ARM measurement needs nothing on the board but sshd") the
-builder cross-compiles each candidate on this machine and the runner, over paramiko:
+start there. Here a board needs nothing but sshd: the builder cross-compiles each
+candidate on this machine and the runner, over paramiko:
 
 1. uploads the timing harness (``harness.c``, compiled for the task's triple, cached on
    the board by content hash under ``remote_dir``) the first time it meets a board;

@@ -1,6 +1,7 @@
 """The fourteen transform steps of Ansor's loop state (TVM ``transform_step.h``).
 
-Each step is a frozen dataclass (contract in ``base.py``); this package gathers them and
+Each step is a frozen dataclass keeping the contract of ``ir.loop_state.state.Step``
+(how to add one: ``base.py``); this package gathers them and
 reads records: ``step_from_record(["SP", 2, 0, 512, [32], 1])`` dispatches on the tag
 through ``STEP_CLASSES``.
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ir.loop_state.state import Step
 from ir.loop_state.steps.annotation import AnnotationStep, PragmaStep, StorageAlignStep
 from ir.loop_state.steps.attach import ComputeAtStep, ComputeInlineStep, ComputeRootStep
-from ir.loop_state.steps.base import RecordError, Step
+from ir.loop_state.steps.base import RecordError
 from ir.loop_state.steps.cache import CacheReadStep, CacheWriteStep
 from ir.loop_state.steps.loop import FuseStep, ReorderStep
 from ir.loop_state.steps.rfactor import RfactorStep

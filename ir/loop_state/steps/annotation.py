@@ -14,10 +14,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ir.loop_state.enums import THREAD_BINDINGS, IteratorAnnotation, IteratorKind
-from ir.loop_state.state import LoopState, ScheduleError, StorageAlign
+from ir.loop_state.state import LoopState, ScheduleError, Step, StorageAlign
 from ir.loop_state.steps.base import (
     RecordError,
-    Step,
     check_record,
     compute_stage_at,
     finish,
@@ -29,7 +28,7 @@ from ir.loop_state.steps.base import (
 
 if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
-    from ir.loop_state.python_printer import PythonNames
+    from ir.loop_state.python_names import PythonNames
 
 #: the verb of an annotation in messages ("cannot vectorize ...")
 _VERBS = {

@@ -6,7 +6,7 @@ inlined into its consumers, at the root (its own loop nest), or inside a loop of
 consumer (``compute_at``), producing just the tile that loop iteration needs.
 
 After ``compute_at`` (and ``compute_root``) the moved stage's iterator ranges are unknown,
-as in Ansor, until bound inference (``ComputeDAG.infer_bound_from_state``) refills them.
+as in Ansor, until bound inference (``ir.lower.bound.infer_bound_from_state``) refills them.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from ir.expr import Reduce
 from ir.loop_state.enums import ComputeAtKind
-from ir.loop_state.state import AttachPoint, Iterator, LoopState, Range, ScheduleError, Stage
+from ir.loop_state.state import AttachPoint, Iterator, LoopState, Range, ScheduleError, Stage, Step
 from ir.loop_state.steps.base import (
-    Step,
     attached_names,
     check_record,
     compute_stage_at,
@@ -34,7 +33,7 @@ from ir.te import ComputeOp
 
 if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
-    from ir.loop_state.python_printer import PythonNames
+    from ir.loop_state.python_names import PythonNames
 
 
 def direct_consumers(state: LoopState, stage_id: int) -> list[int]:

@@ -1,23 +1,15 @@
-"""The contract every transform step keeps (TVM ``transform_step.h``; Ansor paper section 4.1).
+"""Helpers shared by the step modules, and how to add a step kind (Ansor paper section 4.1).
 
-A step is a frozen dataclass: data, not code. The history of steps is the "gene" of a
-state that evolution mutates and that records store, so a step must be able to
-
-- ``apply(state, dag)``: check that it is legal on ``state`` and return a new LoopState with
-  its effect and with itself appended to ``transform_steps``; an illegal step raises
-  ``ScheduleError`` naming the stage, the iterator and the reason;
-- ``to_record()`` / ``from_record(record)``: write and read TVM's v0.6 JSON layout
-  (``["SP", stage_id, iter_id, extent, [lengths], inner_to_outer]``, ...);
-- ``to_python(state_before)``: print one or a few lines calling the State API (api.py).
-
-Steps address stages and iterators by index, as records do; the State API turns iterator
-objects and names into indices before it makes a step.
+Every step keeps the contract of ``ir.loop_state.state.Step`` (TVM ``transform_step.h``):
+``apply(state, dag)``, ``to_record()`` / ``from_record(record)`` in TVM's v0.6 layout, and
+``to_python(state_before)``. The helpers below check records and indices and build the new
+state, so that each step's ``apply`` reads as its effect.
 
 How to add a step kind:
 
 1. Write a frozen dataclass deriving ``Step`` in the module of its family (or a new one
    in this package) with a new ``record_prefix`` and its fields after ``stage_id`` in
-   record order; implement the four methods above.
+   record order; implement the four methods of the contract.
 2. Add the class to ``STEP_CLASSES`` in ``steps/__init__.py`` (the record reader
    dispatches through that dict) and a method for it on ``State`` in ``api.py``.
 3. Test it in ``tests/ir/test_steps.py`` (effect on the shared workloads of
@@ -30,58 +22,21 @@ How to add a step kind:
 
 from __future__ import annotations
 
-import abc
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from ir.loop_state.enums import StageKind
-from ir.loop_state.state import AttachPoint, Iterator, LoopState, ScheduleError, Stage
+from ir.loop_state.python_names import PythonNames
+from ir.loop_state.state import AttachPoint, Iterator, LoopState, ScheduleError, Stage, Step
 
 if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
-    from ir.loop_state.python_printer import PythonNames
 
 
 class RecordError(ValueError):
     """A step record that cannot be read: unknown tag, wrong field count or field type."""
-
-
-@dataclass(frozen=True)
-class Step(abc.ABC):
-    """One transform step on stage ``stage_id`` (an index into the state's stages)."""
-
-    #: the record tag (SP FSP FFSP FU RE AN PR SA CA CI CR CHR CHW RF)
-    record_prefix: ClassVar[str] = ""
-    #: names of the record fields after the tag, for error messages
-    record_fields: ClassVar[tuple[str, ...]] = ("stage_id",)
-    #: True when the step's Python line assigns the iterators it creates (split, fuse)
-    defines_iterators: ClassVar[bool] = False
-
-    stage_id: int
-
-    @abc.abstractmethod
-    def apply(self, state: LoopState, dag: ComputeDAG) -> LoopState:
-        """Return ``state`` transformed by this step, with the step appended to its history."""
-
-    @abc.abstractmethod
-    def to_record(self) -> list[Any]:
-        """The step in TVM's v0.6 record layout: ``[tag, stage_id, ...]``."""
-
-    @classmethod
-    @abc.abstractmethod
-    def from_record(cls, record: Sequence[Any]) -> Step:
-        """Read a record written by ``to_record`` (or by TVM)."""
-
-    @abc.abstractmethod
-    def to_python(self, state_before: LoopState, names: PythonNames | None = None) -> str:
-        """One or a few lines of Python that make this step through the State API ``s``."""
-
-    def iterator_stages(self, state_before: LoopState) -> tuple[int, ...]:
-        """Stage ids whose iterator variables the Python line names (the printer defines
-        them first)."""
-        return (self.stage_id,)
 
 
 # ------------------------------------------------------------------------------------------
@@ -145,14 +100,9 @@ def iter_at(stage: Stage, iter_id: int, action: str) -> Iterator:
     return stage.iters[iter_id]
 
 
-def evolve(state: LoopState, **changes: Any) -> LoopState:
-    """``dataclasses.replace`` for LoopState that also drops the memoised printed text."""
-    return replace(state, _text=[], **changes)
-
-
 def finish(state: LoopState, stages: Sequence[Stage], step: Step, **changes: Any) -> LoopState:
     """The new state: ``stages`` replaced, ``step`` appended to the history."""
-    return evolve(state, stages=tuple(stages), transform_steps=(*state.transform_steps, step), **changes)
+    return replace(state, stages=tuple(stages), transform_steps=(*state.transform_steps, step), **changes)
 
 
 def move_attached(stages: list[Stage], stage_id: int, old_name: str, new_name: str) -> None:
@@ -179,8 +129,6 @@ def current_dag(state: LoopState, dag: ComputeDAG) -> ComputeDAG:
 
 def python_names(names: PythonNames | None) -> PythonNames:
     """``names``, or a fresh naming context when a step prints on its own."""
-    from ir.loop_state.python_printer import PythonNames
-
     return names if names is not None else PythonNames()
 
 

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from ir.loop_state.dag_rewrite import cache_read_op, cache_write_ops, insert_stage, rewrite_ops, unique_name
 from ir.loop_state.enums import ComputeAtKind, IteratorAnnotation
-from ir.loop_state.state import LoopState, ScheduleError, make_stage
+from ir.loop_state.state import LoopState, ScheduleError, Step, make_stage
 from ir.loop_state.steps.base import (
     RecordError,
-    Step,
     check_record,
     compute_stage_at,
     finish,
@@ -32,7 +31,7 @@ from ir.tir import MemoryScope
 
 if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
-    from ir.loop_state.python_printer import PythonNames
+    from ir.loop_state.python_names import PythonNames
 
 
 def parse_scope(scope_name: str, action: str, stage_name: str) -> MemoryScope:

@@ -18,9 +18,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ir.loop_state.enums import IteratorAnnotation, IteratorKind
-from ir.loop_state.state import FuseRelation, Iterator, LoopState, Range, ScheduleError
+from ir.loop_state.state import FuseRelation, Iterator, LoopState, Range, ScheduleError, Step
 from ir.loop_state.steps.base import (
-    Step,
     attached_names,
     check_record,
     compute_stage_at,
@@ -35,7 +34,7 @@ from ir.loop_state.steps.base import (
 
 if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
-    from ir.loop_state.python_printer import PythonNames
+    from ir.loop_state.python_names import PythonNames
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 from ir.expr import Reduce
 from ir.loop_state.dag_rewrite import insert_stage, rewrite_ops, rfactor_ops, unique_name
 from ir.loop_state.enums import IteratorKind
-from ir.loop_state.state import LoopState, ScheduleError, make_stage
+from ir.loop_state.state import LoopState, ScheduleError, Step, make_stage
 from ir.loop_state.steps.base import (
-    Step,
     check_record,
     compute_stage_at,
     finish,
@@ -36,7 +35,7 @@ from ir.te import ComputeOp
 
 if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
-    from ir.loop_state.python_printer import PythonNames
+    from ir.loop_state.python_names import PythonNames
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ir.loop_state.enums import IteratorAnnotation
-from ir.loop_state.state import Iterator, LoopState, Range, ScheduleError, SplitRelation, Stage
+from ir.loop_state.state import Iterator, LoopState, Range, ScheduleError, SplitRelation, Stage, Step
 from ir.loop_state.steps.base import (
     RecordError,
-    Step,
     check_record,
     compute_stage_at,
     finish,
@@ -41,7 +40,7 @@ from ir.loop_state.steps.base import (
 
 if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
-    from ir.loop_state.python_printer import PythonNames
+    from ir.loop_state.python_names import PythonNames
 
 
 def check_lengths(stage: Stage, it: Iterator, lengths: Sequence[int | None]) -> tuple[int | None, ...]:

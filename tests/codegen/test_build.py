@@ -1,4 +1,4 @@
-"""``ansor_py.build`` and the kernel it returns: every misuse is a clear error, never a crash.
+"""``codegen.build.build`` and the kernel it returns: every misuse is a clear error, never a crash.
 
 Machine code trusts its arguments blindly, so the kernel checks each array (count, shape,
 dtype, C-contiguity, writeability of outputs) and ``build`` checks the target and that the
@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from differential import check_schedule, run_kernel, workloads
 
-import ansor_py
+from codegen.build import build
 from codegen.llvm import CodegenError, Kernel, KernelArgumentError
 from ir import te
 from ir.compute_dag import ComputeDAG
+from ir.loop_state.api import get_init_state
 from ir.loop_state.state import ScheduleError
 from ir.reference import evaluate, random_inputs
 
@@ -27,9 +28,9 @@ def dag() -> ComputeDAG:
 
 @pytest.fixture(scope="module")
 def kernel(dag: ComputeDAG) -> Kernel:
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.split("C", "i", [2])
-    return ansor_py.build(dag, s)
+    return build(dag, s)
 
 
 def arrays(dag: ComputeDAG) -> list[np.ndarray]:
@@ -113,55 +114,55 @@ def test_read_only_inputs_are_fine(dag: ComputeDAG, kernel: Kernel) -> None:
 @pytest.mark.parametrize("target", ["cuda", "cuda -arch=sm_80"])
 def test_unsupported_target_kind(dag: ComputeDAG, target: str) -> None:
     with pytest.raises(CodegenError, match=r"build\(\) compiles for 'llvm' targets .* target 'cuda"):
-        ansor_py.build(dag, None, target)
+        build(dag, None, target)
 
 
 def test_unknown_target_strings(dag: ComputeDAG) -> None:
     with pytest.raises(
         ValueError, match=r"unknown target kind 'opencl' in 'opencl'; expected one of: llvm, cuda"
     ):
-        ansor_py.build(dag, None, "opencl")
+        build(dag, None, "opencl")
     with pytest.raises(ValueError, match=r"unknown option -foo for target kind 'llvm'"):
-        ansor_py.build(dag, None, "llvm -foo=1")
+        build(dag, None, "llvm -foo=1")
     with pytest.raises(ValueError, match=r"target must be a string or a Target, got 3"):
-        ansor_py.build(dag, None, 3)  # type: ignore[arg-type]
+        build(dag, None, 3)  # type: ignore[arg-type]
 
 
 def test_cross_target_cannot_run_here(dag: ComputeDAG) -> None:
     with pytest.raises(CodegenError, match=r"aarch64-linux-gnu cannot run in this process"):
-        ansor_py.build(dag, None, "llvm -mtriple=aarch64-linux-gnu")
+        build(dag, None, "llvm -mtriple=aarch64-linux-gnu")
 
 
 def test_gpu_binding_does_not_build_for_llvm(dag: ComputeDAG) -> None:
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.bind("C", "i", "threadIdx.x")
     with pytest.raises(
         CodegenError, match=r"loop 'i' is bound to threadIdx.x: the LLVM back end runs CPU code only"
     ):
-        ansor_py.build(dag, s)
+        build(dag, s)
 
 
 def test_state_with_unknown_split_lengths(dag: ComputeDAG) -> None:
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.split("C", "i", [None])
-    with pytest.raises(ScheduleError, match=r"cannot build a state with unknown split lengths"):
-        ansor_py.build(dag, s)
+    with pytest.raises(ScheduleError, match=r"cannot lower a state with unknown split lengths"):
+        build(dag, s)
 
 
 def test_state_of_another_dag(dag: ComputeDAG) -> None:
     """A state of a larger matmul would write 64 rows into C's 5: refused before lowering."""
-    bigger = ComputeDAG(workloads.matmul(64, 3, 4)).get_init_state()
+    bigger = get_init_state(ComputeDAG(workloads.matmul(64, 3, 4)))
     bigger.split("C", "i", [2])
     with pytest.raises(
         ScheduleError,
         match=r"stage 'A' of the state is float32\[64, 4\] but the DAG's tensor 'A' is float32\[5, 4\]",
     ):
-        ansor_py.build(dag, bigger)
-    with pytest.raises(ScheduleError, match=r"cannot build: stage 'A' of the state"):
-        ansor_py.build(dag, bigger.loop_state)
-    softmax = ComputeDAG(workloads.softmax()).get_init_state()
+        build(dag, bigger)
+    with pytest.raises(ScheduleError, match=r"cannot lower: stage 'A' of the state"):
+        build(dag, bigger.loop_state)
+    softmax = get_init_state(ComputeDAG(workloads.softmax()))
     with pytest.raises(ScheduleError, match=r"the state has no stage 'A' for tensor 'A' of the DAG"):
-        ansor_py.build(dag, softmax)
+        build(dag, softmax)
 
 
 def test_state_of_a_dag_with_the_same_shapes_but_another_body(dag: ComputeDAG) -> None:
@@ -169,36 +170,36 @@ def test_state_of_a_dag_with_the_same_shapes_but_another_body(dag: ComputeDAG) -
     b = te.placeholder((4, 3), name="B")
     k = te.reduce_axis((0, 4), name="k")
     c = te.compute((5, 3), lambda i, j: te.sum(a[i, k] + b[k, j], axis=k), name="C")
-    other = ComputeDAG([a, b, c]).get_init_state()
+    other = get_init_state(ComputeDAG([a, b, c]))
     with pytest.raises(ScheduleError, match=r"the State was made from another DAG\n--- its DAG\n"):
-        ansor_py.build(dag, other)
-    redeclared = ComputeDAG(workloads.matmul(5, 3, 4)).get_init_state()
+        build(dag, other)
+    redeclared = get_init_state(ComputeDAG(workloads.matmul(5, 3, 4)))
     redeclared.split("C", "i", [2])
-    ansor_py.build(dag, redeclared)  # the same workload declared again: fine
+    build(dag, redeclared)  # the same workload declared again: fine
 
 
 def test_wrong_argument_types(dag: ComputeDAG) -> None:
     with pytest.raises(TypeError, match=r"build\(\) takes a ComputeDAG as dag, got list"):
-        ansor_py.build(workloads.matmul(5, 3, 4))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"build\(\) takes a State, a LoopState or None as state, got str"):
-        ansor_py.build(dag, "split i by 2")  # type: ignore[arg-type]
+        build(workloads.matmul(5, 3, 4))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"state must be a State, a LoopState or None, got str"):
+        build(dag, "split i by 2")  # type: ignore[arg-type]
 
 
 def test_bad_kernel_name(dag: ComputeDAG) -> None:
     with pytest.raises(CodegenError, match=r"PrimFunc name 'my kernel' is not a C identifier"):
-        ansor_py.build(dag, name="my kernel")
+        build(dag, name="my kernel")
 
 
 # determinism ------------------------------------------------------------------------------
 
 
 def test_building_twice_and_calling_twice_give_the_same_result(dag: ComputeDAG) -> None:
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.split("C", "j", [2])
     s.parallel("C", "i")
     inputs = random_inputs(dag, seed=5)
-    first = run_kernel(dag, ansor_py.build(dag, s), inputs)
-    second_kernel = ansor_py.build(dag, s)
+    first = run_kernel(dag, build(dag, s), inputs)
+    second_kernel = build(dag, s)
     second = run_kernel(dag, second_kernel, inputs)
     third = run_kernel(dag, second_kernel, inputs)
     np.testing.assert_array_equal(first[0], second[0])
@@ -217,11 +218,11 @@ def test_calling_overwrites_a_used_output(dag: ComputeDAG, kernel: Kernel) -> No
 
 
 def test_build_accepts_a_state_a_loop_state_or_none(dag: ComputeDAG) -> None:
-    s = dag.get_init_state()
+    s = get_init_state(dag)
     s.split("C", "i", [2])
     for state in (None, s, s.loop_state):
         checked_inputs = random_inputs(dag, seed=2)
-        (out,) = run_kernel(dag, ansor_py.build(dag, state), checked_inputs)
+        (out,) = run_kernel(dag, build(dag, state), checked_inputs)
         np.testing.assert_allclose(out, evaluate(dag, checked_inputs)[0], rtol=1e-4, atol=1e-4)
 
 

@@ -1,0 +1,132 @@
+"""Tuning a task and applying what it found: the top of the search stack.
+
+``auto_schedule(task, tuning_options)`` runs Ansor's search on one task (TVM 0.7
+``auto_scheduler.auto_schedule``): a search policy (``SketchPolicy`` with the ``XGBModel``
+cost model unless one is given) proposes programs, a ``ProgramMeasurer`` builds and times
+them, and every measurement goes through the options' callbacks, usually ``RecordToFile``,
+so the log is the run's result (Ansor paper section 6.1).
+
+The log is then read back: ``best_state`` replays the fastest correct record of the task,
+``apply_best`` compiles it for the task's target, ``print_best`` prints it as a Python step
+script. ``SearchTask`` itself is data and knows none of this: the records, the policies
+and the measurer all sit below this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansor_py.cost_model import XGBModel
+from ansor_py.measure.local import LocalBuilder, LocalRunner
+from ansor_py.measure.measurer import ProgramMeasurer
+from ansor_py.measure.types import ProgramBuilder, ProgramRunner
+from ansor_py.records import load_best_record
+from ansor_py.search.search_policy import SearchPolicy
+from ansor_py.search.sketch_policy import SketchPolicy
+from ansor_py.search_task import SearchTask
+from codegen.llvm import Kernel
+from codegen.llvm import build as llvm_build
+from codegen.llvm.build import LLVMModule
+from ir.loop_state.python_printer import state_to_python
+from ir.loop_state.replay import replay_steps
+from ir.loop_state.state import LoopState
+from ir.lower.lower import lower
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class TuningOptions:
+    """How a tuning run measures (TVM ``auto_scheduler.TuningOptions``).
+
+    ``num_measure_trials`` <= 1 searches one round with the cost model only and measures
+    nothing; ``early_stopping`` stops after that many measurements without improvement
+    (None: never); ``builder``/``runner`` "local" mean ``LocalBuilder()``/``LocalRunner()``
+    (any other string is refused here).
+    """
+
+    num_measure_trials: int = 0
+    early_stopping: int | None = None
+    num_measures_per_round: int = 64
+    verbose: int = 1
+    builder: ProgramBuilder | str = "local"
+    runner: ProgramRunner | str = "local"
+    measure_callbacks: Sequence[Any] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.num_measures_per_round < 1:
+            raise ValueError(
+                f"TuningOptions: num_measures_per_round {self.num_measures_per_round} must be >= 1"
+            )
+        if self.verbose not in (0, 1, 2):
+            raise ValueError(f"TuningOptions: verbose {self.verbose} must be 0, 1 or 2")
+        for role, value in (("builder", self.builder), ("runner", self.runner)):
+            if isinstance(value, str) and value != "local":
+                raise ValueError(f"TuningOptions: {role} {value!r}: give 'local' or a {role} object")
+
+
+def auto_schedule(
+    task: SearchTask, tuning_options: TuningOptions, search_policy: SearchPolicy | None = None
+) -> LoopState | None:
+    """Search for a fast schedule of ``task`` (TVM ``auto_scheduler.auto_schedule``).
+
+    ``search_policy`` defaults to ``SketchPolicy(task, XGBModel())``; the builder and
+    runner "local" become ``LocalBuilder()`` and ``LocalRunner()`` (the runner is closed
+    afterwards); every measurement goes through ``tuning_options.measure_callbacks``
+    (e.g. ``RecordToFile``). Returns the best program measured (None if none ran
+    correctly), or with ``num_measure_trials <= 1`` the program the cost model predicts
+    best.
+    """
+    if search_policy is None:
+        search_policy = SketchPolicy(task, XGBModel(), verbose=tuning_options.verbose)
+    builder = LocalBuilder() if isinstance(tuning_options.builder, str) else tuning_options.builder
+    own_runner: LocalRunner | None = None  # "local": made here, so closed here
+    runner: ProgramRunner
+    if isinstance(tuning_options.runner, str):
+        runner = own_runner = LocalRunner()
+    else:
+        runner = tuning_options.runner
+    try:
+        measurer = ProgramMeasurer(
+            builder, runner, list(tuning_options.measure_callbacks), verbose=tuning_options.verbose
+        )
+        return search_policy.search(
+            tuning_options.num_measure_trials,
+            tuning_options.early_stopping,
+            tuning_options.num_measures_per_round,
+            measurer,
+        )
+    finally:
+        if own_runner is not None:
+            own_runner.close()
+
+
+def best_state(task: SearchTask, log_file: PathLike) -> LoopState:
+    """The state of the fastest error-free record of ``task`` (same workload key, same
+    target class) in ``log_file``, replayed on the task's DAG; ValueError if there is none."""
+    inp, _ = load_best_record(log_file, task.workload_key, task.target, tasks=[task])
+    if inp is None:
+        raise ValueError(
+            f"no valid record of workload {task.workload_key} for target '{task.target}' in {log_file}"
+        )
+    return replay_steps(task.compute_dag, inp.state.transform_steps)
+
+
+def apply_best(task: SearchTask, log_file: PathLike) -> Kernel | LLVMModule:
+    """The best schedule of ``task`` in ``log_file`` compiled for the task's target (TVM's
+    ``apply_history_best`` gives a schedule; this gives what one builds from it): for a
+    target this process runs (x86-64 here), a kernel taking one array per tensor of
+    ``task.compute_dag.tensors``; for another triple (AArch64), the compiled module, whose
+    ``export_library(path)`` links the shared object for the board
+    (``SSHRunner.run_library`` runs it there)."""
+    module = llvm_build(lower(task.compute_dag, best_state(task, log_file)), task.target)
+    return module.get_kernel() if task.target.is_host else module
+
+
+def print_best(task: SearchTask, log_file: PathLike) -> str:
+    """The best schedule of ``task`` in ``log_file`` as a Python step script: run with
+    ``dag`` (the task's DAG) in scope, it leaves the state in ``s``."""
+    return state_to_python(task.compute_dag, best_state(task, log_file))
