@@ -8,10 +8,25 @@ The log is the search's memory (Ansor paper section 6.1): ``RecordToFile`` appen
 flushes a line per measurement, so a killed run loses nothing; a later run reads it back
 to apply the best schedule (``load_best_record``, ``ApplyHistoryBest``,
 ``tuning.apply_best``), to resume (preloading measured states, retraining the cost
-model) or to distill a log to its best lines. Lines starting with ``#`` or a space are
-comments; a corrupt or truncated line is skipped with a ``RecordWarning`` naming the file
-and line. The reader accepts TVM's shorter task forms (``[key, target]``, ``[key, target,
-hw]``) and target strings with options this project ignores (``-keys=cpu``).
+model) or to distill a log to its best lines. The reader accepts TVM's shorter task forms
+(``[key, target]``, ``[key, target, hw]``) and target strings with options this project
+ignores (``-keys=cpu``).
+
+What a damaged log does:
+
+- Lines starting with ``#`` or a space are comments (as TVM's ``RecordReader``), even when
+  the rest would parse: a commented-out record is not read.
+- Any other line that cannot be read is skipped with a ``RecordWarning`` naming
+  ``file:line`` and the reason, and the rest of the log is read: a truncated or glued
+  line, bytes that are not UTF-8, JSON nested too deep to parse, a bad step or error code,
+  costs that are not seconds (``MeasureResult.cost_error``: 0, negative, NaN, inf), or a
+  workload whose registered function fails on the key's arguments (whatever it raises).
+- Every append starts on a fresh line, so a line left without its newline by a killed run
+  stays one bad line and the next record is whole.
+- The writer refuses a result whose costs are not seconds (``ValueError``);
+  ``ProgramMeasurer`` turns such a runner result into a RUNTIME_DEVICE error first, so
+  the tuner records it as an error instead of losing it. ``RecordToFile`` checks its path
+  when it is made, not after the first measurement.
 
 A record read back carries a ``SearchTask`` rebuilt from its workload key when the key
 names a function registered in this process (or a task passed in ``tasks``), else an
@@ -22,11 +37,12 @@ the state has no stages and only the steps, as TVM's "incomplete" inputs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +80,7 @@ class IncompleteTask(SearchTask):
         self.target = target
         self.hardware_params = hardware_params
         self.desc = ""
+        self.task_inputs = {}
         self._reference = None
 
     @property  # type: ignore[override]
@@ -100,6 +117,8 @@ class RawRecord:
     steps: tuple[Step, ...]
     result: MeasureResult
     line: str
+    #: the line's number in its file (1-based; 0 for a string not read from a file)
+    lineno: int = 0
 
     @property
     def target_class(self) -> tuple[str, str]:
@@ -140,11 +159,14 @@ def parse_target(text: str) -> Target:
 
 
 def parse_record(line: str) -> RawRecord:
-    """Parse one record line; RecordFormatError says what is wrong with it."""
+    """Parse one record line; RecordFormatError says what is wrong with it, including
+    costs that are not seconds (``MeasureResult.cost_error``)."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
         raise RecordFormatError(f"not JSON ({error})") from None
+    except RecursionError:
+        raise RecordFormatError("JSON nested too deep to parse") from None
     try:
         task, state = record["i"]
         key, target_text = task[0], task[1]
@@ -169,15 +191,27 @@ def parse_record(line: str) -> RawRecord:
         )
     except RecordFormatError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError) as error:
-        # RecordError (bad step), MeasureErrorNo(99), Target.parse ... are ValueErrors
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError, RecursionError) as error:
+        # RecordError (bad step), MeasureErrorNo(99), Target.parse ... are ValueErrors;
+        # int(Infinity) is an OverflowError
         raise RecordFormatError(f"{type(error).__name__}: {error}") from None
-    return RawRecord(key, target, hardware_params, steps, result, line.rstrip("\n"))
+    problem = result.cost_error
+    if problem is not None:
+        raise RecordFormatError(f"costs {list(result.costs)}: {problem}")
+    return RawRecord(key, target, hardware_params, steps, result, line.rstrip("\r\n"))
 
 
 def dump_record_to_string(inp: MeasureInput, res: MeasureResult) -> str:
-    """The record line (without newline) of one measurement."""
+    """The record line (without newline) of one measurement. Raises ValueError for a
+    result whose costs are not seconds (``MeasureResult.cost_error``): the reader would
+    skip that line, and a cost of 0 or below would rank first."""
     task = inp.task
+    problem = res.cost_error
+    if problem is not None:
+        raise ValueError(
+            f"refusing to write a {res.error_no.name} record of workload {task.workload_key} "
+            f"with costs {list(res.costs)}: {problem}"
+        )
     record = {
         "i": [
             [task.workload_key, str(task.target), task.hardware_params.to_record(), "", 0, []],
@@ -192,7 +226,8 @@ def dump_record_to_string(inp: MeasureInput, res: MeasureResult) -> str:
 def load_record_from_string(
     line: str, tasks: Iterable[SearchTask] = ()
 ) -> tuple[MeasureInput, MeasureResult]:
-    """Read one record line back (raises RecordFormatError if it is not one)."""
+    """Read one record line back (raises RecordFormatError if it is not one, WorkloadError
+    when its registered workload function fails on the key's arguments)."""
     raw = parse_record(line)
     return _TaskBinder(tasks).bind(raw)
 
@@ -203,12 +238,14 @@ def load_record_from_string(
 
 class _TaskBinder:
     """Turns raw records into (MeasureInput, MeasureResult): one task object per (key,
-    target, hardware params), one DAG per key, preferring the ``tasks`` given."""
+    target, hardware params), one DAG per key, preferring the ``tasks`` given. ``bind``
+    raises WorkloadError when the key's registered function fails on its arguments."""
 
     def __init__(self, tasks: Iterable[SearchTask] = ()):
         self._given = {(normalize_key(t.workload_key), target_class(t.target)): t for t in tasks}
         self._tasks: dict[tuple[str, str, tuple[int, ...]], SearchTask] = {}
         self._dags: dict[str, ComputeDAG | None] = {}
+        self._failed: dict[str, str] = {}  # key -> why its function failed
 
     def task(self, raw: RawRecord) -> SearchTask:
         key = normalize_key(raw.workload_key)
@@ -231,13 +268,26 @@ class _TaskBinder:
         return self._tasks[cache_key]
 
     def _dag(self, key: str) -> ComputeDAG | None:
-        """The DAG of a registered workload key, else None."""
+        """The DAG of a registered workload key, else None; WorkloadError (remembered,
+        so the function runs once per key) when the function fails on the key's args."""
+        if key in self._failed:
+            raise WorkloadError(self._failed[key])
         if key not in self._dags:
             try:
                 name, args = decode_workload_key(key)
             except WorkloadError:
                 name, args = "", []
-            self._dags[key] = ComputeDAG(WORKLOAD_FUNCS[name](*args)) if name in WORKLOAD_FUNCS else None
+            if name not in WORKLOAD_FUNCS:
+                self._dags[key] = None
+            else:
+                try:
+                    self._dags[key] = ComputeDAG(WORKLOAD_FUNCS[name](*args))
+                except Exception as error:  # user code: whatever it raises costs a record, not the log
+                    self._failed[key] = (
+                        f"workload function {name!r} fails on the key's arguments {args!r}: "
+                        f"{type(error).__name__}: {error}"
+                    )
+                    raise WorkloadError(self._failed[key]) from error
         return self._dags[key]
 
     def bind(self, raw: RawRecord) -> tuple[MeasureInput, MeasureResult]:
@@ -261,19 +311,43 @@ def replay_or_steps(task: SearchTask, steps: Sequence[Step]) -> LoopState:
 
 
 def _record_lines(filename: PathLike) -> Iterator[RawRecord]:
-    """The records of a file, comments skipped, bad lines skipped with a RecordWarning."""
-    with open(filename, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip() or line[0] in "# ":
-                continue
+    """The records of a file, comments skipped, bad lines skipped with a RecordWarning.
+    The file is read as bytes and decoded line by line, so one non-UTF-8 byte costs one
+    line, not the log."""
+    with open(filename, "rb") as f:
+        for number, data in enumerate(f, start=1):
             try:
-                yield parse_record(line)
-            except RecordFormatError as error:
+                line = data.decode("utf-8")
+                if not line.strip() or line[0] in "# ":
+                    continue  # a blank line or a comment (TVM's rule: '#' or ' ' first)
+                raw = parse_record(line)
+            except (UnicodeDecodeError, RecordFormatError) as error:
                 warnings.warn(
                     f"{filename}:{number}: skipping a corrupt record line ({error})",
                     RecordWarning,
                     stacklevel=3,
                 )
+                continue
+            yield replace(raw, lineno=number)
+
+
+def _bound(
+    filename: PathLike, raws: Iterable[RawRecord], binder: _TaskBinder
+) -> Iterator[tuple[MeasureInput, MeasureResult]]:
+    """``raws`` bound to tasks and states; a record whose workload function fails on the
+    key's arguments is skipped with a RecordWarning naming ``file:line``."""
+    for raw in raws:
+        try:
+            pair = binder.bind(raw)
+        except (ValueError, TypeError) as error:
+            # WorkloadError (the function failed), or a SearchTask the key cannot make
+            warnings.warn(
+                f"{filename}:{raw.lineno}: skipping a record of workload {raw.workload_key}: {error}",
+                RecordWarning,
+                stacklevel=3,
+            )
+            continue
+        yield pair
 
 
 class RecordReader:
@@ -288,16 +362,7 @@ class RecordReader:
         self._binder = _TaskBinder(tasks)
 
     def __iter__(self) -> Iterator[tuple[MeasureInput, MeasureResult]]:
-        for raw in _record_lines(self.filename):
-            try:
-                yield self._binder.bind(raw)
-            except (ValueError, TypeError) as error:
-                # the registered function rejected the key's arguments
-                warnings.warn(
-                    f"{self.filename}: skipping a record of workload {raw.workload_key}: {error}",
-                    RecordWarning,
-                    stacklevel=2,
-                )
+        return _bound(self.filename, _record_lines(self.filename), self._binder)
 
     def read_lines(
         self, max_lines: int | None = None, skip_lines: int = 0
@@ -338,20 +403,57 @@ def load_task_records(filename: PathLike, task: SearchTask) -> tuple[list[Measur
 def save_records(
     filename: PathLike, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]
 ) -> None:
-    """Append one line per measurement to ``filename`` (created with its directory)."""
+    """Append one line per measurement to ``filename`` (created with its directory),
+    flushing each line. The first line starts on a fresh line: a file whose last line
+    lacks its newline (a run killed while writing) gets one first, so that line stays one
+    bad line and the new record is whole. Nothing is written when a result's costs are not
+    seconds (ValueError, see ``dump_record_to_string``)."""
     if len(inputs) != len(results):
         raise ValueError(f"save_records: {len(inputs)} inputs but {len(results)} results")
+    lines = [dump_record_to_string(inp, res).encode() + b"\n" for inp, res in zip(inputs, results)]
     Path(filename).parent.mkdir(parents=True, exist_ok=True)
-    with open(filename, "a", encoding="utf-8") as f:
-        for inp, res in zip(inputs, results, strict=True):
-            f.write(dump_record_to_string(inp, res) + "\n")
+    with open(filename, "a+b") as f:  # a+: writes go to the end, and the last byte can be read
+        if f.seek(0, os.SEEK_END) > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        for line in lines:
+            f.write(line)
             f.flush()
 
 
+def check_log_path(filename: PathLike, who: str = "RecordToFile") -> None:
+    """Raise OSError (IsADirectoryError, NotADirectoryError, PermissionError) naming
+    ``filename`` when records could not be appended to it: it is a directory, an existing
+    file is read-only, or the directory it would be created in cannot be. Creates
+    nothing; ``save_records`` makes the missing directories."""
+    path = Path(filename)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{who}: the record log {path} is a directory; name a file, e.g. {path / 'log.json'}"
+        )
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise PermissionError(f"{who}: the record log {path} is not writable")
+        return
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise NotADirectoryError(f"{who}: cannot create the record log {path}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"{who}: cannot create the record log {path}: directory {ancestor} is not writable"
+        )
+
+
 class RecordToFile(MeasureCallback):
-    """Measure callback appending each measurement to ``filename``, flushed line by line."""
+    """Measure callback appending each measurement to ``filename``, flushed line by line.
+    The path is checked when the callback is made (``check_log_path``), so a log that
+    cannot be written fails before anything is measured."""
 
     def __init__(self, filename: PathLike):
+        check_log_path(filename)
         self.filename = filename
 
     def callback(self, policy: Any, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
@@ -362,10 +464,10 @@ class RecordToFile(MeasureCallback):
 # best records
 
 
-def _best_raws(
-    records: Iterable[RawRecord], k: int, workload_key: str | None, target: Target | None
-) -> list[RawRecord]:
-    """The ``k`` error-free records of smallest mean cost, one per program (step list)."""
+def _ranked_raws(
+    records: Iterable[RawRecord], workload_key: str | None, target: Target | None
+) -> Iterator[RawRecord]:
+    """The error-free records, smallest mean cost first, one per program (step list)."""
     key = None if workload_key is None else normalize_key(workload_key)
     candidates = [
         raw
@@ -375,12 +477,11 @@ def _best_raws(
         and (target is None or raw.target_class == target_class(target))
     ]
     candidates.sort(key=lambda raw: raw.result.mean_cost)  # stable: the first line wins ties
-    best: dict[tuple[Step, ...], RawRecord] = {}
+    seen: set[tuple[Step, ...]] = set()
     for raw in candidates:
-        if len(best) == k:
-            break
-        best.setdefault(raw.steps, raw)
-    return list(best.values())
+        if raw.steps not in seen:
+            seen.add(raw.steps)
+            yield raw
 
 
 def load_best_records(
@@ -399,8 +500,8 @@ def load_best_records(
     if k < 1:
         raise ValueError(f"load_best_records: k {k} must be >= 1")
     parsed = None if target is None else as_target(target)
-    binder = _TaskBinder(tasks)
-    return [binder.bind(raw) for raw in _best_raws(_record_lines(filename), k, workload_key, parsed)]
+    ranked = _ranked_raws(_record_lines(filename), workload_key, parsed)
+    return list(itertools.islice(_bound(filename, ranked, _TaskBinder(tasks)), k))
 
 
 def load_best_record(

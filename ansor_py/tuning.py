@@ -14,12 +14,14 @@ and the measurer all sit below this module.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ansor_py.cost_model import XGBModel
+from ansor_py.forking import exit_on_sigterm
 from ansor_py.measure.local import LocalBuilder, LocalRunner
 from ansor_py.measure.measurer import ProgramMeasurer
 from ansor_py.measure.types import ProgramBuilder, ProgramRunner
@@ -42,10 +44,10 @@ PathLike = str | os.PathLike[str]
 class TuningOptions:
     """How a tuning run measures (TVM ``auto_scheduler.TuningOptions``).
 
-    ``num_measure_trials`` <= 1 searches one round with the cost model only and measures
-    nothing; ``early_stopping`` stops after that many measurements without improvement
-    (None: never); ``builder``/``runner`` "local" mean ``LocalBuilder()``/``LocalRunner()``
-    (any other string is refused here).
+    ``num_measure_trials`` (at least 0) <= 1 searches one round with the cost model only and
+    measures nothing; ``early_stopping`` stops after that many measurements without
+    improvement (None or a negative number: never); ``builder``/``runner`` "local" mean
+    ``LocalBuilder()``/``LocalRunner()`` (any other string is refused here).
     """
 
     num_measure_trials: int = 0
@@ -57,6 +59,18 @@ class TuningOptions:
     measure_callbacks: Sequence[Any] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        for name in ("num_measure_trials", "num_measures_per_round", "early_stopping"):
+            value = getattr(self, name)
+            if value is None and name == "early_stopping":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"TuningOptions: {name} {value!r} must be an int")
+            setattr(self, name, int(value))  # numpy integers welcome
+        if self.num_measure_trials < 0:
+            raise ValueError(
+                f"TuningOptions: num_measure_trials {self.num_measure_trials} must be >= 0 "
+                "(0 or 1: one round of search with the cost model only, nothing measured)"
+            )
         if self.num_measures_per_round < 1:
             raise ValueError(
                 f"TuningOptions: num_measures_per_round {self.num_measures_per_round} must be >= 1"
@@ -78,8 +92,16 @@ def auto_schedule(
     afterwards); every measurement goes through ``tuning_options.measure_callbacks``
     (e.g. ``RecordToFile``). Returns the best program measured (None if none ran
     correctly), or with ``num_measure_trials <= 1`` the program the cost model predicts
-    best.
+    best. SIGTERM while it runs raises ``SystemExit`` (``forking.exit_on_sigterm``), so
+    the runner's and builder's temporary directories are removed as the process exits.
     """
+    missing = task.target.missing_host_features()
+    if isinstance(tuning_options.runner, (str, LocalRunner)) and missing:
+        raise ValueError(
+            f"auto_schedule: the local runner cannot run code for target '{task.target}': this "
+            f"machine lacks {', '.join(missing)} (every program would die of SIGILL); measure on a "
+            "machine that has them (SSHRunner)"
+        )
     if search_policy is None:
         search_policy = SketchPolicy(task, XGBModel(), verbose=tuning_options.verbose)
     builder = LocalBuilder() if isinstance(tuning_options.builder, str) else tuning_options.builder
@@ -89,19 +111,21 @@ def auto_schedule(
         runner = own_runner = LocalRunner()
     else:
         runner = tuning_options.runner
-    try:
-        measurer = ProgramMeasurer(
-            builder, runner, list(tuning_options.measure_callbacks), verbose=tuning_options.verbose
-        )
-        return search_policy.search(
-            tuning_options.num_measure_trials,
-            tuning_options.early_stopping,
-            tuning_options.num_measures_per_round,
-            measurer,
-        )
-    finally:
-        if own_runner is not None:
-            own_runner.close()
+    # SIGTERM: exit through the finally blocks, so no temporary directory is left behind
+    with exit_on_sigterm():
+        try:
+            measurer = ProgramMeasurer(
+                builder, runner, list(tuning_options.measure_callbacks), verbose=tuning_options.verbose
+            )
+            return search_policy.search(
+                tuning_options.num_measure_trials,
+                tuning_options.early_stopping,
+                tuning_options.num_measures_per_round,
+                measurer,
+            )
+        finally:
+            if own_runner is not None:
+                own_runner.close()
 
 
 def best_state(task: SearchTask, log_file: PathLike) -> LoopState:

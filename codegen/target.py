@@ -9,6 +9,16 @@ A ``Target`` is parsed from TVM-style strings::
 ``str(target)`` prints the options that were given, in a fixed order, so it parses back to
 an equal target (records store this string). Options left out are filled in when asked
 for: a host ``llvm`` target reports the process triple, host CPU name and host features.
+``Target("llvm -mcpu=...")`` (TVM's spelling) is the same as ``Target.parse``.
+
+A target is checked when it is made, before anything compiles for it: ``-mcpu`` must be a
+processor and each ``-mattr`` feature a feature LLVM knows for the triple (LLVM itself
+ignores an unknown one with a warning, or aborts the process while compiling:
+"64-bit code requested on a subtarget that doesn't support it"). The lists come from
+LLVM's ``-mcpu=help``, asked once per triple in a child process. A host target whose
+features this machine lacks (``-mattr=+avx512f`` on an AVX2 CPU) still builds and exports;
+``missing_host_features`` names what it lacks, and running its code in this process
+(``LLVMModule.get_kernel``, tuning with the local runner) is refused: it would die of SIGILL.
 
 ``HardwareParams`` are the eight numbers Ansor's search uses (paper section 4 and 5; TVM
 ``GetDefaultHardwareParams``): cores for parallel splits, vector width for the innermost
@@ -17,9 +27,13 @@ split, and the GPU limits that prune thread bindings and shared memory.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
 import re
-from dataclasses import dataclass
+import subprocess
+import sys
+from dataclasses import dataclass, fields
 
 import llvmlite.binding as llvm
 
@@ -47,6 +61,35 @@ DEFAULT_BOARD_CORES = 4
 _LLVM_OPTIONS = ("mtriple", "mcpu", "mattr", "num-cores")
 _CUDA_OPTIONS = ("arch", "max-threads-per-block", "max-shared-memory-per-block")
 _OPTIONS = {"llvm": _LLVM_OPTIONS, "cuda": _CUDA_OPTIONS}
+
+#: the vector features an x86 -mcpu implies, for the vector width and the host check (TVM
+#: keeps the same kind of list: topi's x86 ``target_has_avx512``); a CPU not listed implies
+#: nothing, so give -mattr with it
+_AVX512 = frozenset({"avx512f", "avx2", "avx", "fma"})
+_AVX2 = frozenset({"avx2", "avx", "fma"})
+X86_CPU_FEATURES: dict[str, frozenset[str]] = {
+    **dict.fromkeys(
+        (
+            "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake", "icelake-client",
+            "icelake-server", "tigerlake", "rocketlake", "sapphirerapids", "emeraldrapids",
+            "graniterapids", "graniterapids-d", "diamondrapids", "knl", "knm", "znver4", "znver5",
+            "x86-64-v4",
+        ),
+        _AVX512,
+    ),
+    **dict.fromkeys(
+        (
+            "haswell", "broadwell", "skylake", "core-avx2", "alderlake", "raptorlake", "meteorlake",
+            "arrowlake", "arrowlake-s", "lunarlake", "pantherlake", "gracemont", "sierraforest",
+            "grandridge", "clearwaterforest", "znver1", "znver2", "znver3", "x86-64-v3",
+        ),
+        _AVX2,
+    ),
+    **dict.fromkeys(
+        ("sandybridge", "ivybridge", "corei7-avx", "core-avx-i", "bdver1", "bdver2", "bdver3", "btver2"),
+        frozenset({"avx"}),
+    ),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -92,6 +135,22 @@ class Target:
     arch: str | None = None
     given_max_threads_per_block: int | None = None
     given_max_shared_memory_per_block: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _OPTIONS:
+            words = self.kind.split() if isinstance(self.kind, str) else []
+            defaults = all(getattr(self, f.name) == f.default for f in fields(self) if f.name != "kind")
+            if not (words and words[0] in _OPTIONS and defaults):
+                raise ValueError(
+                    f"unknown target kind {self.kind!r}; expected one of: llvm, cuda "
+                    "(Target('llvm -mcpu=...') or Target.parse reads a whole target string)"
+                )
+            parsed = Target.parse(self.kind)  # TVM's Target("llvm -mcpu=..."): the string's options
+            for f in fields(self):
+                object.__setattr__(self, f.name, getattr(parsed, f.name))
+            return
+        if self.kind == "llvm":
+            _check_llvm_names(self)
 
     # parsing and printing -----------------------------------------------------------------
     @staticmethod
@@ -216,8 +275,26 @@ class Target:
         return default_hardware_params(self)
 
     def enabled_features(self) -> set[str]:
-        """Feature names switched on ("avx2", "neon", ...), without the leading '+'."""
-        return {f[1:] for f in self.features.split(",") if f.startswith("+")}
+        """Feature names switched on ("avx2", "neon", ...), without the leading '+': those
+        of the CPU (the host's detected features for the host CPU, ``X86_CPU_FEATURES``
+        for a named x86 CPU), plus -mattr's ``+name``, minus its ``-name``."""
+        implied: set[str] = set()
+        if self.kind == "llvm" and self.mcpu is None and self.mtriple is None:
+            implied = {f[1:] for f in llvm.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
+        elif self.kind == "llvm" and self.mcpu is not None:
+            implied = set(X86_CPU_FEATURES.get(self.mcpu, ())) if self.arch_name == "x86_64" else set()
+        added = {f[1:] for f in self.mattr if f.startswith("+")}
+        removed = {f[1:] for f in self.mattr if f.startswith("-")}
+        return (implied | added) - removed
+
+    def missing_host_features(self) -> list[str]:
+        """The features this target's code may use that this machine's CPU lacks (sorted;
+        empty for a target that runs here). Only features the host's CPUID reports on are
+        judged (LLVM's tuning flags such as ``+prefer-256-bit`` are no instructions)."""
+        if not self.is_host:
+            return []
+        host = llvm.get_host_cpu_features()
+        return sorted(f for f in self.enabled_features() if f in host and not host[f])
 
 
 def default_hardware_params(target: Target) -> HardwareParams:
@@ -272,6 +349,67 @@ def _vector_unit_bytes(target: Target) -> int:
     if "avx2" in features or "avx" in features:
         return 32
     return 16
+
+
+def _check_llvm_names(target: Target) -> None:
+    """ValueError for a -mcpu or -mattr feature LLVM does not know for the target's triple
+    (unchecked when LLVM has no back end for the triple: building reports that)."""
+    if target.mcpu is None and not target.mattr:
+        return
+    known = llvm_cpus_and_features(target.triple)
+    if known is None:
+        return
+    cpus, features = known
+    if target.mcpu is not None and target.mcpu not in cpus:
+        close = difflib.get_close_matches(target.mcpu, sorted(cpus), n=4)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"target option -mcpu={target.mcpu}: LLVM knows no processor '{target.mcpu}' for triple "
+            f"{target.triple} ({len(cpus)} known){hint}"
+        )
+    for item in target.mattr:
+        if item[1:] not in features:
+            close = difflib.get_close_matches(item[1:], sorted(features), n=4)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(
+                f"target option -mattr: LLVM knows no feature '{item[1:]}' for triple {target.triple}{hint}"
+            )
+
+
+_HELP_SCRIPT = """
+import sys
+import llvmlite.binding as llvm
+llvm.initialize_all_targets()
+llvm.initialize_all_asmprinters()
+llvm.Target.from_triple(sys.argv[1]).create_target_machine(cpu="help")
+"""
+
+
+@functools.cache
+def llvm_cpus_and_features(triple: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(processors, features) LLVM knows for ``triple``, from what ``-mcpu=help`` prints
+    ("Available CPUs for this target:" and "Available features for this target:" lists);
+    None when LLVM has no back end for the triple or the listing fails. Asked in a child
+    process: LLVM prints the lists to the C stderr."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _HELP_SCRIPT, triple], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sections: dict[str, set[str]] = {}
+    current: set[str] | None = None
+    for line in (done.stdout + done.stderr).splitlines():
+        heading = re.fullmatch(r"Available (CPUs|features) for this target:", line.strip())
+        if heading is not None:
+            current = sections.setdefault(heading.group(1), set())
+            continue
+        entry = re.fullmatch(r"\s+([A-Za-z0-9._+-]+)\s+- .*", line)
+        if current is not None and entry is not None:
+            current.add(entry.group(1))
+    if done.returncode != 0 or not sections.get("CPUs") or not sections.get("features"):
+        return None
+    return frozenset(sections["CPUs"]), frozenset(sections["features"])
 
 
 def _parse_mattr(value: str) -> tuple[str, ...]:

@@ -42,6 +42,7 @@ from ir.expr import (
     Reduce,
     Select,
     TensorRead,
+    TupleReducer,
     Var,
 )
 from ir.printer import LEGACY_PRINTER
@@ -122,6 +123,14 @@ class ComputeDAG:
             )
         if not outputs:
             raise ComputeDAGError("ComputeDAG needs at least one compute (output) tensor")
+        for op in self.ops:
+            # the outputs of a tuple reduction are kernel parameters, all of them
+            absent = [t.name for t in op.outputs if op.num_outputs > 1 and t not in self.tensors]
+            if absent:
+                raise ComputeDAGError(
+                    f"ComputeDAG: op '{op.name}' has {op.num_outputs} outputs; list all of them among "
+                    f"the tensors (missing {absent})"
+                )
         _check_iterator_names(self.ops)
         self.placeholders: tuple[Tensor, ...] = tuple(listed)
         self.outputs: tuple[Tensor, ...] = tuple(outputs)
@@ -204,7 +213,13 @@ def _compute_line(op: ComputeOp) -> str:
     if not isinstance(body, Reduce):
         return f"{head} = {LEGACY_PRINTER.expr(body)}"
     symbol = _REDUCE_SYMBOLS.get(id(body.reducer), body.reducer.name + "=")
-    line = f"{head} {symbol} {LEGACY_PRINTER.expr(body.source)}"
+    if body.is_tuple:  # T.v0(i), T.v1(i) argmax= (k, A[i, k])
+        axes = ", ".join(a.name for a in op.axis)
+        head = ", ".join(f"{t.name}({axes})" for t in op.outputs)
+        sources = ", ".join(LEGACY_PRINTER.expr(s) for s in body.sources)
+        line = f"{head} {symbol} ({sources})"
+    else:
+        line = f"{head} {symbol} {LEGACY_PRINTER.expr(body.source)}"
     if body.condition is not None:
         line += f"  where {LEGACY_PRINTER.expr(body.condition)}"
     return line
@@ -287,6 +302,15 @@ def _call_flop(e: Call, type_class: str) -> float:
 
 def _reduce_flop(e: Reduce, type_class: str) -> float:
     iterations = math.prod(a.extent for a in e.axis)
+    if isinstance(e.reducer, TupleReducer):
+        # each element of the tuple counted in its own type class
+        dtypes = tuple(s.dtype for s in e.sources)
+        combined = e.reducer.combine_exprs(dtypes)[2]
+        per_point = sum(
+            _flop(c, _type_class(s.dtype)) + _flop(s, _type_class(s.dtype))
+            for c, s in zip(combined, e.sources, strict=True)
+        )
+        return iterations * per_point
     combiner = e.reducer.combine_expr(e.dtype)[2]
     return iterations * (_flop(combiner, type_class) + _flop(e.source, type_class))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import numbers
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -178,6 +179,8 @@ def floordiv(a: Any, b: Any) -> Any:
     if isinstance(a, float) or isinstance(b, float):
         quotient = a / b
         return float(math.floor(quotient)) if math.isfinite(quotient) else quotient
+    if isinstance(b, int) and b == 0 and isinstance(a, int):
+        return INT_DIVISION_BY_ZERO
     return a // b
 
 
@@ -186,6 +189,8 @@ def floormod(a: Any, b: Any) -> Any:
     ``%`` on integers)."""
     if isinstance(a, float) or isinstance(b, float):
         return a - floordiv(a, b) * b
+    if isinstance(b, int) and b == 0 and isinstance(a, int):
+        return INT_DIVISION_BY_ZERO
     return a % b
 
 
@@ -207,11 +212,18 @@ def logical_or(a: Any, b: Any) -> bool:
     return bool(a) or bool(b)
 
 
+#: The value of an integer ``x // 0`` and ``x % 0`` wherever it is computed: numpy's answer
+#: (``np.floor_divide`` and ``np.mod`` on integers give 0), so the numpy reference, the
+#: interpreter, constant folding and the generated code agree, and a zero divisor read
+#: from a tensor at run time cannot trap the process (x86 ``idiv`` raises SIGFPE; the
+#: LLVM back end guards the divisor). ``INT_MIN // -1`` wraps to INT_MIN, as in numpy. A
+#: divisor that is the constant 0 is refused when the expression is built (``binary``).
+INT_DIVISION_BY_ZERO = 0
+
 #: What each binary operator computes, on Python numbers (TVM's semantics; ``/`` is only
 #: defined on floats). The simplifier and the LLVM back end fold constants with it, and the
 #: numpy reference evaluator applies the same functions to arrays where numpy's operators
-#: mean the same elementwise. An integer division by zero raises ZeroDivisionError: the
-#: callers leave it to run time.
+#: mean the same elementwise. Integer ``//`` and ``%`` by zero give 0 (INT_DIVISION_BY_ZERO).
 BINARY_FUNCTIONS: dict[BinaryOp, Callable[[Any, Any], Any]] = {
     BinaryOp.ADD: operator.add,
     BinaryOp.SUB: operator.sub,
@@ -418,22 +430,68 @@ class CommReducer:
         return f"CommReducer({self.name})"
 
 
+def _tuple_reducer_is_not_scalar(*args: Any) -> Any:
+    raise TypeError("a tuple reducer combines tuples: use combine_tuple / identity_tuple")
+
+
+@dataclass(frozen=True, eq=False)
+class TupleReducer(CommReducer):
+    """A commutative reducer over tuples of values (TVM's CommReducer with several lhs and
+    rhs), such as argmax over (index, value): ``combine_tuple(xs, ys) -> zs`` and
+    ``identity_tuple(dtypes) -> es``, one element per reduced value. Its scalar ``combine``
+    and ``identity`` raise: a tuple Reduce is read through its ``sources``."""
+
+    combine_tuple: Callable[[tuple[Expr, ...], tuple[Expr, ...]], tuple[Expr, ...]]
+    identity_tuple: Callable[[tuple[str, ...]], tuple[Expr, ...]]
+
+    @classmethod
+    def make(
+        cls,
+        name: str,
+        combine_tuple: Callable[[tuple[Expr, ...], tuple[Expr, ...]], tuple[Expr, ...]],
+        identity_tuple: Callable[[tuple[str, ...]], tuple[Expr, ...]],
+    ) -> TupleReducer:
+        scalar = _tuple_reducer_is_not_scalar
+        return cls(name, scalar, scalar, combine_tuple, identity_tuple)
+
+    def combine_exprs(
+        self, dtypes: tuple[str, ...]
+    ) -> tuple[tuple[Var, ...], tuple[Var, ...], tuple[Expr, ...]]:
+        """(xs, ys, combine_tuple(xs, ys)) with fresh variables of ``dtypes``."""
+        xs = tuple(Var(f"x{n}", d) for n, d in enumerate(dtypes))
+        ys = tuple(Var(f"y{n}", d) for n, d in enumerate(dtypes))
+        return xs, ys, self.combine_tuple(xs, ys)
+
+    def __repr__(self) -> str:
+        return f"TupleReducer({self.name})"
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Reduce(Expr):
-    """``reducer`` over ``axis`` of ``source``, where ``condition`` holds (TVM's Reduce)."""
+    """``reducer`` over ``axis`` of ``source``, where ``condition`` holds (TVM's Reduce).
+
+    A tuple reduction (``reducer`` a TupleReducer, TVM's Reduce with several sources) holds
+    all its ``sources`` and the element ``value_index`` it yields; ``source`` is
+    ``sources[value_index]``. Walks over ``children`` see every source."""
 
     reducer: CommReducer
     source: Expr
     axis: tuple[IterVar, ...]
     condition: Expr | None = None
+    sources: tuple[Expr, ...] = ()
+    value_index: int = 0
     dtype: str = field(init=False)
-    child_fields = ("source", "condition")
+    child_fields = ("source", "sources", "condition")
+
+    @property
+    def is_tuple(self) -> bool:
+        return bool(self.sources)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", self.source.dtype)
 
     def key_fields(self) -> tuple[Any, ...]:
-        return (self.reducer.name, tuple(id(a) for a in self.axis))
+        return (self.reducer.name, tuple(id(a) for a in self.axis), self.value_index)
 
 
 # ------------------------------------------------------------------------------------------
@@ -460,6 +518,7 @@ def convert(value: ExprLike, like: str | None = None) -> Expr:
     """Turn a Python literal into a Const of the dtype ``like`` it meets (see module doc)."""
     if isinstance(value, Expr):
         return value
+    value = python_number(value)
     if not isinstance(value, (bool, int, float)):
         raise DTypeError(f"cannot use {value!r} of type {type(value).__name__} in an expression")
     if isinstance(value, bool):
@@ -469,6 +528,21 @@ def convert(value: ExprLike, like: str | None = None) -> Expr:
     if isinstance(value, float) and not dt.is_float(like):
         return const(value, "float32")
     return const(value, like)
+
+
+def python_number(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (``np.int64(4)`` -> 4,
+    ``np.float32(0.5)`` -> 0.5, ``np.bool_(True)`` -> True); anything else unchanged.
+    Declarations often compute shapes and constants with numpy."""
+    if isinstance(value, (bool, int, float)) or not hasattr(value, "dtype"):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if type(value).__name__ in ("bool", "bool_") and hasattr(value, "item"):  # numpy.bool_
+        return bool(value.item())
+    return value
 
 
 def _unify(a: ExprLike, b: ExprLike, what: str) -> tuple[Expr, Expr]:
@@ -498,6 +572,11 @@ def binary(op: BinaryOp, a: ExprLike, b: ExprLike) -> Expr:
         )
     if op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD) and dt.is_bool(ea.dtype):
         raise DTypeError(f"operator {op.value} is not defined on {ea.dtype}")
+    if op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD) and dt.is_int(ea.dtype) and is_const(eb, 0):
+        raise ZeroDivisionError(
+            f"integer division by the constant zero: {Binary(op, ea, eb)} ({ea.dtype}); "
+            "a divisor read at run time that is 0 gives 0, as numpy"
+        )
     return Binary(op, ea, eb)
 
 

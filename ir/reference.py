@@ -19,8 +19,8 @@ Semantics, chosen to match what a compiled naive loop nest computes:
 - Operators mean what ``ir.expr.BINARY_FUNCTIONS`` and ``COMPARE_FUNCTIONS`` say, applied
   elementwise: integer ``//`` and ``%`` are floor division and floor modulo (Python's,
   TVM's floordiv and floormod); on floats ``a // b = floor(a / b)`` and
-  ``a % b = a - floor(a / b) * b``; ``max(a, b) = a > b ? a : b``. An integer division by
-  zero that is used raises.
+  ``a % b = a - floor(a / b) * b``; ``max(a, b) = a > b ? a : b``. An integer ``//`` or
+  ``%`` by zero gives 0 (``INT_DIVISION_BY_ZERO``, numpy's answer and the kernel's).
 - Casts follow C: float to int truncates toward zero; narrowing ints wrap; nonzero is true.
 - Elementwise arithmetic runs in the node's dtype (float32 rounding as in the kernel).
   Intrinsics on float16/float32 are computed in float64 and rounded once, so the oracle is
@@ -31,6 +31,8 @@ Semantics, chosen to match what a compiled naive loop nest computes:
   reduce in the op's dtype. Other reducers fold their combine expression: in axis order (as
   the naive loop nest does) when a chunk's reduce extent is at most ``SEQUENTIAL_FOLD_LIMIT``,
   and pairwise beyond (exact for any associative, commutative reducer, which TVM requires).
+  A tuple reducer (argmax over (index, value)) folds in axis order at any extent and gives
+  one array per output (``T.v0``, ``T.v1``).
 
 Speed and memory. Work is split into chunks of the grid (outer spatial axes first, then
 reduce axes) so that temporaries stay under ``memory_budget`` bytes. A ``sum`` whose source
@@ -53,6 +55,7 @@ from ir import dtype as dt
 from ir.expr import (
     BINARY_FUNCTIONS,
     COMPARE_FUNCTIONS,
+    INT_DIVISION_BY_ZERO,
     Binary,
     BinaryOp,
     Call,
@@ -66,11 +69,12 @@ from ir.expr import (
     Reduce,
     Select,
     TensorRead,
+    TupleReducer,
     Var,
     free_vars,
     post_order,
 )
-from ir.te import MAX, MIN, PROD, SUM, ComputeOp, Operation
+from ir.te import MAX, MIN, PROD, SUM, ComputeOp, PlaceholderOp, Tensor
 
 if TYPE_CHECKING:
     from ir.compute_dag import ComputeDAG
@@ -86,8 +90,8 @@ Env = dict[int, np.ndarray]
 
 
 class ReferenceEvaluationError(ValueError):
-    """Inputs that do not fit the DAG, or a declaration that reads out of bounds or divides
-    an integer by zero at a point whose value is used."""
+    """Inputs that do not fit the DAG, or a declaration that reads out of bounds at a point
+    whose value is used."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -113,22 +117,24 @@ def evaluate_all(
     inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray],
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> dict[str, np.ndarray]:
-    """Every tensor of the DAG by op name: the inputs as given, then each compute op's
-    value (intermediate ones included), in topological order."""
+    """Every tensor of the DAG by tensor name (the op's name; ``T.v0``, ``T.v1`` for the
+    outputs of a tuple reduction): the inputs as given, then each compute op's value
+    (intermediate ones included), in topological order."""
     if memory_budget <= 0:
         raise ReferenceEvaluationError(f"memory_budget must be positive, got {memory_budget}")
     arrays = bind_inputs(dag, inputs)
     with np.errstate(all="ignore"):
         for op in dag.ops:
             if isinstance(op, ComputeOp):
-                arrays[op] = _OpEvaluator(op, arrays, memory_budget).run()
-    return {op.name: arrays[op] for op in dag.ops}
+                values = _OpEvaluator(op, arrays, memory_budget).run()
+                arrays.update(zip(op.outputs, values, strict=True))
+    return {t.name: arrays[t] for op in dag.ops for t in op.outputs}
 
 
 def bind_inputs(
     dag: ComputeDAG, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray]
-) -> dict[Operation, np.ndarray]:
-    """Map each placeholder op to its input array, checking names, shapes and dtypes."""
+) -> dict[Tensor, np.ndarray]:
+    """Map each placeholder tensor to its input array, checking names, shapes and dtypes."""
     names = [t.name for t in dag.placeholders]
     if isinstance(inputs, Mapping):
         unknown = sorted(set(inputs) - set(names))
@@ -144,7 +150,7 @@ def bind_inputs(
             raise ReferenceEvaluationError(
                 f"got {len(given)} input array(s) for {len(names)} placeholder(s) {names}"
             )
-    arrays: dict[Operation, np.ndarray] = {}
+    arrays: dict[Tensor, np.ndarray] = {}
     for tensor, value in zip(dag.placeholders, given, strict=True):
         array = np.asarray(value)
         if array.shape != tensor.shape:
@@ -156,14 +162,21 @@ def bind_inputs(
             raise ReferenceEvaluationError(
                 f"input for placeholder '{tensor.name}' has dtype {array.dtype}, expected {tensor.dtype}"
             )
-        arrays[tensor.op] = array
+        arrays[tensor] = array
     return arrays
 
 
 def random_inputs(dag: ComputeDAG, seed: int = 0, low: float = -1.0, high: float = 1.0) -> list[np.ndarray]:
     """Random arrays for ``dag.placeholders``: floats uniform in [low, high), integers in
-    [low * 8, high * 8] (unsigned from 0), bools fair coin flips. Never all zeros."""
+    [low * 8, high * 8] (unsigned from 0), bools fair coin flips. Never all zeros.
+
+    An integer placeholder read as an index of another tensor (``A[Idx[i]]``, also through
+    an integer cast or with a constant offset, ``A[Idx[i] + 1]``) is an index tensor: its
+    values are uniform in the range where every such read stays inside its tensor
+    (``index_ranges``), so a gather reads inside ``A``. Other uses of an index tensor are up
+    to the caller's inputs (TVM's ``task_inputs``)."""
     rng = np.random.default_rng(seed)
+    ranges = index_ranges(dag)
     result = []
     for tensor in dag.placeholders:
         dtype = dt.to_numpy(tensor.dtype)
@@ -171,11 +184,74 @@ def random_inputs(dag: ComputeDAG, seed: int = 0, low: float = -1.0, high: float
             array = rng.uniform(low, high, tensor.shape).astype(dtype)
         elif dt.is_bool(tensor.dtype):
             array = rng.integers(0, 2, tensor.shape).astype(dtype)
+        elif tensor.name in ranges:
+            lo, hi = ranges[tensor.name]
+            array = rng.integers(lo, hi, tensor.shape).astype(dtype)
         else:
             lo = 0 if not dt.is_signed_int(tensor.dtype) else math.floor(low * 8)
             array = rng.integers(lo, math.ceil(high * 8) + 1, tensor.shape).astype(dtype)
         result.append(array)
     return result
+
+
+def index_ranges(dag: ComputeDAG) -> dict[str, tuple[int, int]]:
+    """Index tensors by name: integer placeholders read as a whole index of a tensor
+    dimension of extent ``n``, as ``Idx[..] + c`` (``c`` a constant, possibly 0, integer
+    casts allowed), each with the half-open range ``[lo, hi)`` of values that keep every
+    such read inside its tensor: the intersection of ``[-c, n - c)`` over all uses and the
+    index dtype's range. A placeholder whose uses leave no common value is left out."""
+    bounds: dict[str, tuple[float, float]] = {}
+    for op in dag.ops:
+        if not isinstance(op, ComputeOp):
+            continue
+        for node in post_order(op.body):
+            if not isinstance(node, TensorRead):
+                continue
+            for index, extent in zip(node.indices, node.tensor.shape, strict=True):
+                found = _index_read(index)
+                if found is None:
+                    continue
+                name, offset = found
+                lo, hi = bounds.get(name, (-math.inf, math.inf))
+                bounds[name] = (max(lo, -offset), min(hi, extent - offset))
+    ranges: dict[str, tuple[int, int]] = {}
+    for tensor in dag.placeholders:
+        if tensor.name in bounds:
+            info = np.iinfo(dt.to_numpy(tensor.dtype))
+            lo = int(max(bounds[tensor.name][0], info.min))
+            hi = int(min(bounds[tensor.name][1], int(info.max) + 1))
+            if lo < hi:
+                ranges[tensor.name] = (lo, hi)
+    return ranges
+
+
+def _int_bits(dtype: str) -> int:
+    return int(np.iinfo(dt.to_numpy(dtype)).bits)
+
+
+def _index_read(index: Expr) -> tuple[str, int] | None:
+    """(placeholder name, c) when ``index`` is ``P[..] + c`` for an integer placeholder P
+    and a constant c (widening integer casts and ``c + P[..]``, ``P[..] - c`` included),
+    else None."""
+    offset = 0
+    while True:
+        if (
+            isinstance(index, Cast)
+            and dt.is_int(index.value.dtype)
+            and _int_bits(index.dtype) >= _int_bits(index.value.dtype)
+        ):
+            index = index.value
+        elif isinstance(index, Binary) and index.op is BinaryOp.ADD and isinstance(index.b, Const):
+            offset, index = offset + int(index.b.value), index.a
+        elif isinstance(index, Binary) and index.op is BinaryOp.ADD and isinstance(index.a, Const):
+            offset, index = offset + int(index.a.value), index.b
+        elif isinstance(index, Binary) and index.op is BinaryOp.SUB and isinstance(index.b, Const):
+            offset, index = offset - int(index.b.value), index.a
+        else:
+            break
+    if not isinstance(index, TensorRead) or not dt.is_int(index.dtype):
+        return None
+    return (index.tensor.name, offset) if isinstance(index.tensor.op, PlaceholderOp) else None
 
 
 # ------------------------------------------------------------------------------------------
@@ -212,7 +288,7 @@ def _chunk_starts(extents: Sequence[int], sizes: Sequence[int]) -> list[tuple[in
 class _OpEvaluator:
     """Evaluates one compute op over its grid: spatial axes, then reduce axes."""
 
-    def __init__(self, op: ComputeOp, arrays: dict[Operation, np.ndarray], memory_budget: int):
+    def __init__(self, op: ComputeOp, arrays: dict[Tensor, np.ndarray], memory_budget: int):
         self.op = op
         self.arrays = arrays
         self.budget = memory_budget
@@ -221,11 +297,14 @@ class _OpEvaluator:
         self.axes: tuple[IterVar, ...] = op.axis + (self.reduce.axis if self.reduce is not None else ())
         self.extents = [a.extent for a in self.axes]
         self.n_spatial = len(op.axis)
-        self.out = np.empty(op.shape, dtype=self.dtype)
+        #: one array per output (several for a tuple reduction)
+        self.outs = [np.empty(op.shape, dtype=dt.to_numpy(d)) for d in op.dtypes]
+        self.out = self.outs[0]
 
-    def run(self) -> np.ndarray:
+    def run(self) -> list[np.ndarray]:
+        """The op's output arrays, one per output."""
         if self.reduce is not None and self._try_einsum(self.reduce):
-            return self.out
+            return self.outs
         nodes = sum(1 for _ in post_order(self.op.body))
         bytes_per_point = 8 * (2 + min(nodes, 6))
         sizes = plan_chunks(self.extents, len(self.extents), math.prod, self.budget // bytes_per_point)
@@ -234,16 +313,22 @@ class _OpEvaluator:
         spatial_sizes, reduce_sizes = sizes[: self.n_spatial], sizes[self.n_spatial :]
         for s_start in _chunk_starts(spatial_extents, spatial_sizes):
             acc = None
+            accs = None  # a tuple reduction's, one per output
             for r_start in _chunk_starts(reduce_extents, reduce_sizes):
                 starts = s_start + r_start
                 env, shape = self._grid(starts, sizes)
                 if self.reduce is None:
                     acc = _Expr(self, env).eval(self.op.body, None)
+                elif self.reduce.is_tuple:
+                    accs = self._fold_tuple(self.reduce, env, shape, accs)
                 else:
                     acc = self._reduce_chunk(self.reduce, env, shape, acc)
-            assert acc is not None
-            self._store(s_start, spatial_sizes, acc)
-        return self.out
+            if accs is None:
+                assert acc is not None
+                accs = (acc,)
+            for out, value in zip(self.outs, accs, strict=True):
+                self._store(s_start, spatial_sizes, value, out)
+        return self.outs
 
     # grid -----------------------------------------------------------------------------
     def _grid(self, starts: Sequence[int], sizes: Sequence[int]) -> tuple[Env, tuple[int, ...]]:
@@ -260,16 +345,16 @@ class _OpEvaluator:
             shape.append(n)
         return env, tuple(shape)
 
-    def _store(self, starts: Sequence[int], sizes: Sequence[int], value: np.ndarray) -> None:
+    def _store(self, starts: Sequence[int], sizes: Sequence[int], value: np.ndarray, out: np.ndarray) -> None:
         """Write one chunk's value (broadcastable, possibly with trailing size-1 reduce
-        dimensions) into the output, cast to the op's dtype."""
+        dimensions) into the output ``out``, cast to its dtype."""
         bounds = [(s, min(s + n, e)) for s, n, e in zip(starts, sizes, self.op.shape, strict=True)]
         shape = tuple(stop - start for start, stop in bounds)
         value = np.asarray(value)
         if value.ndim > len(shape):
             value = value.reshape(value.shape[: len(shape)])
         region = tuple(slice(start, stop) for start, stop in bounds)
-        self.out[region] = np.broadcast_to(value.astype(self.dtype, copy=False), shape)
+        out[region] = np.broadcast_to(value.astype(out.dtype, copy=False), shape)
 
     # general reduction ------------------------------------------------------------------
     def _reduce_chunk(
@@ -334,6 +419,47 @@ class _OpEvaluator:
             acc = combine(acc, flat[..., 0])
         return np.asarray(acc).reshape(*spatial_shape, *([1] * (len(self.axes) - self.n_spatial)))
 
+    def _fold_tuple(
+        self, reduce: Reduce, env: Env, shape: tuple[int, ...], acc: tuple[np.ndarray, ...] | None
+    ) -> tuple[np.ndarray, ...]:
+        """Fold a tuple reducer over the chunk's reduce dimensions in axis order (as the
+        naive loop nest does), merging into ``acc``: one array per element of the tuple."""
+        reducer = reduce.reducer
+        assert isinstance(reducer, TupleReducer)
+        evaluator = _Expr(self, env)
+        mask = None
+        if reduce.condition is not None:
+            mask = np.broadcast_to(evaluator.eval(reduce.condition, None), shape)
+        dtypes = tuple(s.dtype for s in reduce.sources)
+        xs, ys, combined = reducer.combine_exprs(dtypes)
+        spatial_shape = shape[: self.n_spatial]
+        flats = [
+            np.ascontiguousarray(np.broadcast_to(evaluator.eval(s, mask), shape)).reshape(*spatial_shape, -1)
+            for s in reduce.sources
+        ]
+        active = None if mask is None else np.ascontiguousarray(mask).reshape(*spatial_shape, -1)
+        if acc is None:
+            identity = reducer.identity_tuple(dtypes)
+            values = [_Expr(self, {}).eval(e, None) for e in identity]
+            acc = tuple(
+                np.broadcast_to(v, spatial_shape).astype(dt.to_numpy(d))
+                for v, d in zip(values, dtypes, strict=True)
+            )
+        else:
+            acc = tuple(a.reshape(spatial_shape) for a in acc)
+        for k in range(flats[0].shape[-1]):
+            step_env: Env = {id(x): a for x, a in zip(xs, acc, strict=True)}
+            step_env.update({id(y): f[..., k] for y, f in zip(ys, flats, strict=True)})
+            step = tuple(
+                np.broadcast_to(_Expr(self, step_env).eval(c, None), spatial_shape).astype(dt.to_numpy(d))
+                for c, d in zip(combined, dtypes, strict=True)
+            )
+            if active is not None:
+                step = tuple(np.where(active[..., k], s, a) for s, a in zip(step, acc, strict=True))
+            acc = step
+        trailing = [1] * (len(self.axes) - self.n_spatial)
+        return tuple(a.reshape(*spatial_shape, *trailing) for a in acc)
+
     # sum of products through einsum --------------------------------------------------------
     def _try_einsum(self, reduce: Reduce) -> bool:
         """Contract ``sum(f1 * f2 * ...)`` with einsum; False when the body does not fit."""
@@ -379,7 +505,7 @@ class _OpEvaluator:
                 operands.append(cache[key])
             result = np.einsum(subscripts, *operands, optimize=True)
             full = [shape[d] if d in out_dims else 1 for d in range(self.n_spatial)]
-            self._store(s_start, spatial_sizes, np.asarray(result).reshape(full))
+            self._store(s_start, spatial_sizes, np.asarray(result).reshape(full), self.out)
             cache = {key: value for key, value in cache.items() if not key[1]}
         return True
 
@@ -504,7 +630,7 @@ class _Expr:
         return self.eval(e.value, mask).astype(dt.to_numpy(e.dtype))
 
     def _read(self, e: TensorRead, mask: Mask) -> np.ndarray:
-        array = self.owner.arrays.get(e.tensor.op)
+        array = self.owner.arrays.get(e.tensor)
         if array is None:
             raise ReferenceEvaluationError(
                 f"op '{self.owner.op.name}' reads '{e.tensor.name}', which has no value yet"
@@ -550,12 +676,11 @@ class _Expr:
         if dt.is_float(e.dtype):
             return np.asarray(_ARRAY_FLOAT_DIVISION[e.op](a, b))
         zero = b == 0
-        if zero.any():
-            used = zero if mask is None else zero & mask
-            if used.any():
-                raise ReferenceEvaluationError(f"op '{self.owner.op.name}': integer division by zero in {e}")
-            b = np.where(zero, np.ones((), b.dtype), b)
-        return np.asarray(_ARRAY_INT_DIVISION[e.op](a, b))
+        if not np.any(zero):
+            return np.asarray(_ARRAY_INT_DIVISION[e.op](a, b))
+        # x // 0 == x % 0 == INT_DIVISION_BY_ZERO (numpy's 0), as the kernel computes it
+        result = np.asarray(_ARRAY_INT_DIVISION[e.op](a, np.where(zero, np.ones((), b.dtype), b)))
+        return np.where(zero, np.asarray(INT_DIVISION_BY_ZERO, result.dtype), result)
 
     def _call(self, e: Call, mask: Mask) -> np.ndarray:
         args = [self.eval(a, mask) for a in e.args]
@@ -588,6 +713,7 @@ __all__ = [
     "bind_inputs",
     "evaluate",
     "evaluate_all",
+    "index_ranges",
     "plan_chunks",
     "random_inputs",
 ]

@@ -17,12 +17,16 @@ pickled going out (they hold the DAG's operations, which do not pickle); only th
 numpy rows come back. A worker that dies or sends nothing within ``WORKER_TIMEOUT_S`` has
 its part extracted here instead, so a failure costs time, never a result. Every row
 depends on its own program only, so the rows are the same as one process would make.
+A worker dies with this process and closes its copy of the pipe's read end
+(``forking.start_forked_child``): were the tuner killed, a worker still holding that end
+would block forever writing rows nobody reads.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING
@@ -30,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ansor_py.cost_model.features import FeatureCache, extract_rows, feature_cache_keys
-from ansor_py.forking import can_fork, start_forked_child
+from ansor_py.forking import can_fork, parent_only, start_forked_child
 from ir.loop_state.state import LoopState
 
 if TYPE_CHECKING:
@@ -159,9 +163,11 @@ def _fork(
     """A forked process extracting the rows of ``states`` and sending them back."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_work, args=(sender, states, task, max_n_bufs, bound_cache), daemon=True
-    )
+    parent_only(receiver)  # the worker closes its copy: see the module docstring
+    # the child flushes its copy of our stdio buffers when it exits: empty them first
+    sys.stdout.flush()
+    sys.stderr.flush()
+    process = context.Process(target=_work, args=(sender, states, task, max_n_bufs, bound_cache), daemon=True)
     process.start()
     sender.close()
     return process, receiver

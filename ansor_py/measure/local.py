@@ -9,15 +9,18 @@ segfault, abort, loop forever or compute garbage. So:
   ``int32_t default_function(void** args, int32_t nargs)`` (arguments: the DAG's tensors
   in ``compute_dag.tensors`` order);
 * the runner times each library in a long-lived child process (``run_worker.py``), which
-  checks the outputs of a warm-up call against the task's reference result first, and is
-  restarted after a crash or a timeout.
+  checks the outputs of a warm-up call against the task's reference result first, keeps
+  every argument between guard pages and canaries, and is restarted after a crash, a
+  timeout, an out-of-bounds write or any other misbehaving kernel.
 
 Error codes (``MeasureErrorNo``, as TVM's ``auto_scheduler.measure``): replaying the steps
 fails -> INSTANTIATION_ERROR; lowering, LLVM or linking fails -> COMPILE_HOST; the build
 outlives its timeout -> BUILD_TIMEOUT; the library cannot be loaded -> COMPILE_DEVICE; the
-kernel crashes or returns an error status -> RUNTIME_DEVICE; it outlives the run timeout ->
-RUN_TIMEOUT; its outputs differ from the reference -> WRONG_ANSWER; anything else that goes
-wrong inside a worker (a bug, not a bad candidate) -> UNKNOWN_ERROR with the traceback.
+kernel crashes, writes out of bounds, returns an error status or is timed at a cost that is
+not a positive finite number of seconds -> RUNTIME_DEVICE; it outlives the run timeout (or,
+twice, the slowdown cut) -> RUN_TIMEOUT; its outputs differ from the reference ->
+WRONG_ANSWER; anything else that goes wrong inside a worker (a bug, not a bad candidate) ->
+UNKNOWN_ERROR with the traceback.
 Tasks are never pickled: build workers get them by fork, and the runner child gets the
 reference arrays as ``.npy`` files written once per task.
 """
@@ -45,8 +48,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ansor_py.forking import start_forked_child
-from ansor_py.measure.types import ERROR_COST, BuildResult, MeasureErrorNo, MeasureInput, MeasureResult
+from ansor_py.forking import parent_only, start_forked_child
+from ansor_py.measure.types import (
+    ERROR_COST,
+    BuildResult,
+    MeasureErrorNo,
+    MeasureInput,
+    MeasureResult,
+    ResultCallback,
+)
 from ansor_py.measure.worker_process import WorkerDied, WorkerProcess, WorkerTimeout
 from codegen.llvm import build as llvm_build
 from ir.compute_dag import ComputeDAG
@@ -164,8 +174,9 @@ class LocalBuilder:
     ``build_func(task, state, output_path)`` replaces the default build (lower, LLVM,
     ``cc -shared``); it receives the state replayed from its steps and must write a shared
     library exporting ``int32_t default_function(void** args, int32_t nargs)``. Libraries
-    go to a temporary directory of this process, removed at exit (the runner deletes each
-    library once measured).
+    go to a temporary directory of this process, removed at exit, SIGTERM included inside
+    ``auto_schedule`` (the runner deletes each library once measured). A build worker
+    dies with this process (``forking.start_forked_child``).
     """
 
     def __init__(
@@ -188,27 +199,35 @@ class LocalBuilder:
         results: list[BuildResult | None] = [None] * len(inputs)
         pending = deque(range(len(inputs)))
         running: dict[int, _BuildJob] = {}
-        while pending or running:
-            while pending and len(running) < self.n_parallel:
-                index = pending.popleft()
-                running[index] = self._start(inputs[index])
-            deadline = min(job.start for job in running.values()) + self.timeout
-            wait(
-                [job.reader for job in running.values()] + [job.process.sentinel for job in running.values()],
-                timeout=max(0.0, deadline - time.monotonic()),
-            )
-            for index, job in list(running.items()):
-                result = self._poll(job)
-                if result is not None:
-                    del running[index]
-                    results[index] = result
-                    glyphs = {MeasureErrorNo.NO_ERROR: ".", MeasureErrorNo.BUILD_TIMEOUT: ".T"}
-                    _progress(glyphs.get(result.error_no, ".E"), verbose)
+        try:
+            while pending or running:
+                while pending and len(running) < self.n_parallel:
+                    index = pending.popleft()
+                    running[index] = self._start(inputs[index])
+                deadline = min(job.start for job in running.values()) + self.timeout
+                jobs = list(running.values())
+                wait(
+                    [job.reader for job in jobs] + [job.process.sentinel for job in jobs],
+                    timeout=max(0.0, deadline - time.monotonic()),
+                )
+                for index, job in list(running.items()):
+                    result = self._poll(job)
+                    if result is not None:
+                        del running[index]
+                        results[index] = result
+                        glyphs = {MeasureErrorNo.NO_ERROR: ".", MeasureErrorNo.BUILD_TIMEOUT: ".T"}
+                        _progress(glyphs.get(result.error_no, ".E"), verbose)
+        finally:
+            for job in running.values():  # interrupted (SIGTERM, Ctrl-C): stop the others
+                job.process.kill()
+                job.process.join()
+                job.reader.close()
         return [r for r in results if r is not None]
 
     def _start(self, inp: MeasureInput) -> _BuildJob:
         path = _library_path()
         reader, writer = self._context.Pipe(duplex=False)
+        parent_only(reader)  # the child closes its copy: its result can only go to us
         # the child flushes its copy of our stdio buffers when it exits: empty them first
         sys.stdout.flush()
         sys.stderr.flush()
@@ -264,17 +283,31 @@ class LocalRunner:
     Each candidate: one warm-up call whose outputs are compared with the task's reference
     (``WRONG_ANSWER`` with the largest error otherwise), then ``repeat`` timings of
     ``number`` calls (``number`` grown until a repeat lasts ``min_repeat_ms``); costs are
-    the repeats' mean seconds per call. ``enable_cpu_cache_flush`` writes a buffer twice
-    the last-level cache before each repeat and forces ``number=1, min_repeat_ms=0`` (as
-    TVM). ``cooldown_interval`` seconds are slept after each candidate. Each library is
-    deleted once measured. ``close()`` (or ``with``) stops the child.
+    the repeats' mean seconds per call, each a finite number > 0 (anything else is a
+    ``RUNTIME_DEVICE`` error, never a NO_ERROR record). ``enable_cpu_cache_flush`` writes a
+    buffer twice the last-level cache before each repeat and forces ``number=1,
+    min_repeat_ms=0`` (as TVM). ``cooldown_interval`` seconds are slept after each
+    candidate. Each library is deleted once measured. ``close()`` (or ``with``) stops the
+    child.
+
+    The child keeps every argument between guard pages and canaries (``run_worker.py``): a
+    kernel that writes out of bounds is a ``RUNTIME_DEVICE`` error naming the buffer. After
+    any candidate whose kernel crashed, overran a buffer, returned an error status or
+    computed a wrong answer, the child is replaced by a fresh one, so damage the guards
+    cannot see is never blamed on the next candidate.
 
     A candidate is also given up (``RUN_TIMEOUT``) once it has run ``HOPELESS_FLOOR_S``
     seconds plus what ``slowdown_limit`` times the task's fastest program so far would take
     (its checking call and its repeats, each repeat at least ``min_repeat_ms``): a program
     a hundred times slower than one already measured teaches the search nothing more by
     finishing, while waiting out the whole ``timeout`` for it stalls the round's other
-    candidates. ``None`` waits the whole ``timeout``, as TVM does.
+    candidates. ``None`` waits the whole ``timeout``, as TVM does. On a loaded machine a
+    correct program can overrun that cut (its time slices go to other processes), so with
+    ``recheck_cut`` a cut candidate is run once more, in a fresh child, with twice the
+    cut's limit (at most ``timeout``): a program merely delayed by load finishes within
+    twice its share and is recorded with the second run's costs, while a hopeless one costs
+    three cut limits instead of the whole ``timeout``. ``rechecked`` and ``rescued`` count
+    the re-checks and those that finished correctly.
     """
 
     def __init__(
@@ -286,6 +319,7 @@ class LocalRunner:
         cooldown_interval: float = 0.0,
         enable_cpu_cache_flush: bool = False,
         slowdown_limit: float | None = 100.0,
+        recheck_cut: bool = True,
     ):
         if slowdown_limit is not None and slowdown_limit < 1:
             raise ValueError(f"LocalRunner: slowdown_limit {slowdown_limit} must be >= 1 (or None)")
@@ -304,6 +338,10 @@ class LocalRunner:
         self.cooldown_interval = float(cooldown_interval)
         self.enable_cpu_cache_flush = enable_cpu_cache_flush
         self.slowdown_limit = slowdown_limit
+        self.recheck_cut = recheck_cut
+        #: candidates cut by ``slowdown_limit`` and run again; those that then finished
+        self.rechecked = 0
+        self.rescued = 0
         #: the smallest mean cost measured per workload key
         self._fastest: dict[str, float] = {}
         self._dir = Path(tempfile.mkdtemp(prefix="ansor_py_run_"))
@@ -341,14 +379,19 @@ class LocalRunner:
 
     # running --------------------------------------------------------------------------------
     def run(
-        self, inputs: Sequence[MeasureInput], build_results: Sequence[BuildResult], verbose: int = 1
+        self,
+        inputs: Sequence[MeasureInput],
+        build_results: Sequence[BuildResult],
+        verbose: int = 1,
+        on_result: ResultCallback | None = None,
     ) -> list[MeasureResult]:
         """One MeasureResult per input, in order; prints ``*`` / ``*E`` / ``*T`` per input.
-        Inputs whose build failed keep the build's error."""
+        Inputs whose build failed keep the build's error. ``on_result(i, result)`` is called
+        as soon as each result is final, in input order, before the next candidate runs."""
         if len(inputs) != len(build_results):
             raise ValueError(f"LocalRunner.run: {len(inputs)} inputs but {len(build_results)} build results")
         results = []
-        for inp, built in zip(inputs, build_results, strict=True):
+        for index, (inp, built) in enumerate(zip(inputs, build_results, strict=True)):
             start = time.monotonic()
             if built.error_no is MeasureErrorNo.NO_ERROR:
                 costs, error_no, message = self._run_one(inp, built.filename)
@@ -362,12 +405,33 @@ class LocalRunner:
             else:
                 costs, error_no, message = (ERROR_COST,), built.error_no, built.error_msg
             all_cost = built.time_cost + time.monotonic() - start
-            results.append(MeasureResult(costs, error_no, message, all_cost, time.time()))
+            result = MeasureResult(costs, error_no, message, all_cost, time.time())
+            results.append(result)
+            if on_result is not None:
+                on_result(index, result)  # recorded before the progress mark says so
             glyphs = {MeasureErrorNo.NO_ERROR: "*", MeasureErrorNo.RUN_TIMEOUT: "*T"}
             _progress(glyphs.get(error_no, "*E"), verbose)
         return results
 
     def _run_one(self, inp: MeasureInput, library: str) -> tuple[tuple[float, ...], MeasureErrorNo, str]:
+        """Measure one library: within the slowdown cut, then (``recheck_cut``) once more
+        with twice that limit when the cut gave it up."""
+        limit, why = self.time_limit(inp.task.workload_key)
+        costs, error_no, message = self._attempt(inp, library, limit, why)
+        if error_no is MeasureErrorNo.RUN_TIMEOUT and self.recheck_cut and limit < self.timeout:
+            self.rechecked += 1
+            second = min(2 * limit, self.timeout)
+            costs, error_no, message = self._attempt(inp, library, second, "")
+            if error_no is MeasureErrorNo.NO_ERROR:
+                self.rescued += 1
+            elif error_no is MeasureErrorNo.RUN_TIMEOUT:
+                message = f"running took longer than {limit:g} s{why}, and {second:g} s when re-checked"
+        return costs, error_no, message
+
+    def _attempt(
+        self, inp: MeasureInput, library: str, limit: float, why: str
+    ) -> tuple[tuple[float, ...], MeasureErrorNo, str]:
+        """One run of ``library`` in the child, given ``limit`` seconds; classified."""
         failed = (ERROR_COST,)
         try:
             worker = self._worker()
@@ -385,18 +449,28 @@ class LocalRunner:
             "min_repeat_ms": self.min_repeat_ms,
             "flush_bytes": _flush_bytes() if self.enable_cpu_cache_flush else 0,
         }
-        limit, why = self.time_limit(inp.task.workload_key)
         try:
             reply, _ = worker.request(request, limit)
         except WorkerTimeout:
             return failed, MeasureErrorNo.RUN_TIMEOUT, f"running took longer than {limit:g} s{why}"
         except WorkerDied as died:
+            # the child's fault handler names the buffer a kernel overran ("fault: ...")
+            faults = [p.removeprefix("fault: ") for p in died.phases if p.startswith("fault: ")]
+            detail = f"{faults[0]}; {died}" if faults else str(died)
             if "loaded" in died.phases:
-                return failed, MeasureErrorNo.RUNTIME_DEVICE, f"the kernel crashed: {died}"
-            return failed, MeasureErrorNo.COMPILE_DEVICE, f"loading {library} crashed: {died}"
+                return failed, MeasureErrorNo.RUNTIME_DEVICE, f"the kernel crashed: {detail}"
+            return failed, MeasureErrorNo.COMPILE_DEVICE, f"loading {library} crashed: {detail}"
         if reply.get("status") == "ok":
-            return tuple(float(c) for c in reply["costs"]), MeasureErrorNo.NO_ERROR, ""
-        return failed, MeasureErrorNo[reply["error"]], str(reply["msg"])
+            costs = tuple(float(c) for c in reply["costs"])
+            problem = MeasureResult(costs, MeasureErrorNo.NO_ERROR).cost_error
+            if problem is not None:
+                message = f"the runner child timed {list(costs)} s: {problem}"
+                return failed, MeasureErrorNo.RUNTIME_DEVICE, message
+            return costs, MeasureErrorNo.NO_ERROR, ""
+        error_no = MeasureErrorNo[reply["error"]]
+        if error_no in (MeasureErrorNo.RUNTIME_DEVICE, MeasureErrorNo.WRONG_ANSWER):
+            self.close()  # the kernel misbehaved: the next candidate gets a fresh child
+        return failed, error_no, str(reply["msg"])
 
     def time_limit(self, workload_key: str) -> tuple[float, str]:
         """Seconds a candidate of ``workload_key`` may run, and why when under ``timeout``."""
@@ -411,8 +485,9 @@ class LocalRunner:
         return limit, f" ({self.slowdown_limit:g}x the task's fastest program so far, {fastest * 1e3:.3g} ms)"
 
     def _load_task(self, worker: WorkerProcess, task: SearchTask) -> int:
-        """Ship the task's reference to the child once (``.npy`` files written once)."""
-        key = task.workload_key
+        """Ship the task's reference to the child once (``.npy`` files written once); tasks
+        of one workload with different ``task_inputs`` have different references."""
+        key = task.reference_key
         if key not in self._tasks:
             self._tasks[key] = (len(self._tasks), self._write_reference(task, len(self._tasks)))
         task_id, args = self._tasks[key]

@@ -3,8 +3,11 @@
 The search hands the measurer the states it picked (Ansor paper section 6.1: each round
 measures a batch and feeds the results back to the cost model); the measurer builds them
 ``2 * builder.n_parallel`` at a time, runs them, keeps per-workload bests (lowest mean
-cost, its state and trial number), and calls every ``MeasureCallback`` after each batch,
-so ``RecordToFile`` has written a batch before the next one starts. As TVM's
+cost, its state and trial number), and hands every result to every ``MeasureCallback``
+as soon as the runner reports it final (``ProgramRunner.run``'s ``on_result``): each
+callback gets one-element lists, so ``RecordToFile`` has written and flushed a program's
+record before the next program runs, and a tuner killed mid-batch loses none it measured.
+Results a runner did not report are handed over when its ``run`` returns. As TVM's
 ``ProgramMeasurer``: ``verbose=1`` prints the progress glyphs and a summary line per
 ``measure`` call, ``verbose=2`` also every input and result, and more than
 ``max_continuous_error`` errors in a row switch to ``verbose=2`` with a warning.
@@ -13,12 +16,21 @@ so ``RecordToFile`` has written a batch before the next one starts. As TVM's
 from __future__ import annotations
 
 import abc
+import math
+import threading
 import time
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ansor_py.measure.types import MeasureInput, MeasureResult, ProgramBuilder, ProgramRunner
+from ansor_py.measure.types import (
+    ERROR_COST,
+    MeasureErrorNo,
+    MeasureInput,
+    MeasureResult,
+    ProgramBuilder,
+    ProgramRunner,
+)
 from ir.loop_state.state import LoopState
 
 if TYPE_CHECKING:
@@ -26,7 +38,8 @@ if TYPE_CHECKING:
 
 
 class MeasureCallback(abc.ABC):
-    """Called after each measured batch (TVM ``PythonBasedMeasureCallback``)."""
+    """Called with each measured program (TVM ``PythonBasedMeasureCallback``): the measurer
+    passes one-element lists, as soon as the runner reports the result."""
 
     @abc.abstractmethod
     def callback(self, policy: Any, inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]) -> None:
@@ -80,19 +93,61 @@ class ProgramMeasurer:
         batch_size = max(1, 2 * self.builder.n_parallel)
         results: list[MeasureResult] = []
         for offset in range(0, len(inputs), batch_size):
-            batch = list(inputs[offset : offset + batch_size])
-            built = self.builder.build(batch, self.verbose)
-            measured = self.runner.run(batch, built, self.verbose)
-            for inp, res in zip(batch, measured, strict=True):
-                self._record(inp, res)
-            for cb in self.callbacks:
-                cb.callback(policy, batch, measured)
-            results.extend(measured)
+            results.extend(self._measure_batch(policy, list(inputs[offset : offset + batch_size])))
         if self.verbose >= 1:
             print(f"\n{self._summary(task, results, time.monotonic() - start)}", flush=True)
         return results
 
-    def _record(self, inp: MeasureInput, res: MeasureResult) -> None:
+    def _measure_batch(self, policy: Any, batch: list[MeasureInput]) -> list[MeasureResult]:
+        """Build and run one batch, recording each result when the runner reports it."""
+        built = self.builder.build(batch, self.verbose)
+        recorded: dict[int, MeasureResult] = {}
+        lock = threading.Lock()  # a runner may report from its own threads
+        runner_name = type(self.runner).__name__
+
+        def on_result(index: int, result: MeasureResult) -> None:
+            with lock:
+                if not 0 <= index < len(batch) or index in recorded:
+                    raise ValueError(
+                        f"ProgramMeasurer: runner {runner_name} reported input {index} of a batch "
+                        f"of {len(batch)} twice or out of range"
+                    )
+                recorded[index] = self._measured(policy, batch[index], result)
+
+        ran = self.runner.run(batch, built, self.verbose, on_result=on_result)
+        if len(ran) != len(batch):
+            raise ValueError(
+                f"ProgramMeasurer: runner {runner_name} returned {len(ran)} results for {len(batch)} inputs"
+            )
+        for index, result in enumerate(ran):
+            if index not in recorded:  # a runner that does not report as it goes
+                on_result(index, result)
+        return [recorded[index] for index in range(len(batch))]
+
+    def _measured(self, policy: Any, inp: MeasureInput, res: MeasureResult) -> MeasureResult:
+        """One final result: track it (``_record``), then hand what was recorded to every
+        callback; returns that."""
+        recorded = self._record(inp, res)
+        for cb in self.callbacks:
+            cb.callback(policy, [inp], [recorded])
+        return recorded
+
+    def _record(self, inp: MeasureInput, res: MeasureResult) -> MeasureResult:
+        """Count ``res`` and track the best; returns the result as recorded. A result
+        whose costs are not seconds (``MeasureResult.cost_error``: 0, negative, NaN, inf,
+        or none) becomes an error with cost ``ERROR_COST``: a RUNTIME_DEVICE error when the
+        runner said NO_ERROR (the run gave no time), else its own code. So nothing divides
+        by zero or ranks a negative cost first, and the record is kept as an error."""
+        problem = res.cost_error
+        if problem is not None:
+            res = MeasureResult(
+                (ERROR_COST,),
+                MeasureErrorNo.RUNTIME_DEVICE if res.ok else res.error_no,
+                f"the runner reported costs {list(res.costs)}: {problem}"
+                + (f"; {res.error_msg}" if res.error_msg else ""),
+                res.all_cost if math.isfinite(res.all_cost) else 0.0,
+                res.timestamp,
+            )
         self.ct += 1
         key = inp.task.workload_key
         if res.ok:
@@ -115,6 +170,7 @@ class ProgramMeasurer:
                 stacklevel=3,
             )
             self.verbose = 2
+        return res
 
     def _summary(self, task: SearchTask, results: Sequence[MeasureResult], elapsed: float) -> str:
         valid = sum(1 for r in results if r.ok)

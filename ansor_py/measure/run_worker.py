@@ -28,6 +28,16 @@ is its mean seconds per call. With ``flush_bytes`` a buffer that large is writte
 each repeat, evicting the kernel's data from the last-level cache. The first kernel of the
 child that uses OpenMP also runs untimed for ``OPENMP_SETTLE_S`` after its warm-up, while
 the new thread team spreads over the cores.
+
+Out-of-bounds accesses: every argument lives in its own ``mmap`` region (``GuardedBuffer``)
+between two ``PROT_NONE`` guard pages, its data ending where the last accessible page ends
+(rounded down to ``BUFFER_ALIGN``), the bytes around it filled with a canary, and the
+inputs read-only. A kernel that writes one element past an output, or into an input,
+faults at once instead of corrupting the heap that the next candidate then crashes on. A
+SIGSEGV/SIGBUS/SIGFPE handler (``FaultReporter``) sends ``{"phase": "fault: ..."}`` naming
+the buffer and the offset, then lets the signal kill the child; a changed canary (a write
+into the alignment slack or before the data, which the guard pages cannot see) is a
+RUNTIME_DEVICE error naming the buffer. Either way the parent starts a fresh child.
 """
 
 from __future__ import annotations
@@ -36,7 +46,10 @@ import contextlib
 import ctypes
 import json
 import math
+import mmap
 import os
+import platform
+import signal
 import sys
 import time
 import traceback
@@ -53,6 +66,12 @@ MAX_TASKS = 4
 GOLDEN_RATIO = 1.618
 #: seconds the first OpenMP kernel of the process runs untimed (see ``Worker.measure``)
 OPENMP_SETTLE_S = 0.1
+#: alignment of every argument's first byte (a cache line, the widest vector)
+BUFFER_ALIGN = 64
+#: the byte written around every argument; a kernel that changes one wrote out of bounds
+CANARY_BYTE = 0xA5
+#: buffers this large ask for transparent huge pages, as numpy's allocator does
+HUGE_PAGE_MIN_BYTES = 4 << 20
 
 
 class CandidateError(Exception):
@@ -83,23 +102,235 @@ class TaskData:
     args: list[Argument]
 
 
-def fresh_arguments(task: TaskData) -> list[np.ndarray]:
-    """Copies of the inputs and outputs pre-filled with a sentinel (NaN for floats), so a
-    kernel that leaves an element unwritten cannot pass the check by luck."""
-    arrays = []
-    for arg in task.args:
-        if arg.role == "in":
-            arrays.append(np.array(arg.reference, copy=True, order="C"))
-            continue
-        out = np.empty_like(arg.reference, order="C")
-        if np.issubdtype(out.dtype, np.floating):
-            out.fill(np.nan)
-        elif out.dtype == np.bool_:
-            out.fill(True)
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_LIBC.mmap.restype = ctypes.c_void_p
+_LIBC.mmap.argtypes = [
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_long,
+]
+_LIBC.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_LIBC.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_LIBC.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_LIBC.signal.restype = ctypes.c_void_p
+_LIBC.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+class GuardedBuffer:
+    """One kernel argument in its own mapping: ``[guard page][canary][data][slack][guard page]``.
+
+    The data ends at most ``BUFFER_ALIGN - 1`` bytes before the last accessible page ends,
+    so a write one element past it hits the slack (canary) or the guard page; the canary
+    before the data catches small negative offsets. ``array`` views the data; it must not be
+    used after ``close()``. Inputs become read-only once filled (``protect_read_only``).
+    """
+
+    def __init__(self, name: str, role: str, shape: tuple[int, ...], dtype: np.dtype[Any]):
+        self.name, self.role, self.dtype = name, role, np.dtype(dtype)
+        self.nbytes = int(math.prod(shape)) * self.dtype.itemsize
+        page = mmap.PAGESIZE
+        self.body_bytes = math.ceil((self.nbytes + BUFFER_ALIGN) / page) * page
+        self.total = self.body_bytes + 2 * page
+        base = _LIBC.mmap(
+            None, self.total, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0
+        )
+        if base is None or base == _MAP_FAILED:
+            raise MemoryError(
+                f"mmap of {self.total} bytes for argument '{name}' failed: {os.strerror(ctypes.get_errno())}"
+            )
+        self.base = int(base)
+        self.body_start = self.base + page
+        self.body_end = self.body_start + self.body_bytes
+        self.data_start = (self.body_end - self.nbytes) // BUFFER_ALIGN * BUFFER_ALIGN
+        self.data_end = self.data_start + self.nbytes
+        for guard in (self.base, self.body_end):
+            _check_libc(_LIBC.mprotect(guard, page, 0), f"mprotect of the guard page of '{name}'")
+        if self.body_bytes >= HUGE_PAGE_MIN_BYTES and hasattr(mmap, "MADV_HUGEPAGE"):
+            _LIBC.madvise(self.body_start, self.body_bytes, mmap.MADV_HUGEPAGE)  # a hint only
+        ctypes.memset(self.body_start, CANARY_BYTE, self.data_start - self.body_start)
+        ctypes.memset(self.data_end, CANARY_BYTE, self.body_end - self.data_end)
+        data = (ctypes.c_ubyte * self.nbytes).from_address(self.data_start)
+        self.array: np.ndarray = np.frombuffer(memoryview(data), self.dtype).reshape(shape)
+
+    @property
+    def description(self) -> str:
+        """``input 'A' (float32[16, 16], 1024 bytes)``."""
+        what = "input" if self.role == "in" else "output"
+        shape = ", ".join(str(d) for d in self.array.shape)
+        return f"{what} '{self.name}' ({self.dtype.name}[{shape}], {self.nbytes} bytes)"
+
+    def protect_read_only(self) -> None:
+        _check_libc(
+            _LIBC.mprotect(self.body_start, self.body_bytes, mmap.PROT_READ),
+            f"mprotect of input '{self.name}'",
+        )
+
+    def guards(self) -> list[tuple[int, int, str]]:
+        """(first address, end address, where) of the regions a kernel must never touch."""
+        page = mmap.PAGESIZE
+        return [
+            (self.base, self.body_start, "before the start of"),
+            (self.body_end, self.body_end + page, "after the end of"),
+        ]
+
+    def canary_damage(self) -> str | None:
+        """None when every canary byte is intact, else which ones the kernel overwrote."""
+        before = self._changed(self.body_start, self.data_start)
+        if before.size:
+            first, last = self.data_start - self.body_start - before[::-1][[0, -1]]
+            return (
+                f"the kernel wrote {before.size} byte(s) before the start of {self.description}: "
+                f"{first} to {last} bytes before it"
+            )
+        after = self._changed(self.data_end, self.body_end)
+        if after.size:
+            first, last = after[[0, -1]]
+            return (
+                f"the kernel wrote {after.size} byte(s) after the end of {self.description}: "
+                f"{first} to {last} bytes past it"
+            )
+        return None
+
+    @staticmethod
+    def _changed(start: int, end: int) -> np.ndarray:
+        """Offsets from ``start`` of the canary bytes in [start, end) that changed."""
+        if end <= start:
+            return np.zeros(0, np.int64)
+        canary = np.frombuffer(memoryview((ctypes.c_ubyte * (end - start)).from_address(start)), np.uint8)
+        return np.flatnonzero(canary != CANARY_BYTE)
+
+    def describe_fault(self, address: int, where: str, access: str) -> str:
+        """The fault at ``address`` in one of this buffer's guard pages, in words."""
+        if where.startswith("after"):
+            offset = f"{address - self.data_end} bytes past its end"
         else:
-            out.fill(np.iinfo(out.dtype).max)
-        arrays.append(out)
-    return arrays
+            offset = f"{self.data_start - address} bytes before its start"
+        index = (address - self.data_start) // self.dtype.itemsize
+        return f"the kernel {access} the guard page {where} {self.description}: {offset} (flat index {index})"
+
+    def close(self) -> None:
+        if self.base:
+            _LIBC.munmap(self.base, self.total)
+            self.base = 0
+
+
+def _check_libc(status: int, what: str) -> None:
+    if status != 0:
+        raise OSError(ctypes.get_errno(), f"{what} failed: {os.strerror(ctypes.get_errno())}")
+
+
+def fresh_arguments(task: TaskData) -> list[GuardedBuffer]:
+    """Guarded copies of the inputs (read-only) and outputs pre-filled with a sentinel (NaN
+    for floats), so a kernel that leaves an element unwritten cannot pass the check by luck."""
+    buffers: list[GuardedBuffer] = []
+    try:
+        for arg in task.args:
+            buffer = GuardedBuffer(arg.name, arg.role, arg.reference.shape, arg.reference.dtype)
+            buffers.append(buffer)
+            out = buffer.array
+            if arg.role == "in":
+                out[...] = arg.reference
+                buffer.protect_read_only()
+            elif np.issubdtype(out.dtype, np.floating):
+                out.fill(np.nan)
+            elif out.dtype == np.bool_:
+                out.fill(True)
+            else:
+                out.fill(np.iinfo(out.dtype).max)
+    except BaseException:
+        for buffer in buffers:
+            buffer.close()
+        raise
+    return buffers
+
+
+#: offsets into the kernel's ``siginfo_t`` (Linux, 64-bit): si_code, si_addr
+_SI_CODE_OFFSET, _SI_ADDR_OFFSET = 8, 16
+#: offset of ``uc_mcontext.gregs[REG_ERR]`` in x86-64 Linux's ``ucontext_t``; bit 1 of the
+#: page-fault error code is set for a write
+_X86_64_REG_ERR_OFFSET = 40 + 19 * 8
+_FPE_INTDIV = 1
+_HANDLER_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class _SigAction(ctypes.Structure):
+    """glibc's ``struct sigaction`` on 64-bit Linux."""
+
+    _fields_ = [
+        ("sa_sigaction", _HANDLER_TYPE),
+        ("sa_mask", ctypes.c_ulong * 16),
+        ("sa_flags", ctypes.c_int),
+        ("sa_restorer", ctypes.c_void_p),
+    ]
+
+
+_SA_SIGINFO = 4
+_LIBC.sigaction.argtypes = [ctypes.c_int, ctypes.POINTER(_SigAction), ctypes.POINTER(_SigAction)]
+
+
+class FaultReporter:
+    """A SIGSEGV / SIGBUS / SIGFPE handler that says which argument a kernel overran.
+
+    ``buffers`` are the arguments of the call in progress (set by ``Worker.measure``). On a
+    fault the handler writes one ``{"phase": "fault: ..."}`` reply on ``fd`` (the address
+    in a guard page named by its buffer, read or write where the CPU says so), puts the
+    signal back to its default action and returns: the faulting instruction runs again and
+    the signal kills the child, so the parent sees both the reason and the death. The
+    handler is Python called through ctypes; it runs while the kernel (a ctypes call that
+    released the GIL) is stopped, which is all it needs.
+    """
+
+    SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE)
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buffers: list[GuardedBuffer] = []
+        self._handler = _HANDLER_TYPE(self._on_signal)  # kept alive: the kernel calls it
+        self._x86_64 = platform.machine() in ("x86_64", "AMD64") and sys.platform.startswith("linux")
+
+    def install(self) -> None:
+        if not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_void_p) != 8:
+            return  # the structure layouts above are Linux's, 64-bit
+        action = _SigAction()
+        action.sa_sigaction = self._handler
+        action.sa_flags = _SA_SIGINFO
+        for signum in self.SIGNALS:
+            _check_libc(_LIBC.sigaction(int(signum), ctypes.byref(action), None), f"sigaction({signum.name})")
+
+    def describe(self, signum: int, code: int, address: int, write: bool | None) -> str:
+        if signum == signal.SIGFPE:
+            what = (
+                "divided an integer by zero"
+                if code == _FPE_INTDIV
+                else f"raised an arithmetic fault (si_code {code})"
+            )
+            return f"the kernel {what} (SIGFPE)"
+        access = {True: "wrote to", False: "read from", None: "accessed"}[write]
+        for buffer in self.buffers:
+            for start, end, where in buffer.guards():
+                if start <= address < end:
+                    return buffer.describe_fault(address, where, access)
+            if buffer.role == "in" and buffer.body_start <= address < buffer.body_end:  # readable: a write
+                index = (address - buffer.data_start) // buffer.dtype.itemsize
+                return f"the kernel wrote into {buffer.description}, which is read-only (flat index {index})"
+        name = signal.Signals(signum).name
+        return f"the kernel {access} address {address:#x}, outside every argument buffer ({name})"
+
+    def _on_signal(self, signum: int, info: int | None, context: int | None) -> None:
+        try:
+            code = ctypes.c_int.from_address(info + _SI_CODE_OFFSET).value if info else 0
+            address = (ctypes.c_void_p.from_address(info + _SI_ADDR_OFFSET).value or 0) if info else 0
+            write = None
+            if self._x86_64 and context and signum == signal.SIGSEGV:
+                write = bool(ctypes.c_ulong.from_address(context + _X86_64_REG_ERR_OFFSET).value & 2)
+            message = self.describe(signum, code, address, write)
+            os.write(self.fd, (json.dumps({"phase": f"fault: {message}"}) + "\n").encode())
+        finally:
+            _LIBC.signal(signum, None)  # SIG_DFL: the instruction faults again and kills us
 
 
 def compare_output(name: str, got: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> str | None:
@@ -133,7 +364,8 @@ def compare_output(name: str, got: np.ndarray, expected: np.ndarray, rtol: float
 class Worker:
     """The request loop: loaded tasks, the open library, the flush buffer."""
 
-    def __init__(self) -> None:
+    def __init__(self, faults: FaultReporter) -> None:
+        self.faults = faults
         self.tasks: OrderedDict[int, TaskData] = OrderedDict()
         self.flush_buffer = np.zeros(0, np.int64)
         self.flush_value = 0
@@ -170,9 +402,20 @@ class Worker:
 
     # measuring ------------------------------------------------------------------------------
     def measure(self, task: TaskData, entry: Any, request: dict[str, Any], settle: bool) -> list[float]:
-        arrays = fresh_arguments(task)
-        pointers = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
-        nargs = len(arrays)
+        buffers = fresh_arguments(task)
+        self.faults.buffers = buffers
+        try:
+            return self._measure(task, buffers, entry, request, settle)
+        finally:
+            self.faults.buffers = []
+            for buffer in buffers:
+                buffer.close()
+
+    def _measure(
+        self, task: TaskData, buffers: list[GuardedBuffer], entry: Any, request: dict[str, Any], settle: bool
+    ) -> list[float]:
+        pointers = (ctypes.c_void_p * len(buffers))(*[b.data_start for b in buffers])
+        nargs = len(buffers)
 
         def call() -> None:
             status = entry(pointers, nargs)
@@ -182,9 +425,10 @@ class Worker:
         start = time.perf_counter()
         call()  # warm-up, discarded; its outputs are checked
         warmup_ms = (time.perf_counter() - start) * 1e3
-        for arg, got in zip(task.args, arrays, strict=True):
+        check_canaries(buffers)
+        for arg, got in zip(task.args, buffers, strict=True):
             if arg.role == "out":
-                message = compare_output(arg.name, got, arg.reference, arg.rtol, arg.atol)
+                message = compare_output(arg.name, got.array, arg.reference, arg.rtol, arg.atol)
                 if message is not None:
                     raise CandidateError("WRONG_ANSWER", message)
         if settle:
@@ -217,6 +461,7 @@ class Worker:
                 if duration_ms >= min_repeat_ms:
                     break
             costs.append(duration_ms / 1e3 / number)
+        check_canaries(buffers)
         return costs
 
     def flush_cache(self, nbytes: int) -> None:
@@ -226,6 +471,14 @@ class Worker:
             self.flush_buffer = np.zeros(count, np.int64)
         self.flush_value += 1
         self.flush_buffer.fill(self.flush_value)
+
+
+def check_canaries(buffers: list[GuardedBuffer]) -> None:
+    """Raise RUNTIME_DEVICE naming the first buffer whose canary bytes a kernel changed."""
+    for buffer in buffers:
+        damage = buffer.canary_damage()
+        if damage is not None:
+            raise CandidateError("RUNTIME_DEVICE", damage)
 
 
 def _dlclose(library: ctypes.CDLL) -> None:
@@ -258,7 +511,9 @@ def main() -> None:
         replies.flush()
 
     _pin_openmp()
-    worker = Worker()
+    faults = FaultReporter(replies.fileno())
+    faults.install()
+    worker = Worker(faults)
     reply({"ready": True, "pid": os.getpid()})
     for line in sys.stdin:
         request = json.loads(line)

@@ -10,8 +10,9 @@ process pool, an SSH host pool or a GPU runner plug in alike.
 from __future__ import annotations
 
 import enum
+import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -74,6 +75,20 @@ class MeasureResult:
     def ok(self) -> bool:
         return self.error_no is MeasureErrorNo.NO_ERROR
 
+    @property
+    def cost_error(self) -> str | None:
+        """Why ``costs`` cannot be seconds per run, or None when they can: every cost must
+        be a finite number > 0, and an error-free result needs at least one. A cost of 0
+        divides FLOP counts and throughputs by zero; a negative or NaN one would rank as
+        the best program. ``ProgramMeasurer`` turns such a result into an error, the
+        record writer refuses it and the reader skips it (``ansor_py.records``)."""
+        if self.ok and not self.costs:
+            return "an error-free result has no cost"
+        for cost in self.costs:
+            if not (math.isfinite(cost) and cost > 0):
+                return f"cost {cost!r} is not a finite number of seconds > 0"
+        return None
+
 
 class ProgramBuilder(Protocol):
     """Compiles candidates; one BuildResult per input, never raising for a bad candidate."""
@@ -84,11 +99,28 @@ class ProgramBuilder(Protocol):
     def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]: ...
 
 
+#: ``on_result(i, result)``: ``result`` is final for ``inputs[i]`` (see ``ProgramRunner``)
+ResultCallback = Callable[[int, MeasureResult], None]
+
+
 class ProgramRunner(Protocol):
-    """Times built candidates and verifies their outputs; one MeasureResult per input."""
+    """Times built candidates and verifies their outputs; one MeasureResult per input.
+
+    ``run`` calls ``on_result(i, result)`` (when given) as soon as the result of
+    ``inputs[i]`` is final, before it goes on to another candidate, at most once per
+    ``i``, with the object it returns at position ``i``; calls may come from any thread,
+    in any order of ``i``. The measurer records each result there (``RecordToFile``
+    writes and flushes its line), so a tuner killed mid-batch loses no measured program.
+    ``run`` still returns the full list, in input order. A runner that never calls
+    ``on_result`` is correct, only its results are recorded when ``run`` returns.
+    """
 
     timeout: float
 
     def run(
-        self, inputs: Sequence[MeasureInput], build_results: Sequence[BuildResult], verbose: int = 1
+        self,
+        inputs: Sequence[MeasureInput],
+        build_results: Sequence[BuildResult],
+        verbose: int = 1,
+        on_result: ResultCallback | None = None,
     ) -> list[MeasureResult]: ...

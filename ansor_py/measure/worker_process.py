@@ -4,6 +4,11 @@ A request is one JSON line; replies are JSON lines read with a deadline. When th
 dies (a kernel segfaulted or aborted) the reader sees end-of-file and reports the signal
 with the tail of the child's log (its stderr); when the deadline passes (a kernel hangs)
 the child is killed. Either way the handle is dead and ``LocalRunner`` starts a new one.
+
+The child dies with the tuner (``forking.dies_with_this_process``): a tuner killed while a
+kernel hangs leaves no runner behind. Its pipes' parent ends are ``forking.parent_only``,
+so the tuner's forked workers close their copies, and the child sees end-of-file on its
+stdin once the tuner is gone.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 from typing import IO, Any
+
+from ansor_py.forking import dies_with_this_process, parent_only
 
 #: the child's script, run by path so the child imports numpy and ctypes only
 WORKER_SCRIPT = Path(__file__).with_name("run_worker.py")
@@ -50,8 +57,11 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=self._log,
             close_fds=True,
+            preexec_fn=dies_with_this_process(),
         )
-        assert self.process.stdout is not None
+        assert self.process.stdin is not None and self.process.stdout is not None
+        parent_only(self.process.stdin)
+        parent_only(self.process.stdout)
         self._fd = self.process.stdout.fileno()
         self._buffer = b""
         self.loaded_tasks: set[int] = set()

@@ -60,8 +60,11 @@ def is_output(task: SearchTask, state: LoopState, stage_id: int) -> bool:
 
 
 def needs_multi_level_tiling(task: SearchTask, state: LoopState, stage_id: int) -> bool:
-    """Paper: HasDataReuse (see ``AccessAnalyzer.needs_multi_level_tiling``)."""
-    return analyzer(task, state).needs_multi_level_tiling(state.stages[stage_id].op)
+    """Paper: HasDataReuse (see ``AccessAnalyzer.needs_multi_level_tiling``). Never for a
+    tuple reduction (several outputs): it is scheduled as a plain reduction, since its
+    tiling sketches would need cache_write, which such a stage refuses."""
+    op = state.stages[stage_id].op
+    return op.num_outputs == 1 and analyzer(task, state).needs_multi_level_tiling(op)
 
 
 def consumers(task: SearchTask, state: LoopState, stage_id: int) -> list[int]:
@@ -106,8 +109,8 @@ def needs_rfactor(task: SearchTask, state: LoopState, stage_id: int) -> bool:
     than the reduction and at most 16 x num_cores; any other reduction: when the
     reduction is longer than num_cores."""
     stage = state.stages[stage_id]
-    if not isinstance(stage.op, ComputeOp):
-        return False
+    if not isinstance(stage.op, ComputeOp) or stage.op.num_outputs > 1:
+        return False  # rfactor refuses tuple reductions
     space, reduce = space_and_reduce_lengths(stage)
     num_cores = task.hardware_params.num_cores
     if needs_multi_level_tiling(task, state, stage_id):

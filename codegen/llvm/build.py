@@ -129,6 +129,13 @@ class LLVMModule:
                     f"target triple {self.target.triple} cannot run in this process (host "
                     f"{llvm.get_process_triple()}); use export_library with a cross linker"
                 )
+            missing = self.target.missing_host_features()
+            if missing:
+                raise CodegenError(
+                    f"target '{self.target}' uses CPU features this machine lacks: {', '.join(missing)}; "
+                    "its code would die of SIGILL in this process (export_library builds it for a "
+                    "machine that has them)"
+                )
             _load_openmp()
             engine = llvm.create_mcjit_compiler(
                 self._module.clone(), _target_machine(self.target, 3, jit=True)

@@ -259,28 +259,93 @@ def _floor_adjust(b: ir.IRBuilder, rem: ir.Value, divisor: ir.Value) -> ir.Value
 
 
 def _floordiv(mc: ModuleContext, b: ir.IRBuilder, x: ir.Value, y: ir.Value, kind: Kind) -> ir.Value:
-    if kind is Kind.UINT:
-        return b.udiv(x, y)
-    if kind is Kind.SINT:
-        quotient = b.sdiv(x, y)
-        adjust = _floor_adjust(b, b.srem(x, y), y)
-        return b.sub(quotient, b.zext(adjust, x.type))
     if kind is Kind.FLOAT:
         return _llvm_call(mc, b, "llvm.floor", [b.fdiv(x, y)], _float_dtype(x))
-    raise CodegenError("operator // is not defined on bool")
+    if kind is Kind.BOOL:
+        raise CodegenError("operator // is not defined on bool")
+    guard = _DivisorGuard.of(b, y, kind)
+    if kind is Kind.UINT:
+        return guard.result(b, b.udiv(x, guard.divisor), x)
+    quotient = b.sdiv(x, guard.divisor)
+    adjust = _floor_adjust(b, b.srem(x, guard.divisor), guard.divisor)
+    return guard.result(b, b.sub(quotient, b.zext(adjust, x.type)), x)
 
 
 def _floormod(mc: ModuleContext, b: ir.IRBuilder, x: ir.Value, y: ir.Value, kind: Kind) -> ir.Value:
-    if kind is Kind.UINT:
-        return b.urem(x, y)
-    if kind is Kind.SINT:
-        rem = b.srem(x, y)
-        adjust = _floor_adjust(b, rem, y)
-        return b.add(rem, b.select(adjust, y, ir.Constant(x.type, None)))
     if kind is Kind.FLOAT:  # x - floor(x / y) * y, as TVM
         floor = _llvm_call(mc, b, "llvm.floor", [b.fdiv(x, y)], _float_dtype(x))
         return b.fsub(x, b.fmul(floor, y))
-    raise CodegenError("operator % is not defined on bool")
+    if kind is Kind.BOOL:
+        raise CodegenError("operator % is not defined on bool")
+    # x % 1 == 0 == numpy's x % 0 and x % -1: the guarded divisor alone gives the result
+    divisor = _DivisorGuard.of(b, y, kind).divisor
+    if kind is Kind.UINT:
+        return b.urem(x, divisor)
+    rem = b.srem(x, divisor)
+    adjust = _floor_adjust(b, rem, divisor)
+    return b.add(rem, b.select(adjust, divisor, ir.Constant(x.type, None)))
+
+
+class _DivisorGuard:
+    """An integer divisor made safe for ``sdiv``/``udiv``/``srem``/``urem``.
+
+    x86 ``idiv`` traps (SIGFPE) on a zero divisor and on INT_MIN / -1, and LLVM calls
+    both undefined. A divisor read at run time is replaced by 1 where it is 0 or (signed)
+    -1, and ``result`` fixes the quotient up to numpy's answer: ``x // 0 == 0`` and
+    ``x // -1 == -x`` (wrapping, so INT_MIN // -1 == INT_MIN), as ``ir.expr``'s
+    INT_DIVISION_BY_ZERO states. A constant divisor that is neither 0 nor -1 (every
+    index division of a schedule) needs no guard.
+    """
+
+    def __init__(self, divisor: ir.Value, is_zero: ir.Value | None, is_minus_one: ir.Value | None):
+        self.divisor = divisor
+        self.is_zero = is_zero
+        self.is_minus_one = is_minus_one
+
+    @staticmethod
+    def of(b: ir.IRBuilder, y: ir.Value, kind: Kind) -> _DivisorGuard:
+        values = _constant_lanes(y)
+        if values is not None and all(v not in (0, -1) for v in values):
+            return _DivisorGuard(y, None, None)
+        zero = ir.Constant(y.type, None)
+        is_zero = b.icmp_unsigned("==", y, zero)
+        unsafe = is_zero
+        is_minus_one = None
+        if kind is Kind.SINT:
+            is_minus_one = b.icmp_signed("==", y, _splat_like(y, -1))
+            unsafe = b.or_(is_zero, is_minus_one)
+        one = _splat_like(y, 1)
+        return _DivisorGuard(b.select(unsafe, one, y), is_zero, is_minus_one)
+
+    def result(self, b: ir.IRBuilder, quotient: ir.Value, x: ir.Value) -> ir.Value:
+        """``x // y`` from the quotient by the guarded divisor (x itself where the divisor
+        was replaced by 1)."""
+        if self.is_minus_one is not None:
+            quotient = b.select(self.is_minus_one, b.sub(ir.Constant(x.type, None), x), quotient)
+        if self.is_zero is not None:
+            quotient = b.select(self.is_zero, ir.Constant(x.type, None), quotient)
+        return quotient
+
+
+def _constant_lanes(value: ir.Value) -> list[int] | None:
+    """The integer values of a constant scalar or vector (one per lane), else None."""
+    scalar = int_constant(value)
+    if scalar is not None:
+        return [scalar]
+    if isinstance(value, ir.Constant) and isinstance(value.type, ir.VectorType):
+        lanes = value.constant
+        if isinstance(lanes, list) and all(isinstance(v, ir.Constant) for v in lanes):
+            values = [int_constant(v) for v in lanes]
+            if all(v is not None for v in values):
+                return [int(v) for v in values if v is not None]
+    return None
+
+
+def _splat_like(y: ir.Value, value: int) -> ir.Constant:
+    """``value`` in every lane of y's integer type."""
+    if isinstance(y.type, ir.VectorType):
+        return ir.Constant(y.type, [ir.Constant(y.type.element, value)] * y.type.count)
+    return ir.Constant(y.type, value)
 
 
 def _float_dtype(x: ir.Value) -> str:
@@ -312,8 +377,8 @@ def _fold_binary(op: BinaryOp, x: ir.Value, y: ir.Value, dtype: str) -> ir.Value
         return None
     cx, cy = int_constant(x), int_constant(y)
     if cx is not None and cy is not None:
-        if op is BinaryOp.DIV or (op in (BinaryOp.FLOORDIV, BinaryOp.FLOORMOD) and cy == 0):
-            return None  # '/' is float only; leave the (undefined) division to run time
+        if op is BinaryOp.DIV:
+            return None  # '/' is float only
         return constant(dtype, _wrap(int(BINARY_FUNCTIONS[op](cx, cy)), dtype))
     # identities that keep unrolled index arithmetic short
     if op is BinaryOp.ADD and cx == 0:

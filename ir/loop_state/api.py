@@ -13,13 +13,16 @@ reads like Ansor's:
 Stages may be given as an int id, a name, a Tensor, an Operation or a Stage (resolved by
 name, so a tensor of the task's DAG still finds its stage after cache steps replaced its
 op). Iterators may be given as Iterator objects or names (resolved by name in the stage's
-current iterators) or as int positions.
+current iterators) or as int positions; an Iterator object of another stage is refused
+(stages often share iterator names: split("Z", s["X"].iters[0], ...) would split Z's "i").
+numpy integers are accepted wherever an int is (ids, positions, lengths, factors).
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ir.loop_state.enums import THREAD_BINDINGS, IteratorAnnotation, StageKind
 from ir.loop_state.python_printer import state_to_python
@@ -100,6 +103,7 @@ class State:
     def stage_id(self, stage: StageRef) -> int:
         """The current id of ``stage`` (int id, name, Tensor, Operation or Stage)."""
         n = len(self.loop_state.stages)
+        stage = _plain_int(stage)
         if isinstance(stage, int) and not isinstance(stage, bool):
             if not 0 <= stage < n:
                 raise ScheduleError(f"stage id {stage} is out of range (the state has {n} stages)")
@@ -117,6 +121,7 @@ class State:
         stage = self.loop_state.stages[stage_id]
         if stage.op_type is StageKind.PLACEHOLDER:
             raise ScheduleError(f"stage '{stage.name}' is a placeholder and has no loops")
+        it = _plain_int(it)
         if isinstance(it, int) and not isinstance(it, bool):
             if not 0 <= it < len(stage.iters):
                 raise ScheduleError(
@@ -125,6 +130,7 @@ class State:
                 )
             return it
         if isinstance(it, Iterator):
+            self._check_iterator_owner(stage, it)
             for index, x in enumerate(stage.iters):
                 if x.name == it.name:
                     return index
@@ -135,6 +141,20 @@ class State:
         if isinstance(it, str):
             return stage.iter_index(it)
         raise ScheduleError(f"cannot find an iterator of stage '{stage.name}' from {it!r}")
+
+    def _check_iterator_owner(self, stage: Stage, it: Iterator) -> None:
+        """ScheduleError when ``it`` is an iterator object of another stage of this state
+        (and not of ``stage``); an object from an earlier state of ``stage`` still
+        resolves by name."""
+        if any(x is it for x in stage.iters):
+            return
+        for other in self.loop_state.stages:
+            if other is not stage and any(x is it for x in other.iters):
+                raise ScheduleError(
+                    f"iterator '{it.name}' given for stage '{stage.name}' is an iterator of stage "
+                    f"'{other.name}'; pass one of {stage.name}'s iterators "
+                    f"({', '.join(x.name for x in stage.iters)})"
+                )
 
     def _apply(self, step: Step) -> LoopState:
         self.loop_state = step.apply(self.loop_state, self.dag)
@@ -149,7 +169,8 @@ class State:
         sid = self.stage_id(stage)
         iid = self.iter_id(sid, iterator)
         extent = self.loop_state.stages[sid].iters[iid].extent
-        state = self._apply(SplitStep(sid, iid, extent, tuple(lengths), inner_to_outer))
+        plain = tuple(_plain_int(x) for x in lengths)
+        state = self._apply(SplitStep(sid, iid, extent, plain, inner_to_outer))
         return list(state.stages[sid].iters[iid : iid + len(lengths) + 1])
 
     def follow_split(
@@ -158,7 +179,7 @@ class State:
         """Split like the earlier split step ``src_step_id`` into n_split + 1 iterators."""
         sid = self.stage_id(stage)
         iid = self.iter_id(sid, iterator)
-        state = self._apply(FollowSplitStep(sid, iid, src_step_id, n_split))
+        state = self._apply(FollowSplitStep(sid, iid, _plain_int(src_step_id), _plain_int(n_split)))
         return list(state.stages[sid].iters[iid : iid + n_split + 1])
 
     def follow_fused_split(
@@ -172,7 +193,8 @@ class State:
         """Split in two by the product of the source splits' lengths at ``level``."""
         sid = self.stage_id(stage)
         iid = self.iter_id(sid, iterator)
-        state = self._apply(FollowFusedSplitStep(sid, iid, tuple(src_step_ids), level, factor_or_nparts))
+        src_ids = tuple(_plain_int(x) for x in src_step_ids)
+        state = self._apply(FollowFusedSplitStep(sid, iid, src_ids, _plain_int(level), factor_or_nparts))
         return list(state.stages[sid].iters[iid : iid + 2])
 
     # loop order -------------------------------------------------------------------------
@@ -235,7 +257,8 @@ class State:
 
     def storage_align(self, stage: StageRef, iterator: IterRef, factor: int, offset: int) -> None:
         sid = self.stage_id(stage)
-        self._apply(StorageAlignStep(sid, self.iter_id(sid, iterator), factor, offset))
+        iid = self.iter_id(sid, iterator)
+        self._apply(StorageAlignStep(sid, iid, _plain_int(factor), _plain_int(offset)))
 
     # compute location -------------------------------------------------------------------
     def compute_at(self, stage: StageRef, target_stage: StageRef, target_iter: IterRef) -> None:
@@ -270,8 +293,16 @@ class State:
         """Factor the reduction of ``stage`` over the reduction leaf ``iterator`` into a new
         stage ``T.rf`` (the leaf becomes its spatial axis ``factor_iter_id``); returns it."""
         sid = self.stage_id(stage)
-        state = self._apply(RfactorStep(sid, self.iter_id(sid, iterator), factor_iter_id))
+        state = self._apply(RfactorStep(sid, self.iter_id(sid, iterator), _plain_int(factor_iter_id)))
         return state.stages[sid].op.output
+
+
+def _plain_int(value: Any) -> Any:
+    """A numpy integer as a Python int (records store ints); anything else unchanged, for
+    the step's own check to judge."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        return int(value)
+    return value
 
 
 # the state kinds functions accept ----------------------------------------------------------
@@ -301,14 +332,15 @@ def check_state_of(dag: ComputeDAG, state: State | LoopState | None) -> None:
     loop_state = as_loop_state(dag, state)
     stages = {stage.name: stage for stage in loop_state.stages}
     for tensor in dag.tensors:
-        stage = stages.get(tensor.name)
+        stage = stages.get(tensor.op.name)  # T for the outputs T.v0, T.v1 of a tuple reduction
         if stage is None:
             raise ScheduleError(
                 f"cannot lower: the state has no stage '{tensor.name}' for tensor '{tensor.name}' of the "
                 f"DAG (its stages: {', '.join(stages)}); was it made from another DAG?"
             )
         shape = tuple(getattr(stage.op, "shape", ()))
-        dtype = getattr(stage.op, "dtype", None)
+        dtypes = getattr(stage.op, "dtypes", (getattr(stage.op, "dtype", None),))
+        dtype = dtypes[tensor.value_index] if tensor.value_index < len(dtypes) else None
         if shape != tuple(tensor.shape) or dtype != tensor.dtype:
             raise ScheduleError(
                 f"cannot lower: stage '{stage.name}' of the state is {dtype}{list(shape)} but the DAG's "

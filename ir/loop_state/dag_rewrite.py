@@ -35,7 +35,7 @@ from ir.loop_state.state import (
     SplitRelation,
     Stage,
 )
-from ir.te import ComputeOp, Operation, PlaceholderOp, Tensor, _make_output
+from ir.te import ComputeOp, Operation, PlaceholderOp, Tensor, _make_output, _make_outputs
 
 # ------------------------------------------------------------------------------------------
 # op construction and downstream rebuild
@@ -51,16 +51,20 @@ def make_compute(
     """A new compute op (and its output tensor); ``like`` lends its tag and attrs."""
     tag, attrs = ("", {}) if like is None else (like.tag, dict(like.attrs))
     op = ComputeOp(name, tuple(axis), tuple(reduce_axis), body, tag, attrs)
+    if op.num_outputs > 1:
+        return _make_outputs(op)[0]  # a tuple reduction: op.outputs has them all
     return _make_output(op, tuple(a.extent for a in axis), body.dtype)
 
 
 def replace_reads(e: Expr, mapping: dict[int, Tensor]) -> Expr:
-    """``e`` with every read of an op in ``mapping`` (keyed by id(op)) reading the new tensor."""
+    """``e`` with every read of an op in ``mapping`` (keyed by id(op)) reading the new tensor
+    (output ``value_index`` of the new op, for a tuple reduction's outputs)."""
 
     def visit(node: Expr) -> Expr:
         new = map_children(node, visit)
         if isinstance(new, TensorRead) and id(new.tensor.op) in mapping:
-            return TensorRead(mapping[id(new.tensor.op)], new.indices)
+            tensor = mapping[id(new.tensor.op)]
+            return TensorRead(tensor.op.outputs[new.tensor.value_index], new.indices)
         return new
 
     return visit(e)
@@ -254,7 +258,10 @@ def dag_for_stages(dag: ComputeDAG, stages: Sequence[Stage]) -> ComputeDAG:
     in the usual cases; look stages and ops up by name, not by position.
     """
     by_name = {stage.name: stage.op for stage in stages}
-    tensors = [t if isinstance(t.op, PlaceholderOp) else by_name[t.name].output for t in dag.tensors]
+    tensors = [
+        t if isinstance(t.op, PlaceholderOp) else by_name[t.op.name].outputs[t.value_index]
+        for t in dag.tensors
+    ]
     new_dag = ComputeDAG(tensors)
     stage_ops = {id(stage.op): stage.op.name for stage in stages}
     dag_ops = {id(op): op.name for op in new_dag.ops}

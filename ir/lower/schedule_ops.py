@@ -25,9 +25,21 @@ Indices stay multi-dimensional here; ``passes.flatten_indices`` flattens them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ir.expr import Const, Expr, IterVar, Reduce, TensorRead, Var, const, free_vars, map_children, substitute
+from ir.expr import (
+    Const,
+    Expr,
+    IterVar,
+    Reduce,
+    TensorRead,
+    TupleReducer,
+    Var,
+    const,
+    free_vars,
+    map_children,
+    substitute,
+)
 from ir.loop_state.enums import THREAD_BINDINGS, ComputeAtKind, IteratorAnnotation, IteratorKind, StageKind
 from ir.loop_state.state import FuseRelation, ScheduleError, SplitRelation, Stage, StorageAlign
 from ir.lower.bound import BoundInfo
@@ -42,6 +54,7 @@ from ir.tir import (
     For,
     ForKind,
     IfThenElse,
+    LetStmt,
     MemoryScope,
     Stmt,
     seq,
@@ -72,6 +85,8 @@ class BufferPlan:
     root_allocs: tuple[Buffer, ...]
     #: stage id -> buffer allocated at its attach point
     attached_allocs: dict[int, Buffer]
+    #: stage id -> one parameter buffer per output, for a tuple reduction's stage
+    outputs: dict[int, tuple[Buffer, ...]] = field(default_factory=dict)
 
 
 def plan_buffers(tensor_names: list[tuple[str, tuple[int, ...], str]], info: BoundInfo) -> BufferPlan:
@@ -84,10 +99,18 @@ def plan_buffers(tensor_names: list[tuple[str, tuple[int, ...], str]], info: Bou
     root_allocs: list[Buffer] = []
     attached: dict[int, Buffer] = {}
     stage_names = {s.name for s in stages}
+    outputs: dict[int, tuple[Buffer, ...]] = {}
+    for k, stage in enumerate(stages):
+        if stage.op.num_outputs > 1:  # the DAG lists every output of a tuple reduction
+            outputs[k] = tuple(by_name[t.name] for t in stage.op.outputs)
+            buffers[k] = outputs[k][0]
+            stage_names.update(t.name for t in stage.op.outputs)
     for name in by_name:
         if name not in stage_names:
             raise ScheduleError(f"DAG tensor '{name}' is not a stage of the state ({sorted(stage_names)})")
     for k, stage in enumerate(stages):
+        if k in outputs:
+            continue
         if stage.name in by_name:
             if stage.compute_at is ComputeAtKind.INLINED:
                 raise ScheduleError(f"stage '{stage.name}' is an output of the DAG and cannot be inlined")
@@ -111,7 +134,7 @@ def plan_buffers(tensor_names: list[tuple[str, tuple[int, ...], str]], info: Bou
             root_allocs.append(buffer)
         else:
             attached[k] = buffer
-    return BufferPlan(params, buffers, offsets, tuple(root_allocs), attached)
+    return BufferPlan(params, buffers, offsets, tuple(root_allocs), attached, outputs)
 
 
 def aligned_strides(stage: Stage, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -207,7 +230,10 @@ class _Emitter:
             if isinstance(node, TensorRead):
                 p = self.stage_of_op[id(node.tensor.op)]
                 indices = [visit(i) for i in node.indices]
-                return BufferLoad(self.plan.buffers[p], self.access_indices(p, indices))
+                buffer = self.plan.buffers[p]
+                if p in self.plan.outputs:  # output value_index of a tuple reduction
+                    buffer = self.plan.outputs[p][node.tensor.value_index]
+                return BufferLoad(buffer, self.access_indices(p, indices))
             if isinstance(node, IterVar):
                 return values.get(node, node)
             return map_children(node, visit)
@@ -308,6 +334,8 @@ class _StageNest:
         indices = self.out_indices()
         if self.reduce is None:
             return BufferStore(self.buffer, self.emitter.translate(self.body, self.k), indices)
+        if self.reduce.is_tuple:
+            return self.tuple_store(indices)
         source = self.emitter.translate(self.reduce.source, self.k)
         acc = BufferLoad(self.buffer, indices)
         update: Stmt = BufferStore(self.buffer, self.reduce.reducer.combine(acc, source), indices)
@@ -315,20 +343,46 @@ class _StageNest:
             update = IfThenElse(self.emitter.translate(self.reduce.condition, self.k), update)
         return update
 
-    def init_store(self) -> Stmt:
+    def tuple_store(self, indices: tuple[Expr, ...]) -> Stmt:
+        """A tuple reduction's update: every new value computed from the old ones, then
+        stored (``let v0 = c0(..) in let v1 = c1(..) in B0[..] = v0; B1[..] = v1``)."""
+        assert self.reduce is not None and isinstance(self.reduce.reducer, TupleReducer)
+        dtypes = tuple(s.dtype for s in self.reduce.sources)
+        xs, ys, combined = self.reduce.reducer.combine_exprs(dtypes)
+        buffers = self.emitter.plan.outputs[self.k]
+        mapping: dict[Var, Expr] = {x: BufferLoad(b, indices) for x, b in zip(xs, buffers, strict=True)}
+        mapping.update(
+            {y: self.emitter.translate(s, self.k) for y, s in zip(ys, self.reduce.sources, strict=True)}
+        )
+        temps = [Var(f"{self.stage.name}.v{n}.next", d) for n, d in enumerate(dtypes)]
+        update = seq(*(BufferStore(b, t, indices) for b, t in zip(buffers, temps, strict=True)))
+        for temp, value in reversed(list(zip(temps, combined, strict=True))):
+            update = LetStmt(temp, substitute(value, mapping), update)
+        if self.reduce.condition is not None:
+            update = IfThenElse(self.emitter.translate(self.reduce.condition, self.k), update)
+        return update
+
+    def identity_stores(self, indices: tuple[Expr, ...]) -> Stmt:
+        """The reducer's identity stored at ``indices`` (in every output's buffer)."""
         assert self.reduce is not None
-        identity = self.reduce.reducer.identity(self.reduce.dtype)
-        return BufferStore(self.buffer, identity, self.out_indices())
+        if not self.reduce.is_tuple:
+            return BufferStore(self.buffer, self.reduce.reducer.identity(self.reduce.dtype), indices)
+        assert isinstance(self.reduce.reducer, TupleReducer)
+        identity = self.reduce.reducer.identity_tuple(tuple(s.dtype for s in self.reduce.sources))
+        buffers = self.emitter.plan.outputs[self.k]
+        return seq(*(BufferStore(b, e, indices) for b, e in zip(buffers, identity, strict=True)))
+
+    def init_store(self) -> Stmt:
+        return self.identity_stores(self.out_indices())
 
     def full_region_init(self) -> Stmt:
         """Identity over the stage's whole region, for nests whose loops mix spatial and
         reduction iterators (no single place to put a per-element init)."""
         assert self.reduce is not None
-        identity = self.reduce.reducer.identity(self.reduce.dtype)
         region = self.bound.region
         loop_vars = [Var(f"{self.stage.name}.{a.name}.init", "int32") for a in self.op.axis]
         values = [r.min + v for r, v in zip(region, loop_vars, strict=False)]
-        stmt: Stmt = BufferStore(self.buffer, identity, self.emitter.access_indices(self.k, values))
+        stmt: Stmt = self.identity_stores(self.emitter.access_indices(self.k, values))
         conds = [
             c
             for a, r, value in zip(self.op.axis, region, values, strict=False)

@@ -1,16 +1,22 @@
 """Feature extraction in forked workers (``ansor_py.cost_model.feature_workers``) gives
 the rows one process gives, a failed worker costs time and never a result, prefetched
 rows land in the cost model's cache, and a search makes the same choices with workers
-as without. Also the search's garbage-collector setting is put back afterwards."""
+as without, and a worker dies with the tuner. Also the search's garbage-collector
+setting is put back afterwards."""
 
 from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
+import signal
+import sys
+import time
 
 import numpy as np
 import pytest
 import search_workloads as W
+from process_tools import kill_if_running, process_info, running, wait_until
 
 from ansor_py.cost_model import XGBModel
 from ansor_py.cost_model.feature_workers import (
@@ -126,6 +132,34 @@ def test_a_daemonic_process_extracts_without_forking(sampled):
     workers, valid = receiver.recv()
     process.join()
     assert workers == 1 and valid == N_STATES - 2
+
+
+def _tuner_forking_a_worker(sender, states, task) -> None:
+    """Plays the tuner: forks a worker for ``states``, says its pid, waits to be killed."""
+    process, _ = _fork(states, task, 5)
+    sender.send(process.pid)
+    time.sleep(300)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_dies_with_the_tuner(sampled):
+    """Issue 11: after kill -9 of the tuner, a worker blocked for good writing its rows
+    (more than a pipe holds) into the pipe whose read end it had inherited and kept."""
+    task, states = sampled
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    tuner = context.Process(target=_tuner_forking_a_worker, args=(sender, states, task))
+    tuner.start()
+    sender.close()
+    assert receiver.poll(60)
+    worker = process_info(receiver.recv())
+    assert worker is not None and worker.ppid == tuner.pid
+    os.kill(tuner.pid, signal.SIGKILL)
+    tuner.join()
+    try:
+        assert wait_until(lambda: not running(worker), 15.0), f"worker {worker.pid} outlived the tuner"
+    finally:
+        kill_if_running(worker)
 
 
 def synthetic_measurements(task: SearchTask, states: list) -> tuple[list, list]:

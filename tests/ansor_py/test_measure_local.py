@@ -158,9 +158,9 @@ def test_valid_batch_measures_with_plausible_costs(task: SearchTask, runner: Loc
     for res, b in zip(results, built, strict=True):
         assert res.error_no is MeasureErrorNo.NO_ERROR, res.error_msg
         assert len(res.costs) == 2  # repeat
-        # 2 * 16^3 flops: more than 1e-8 s (800 GFLOP/s, impossible here); under 0.1 s even
-        # when a busy neighbour delays the OpenMP barriers of the 2-thread kernels by time slices
-        assert all(1e-8 < c < 0.1 for c in res.costs), res.costs
+        # 2 * 16^3 flops: more than 1e-8 s (800 GFLOP/s, impossible here); under 1 s even
+        # when busy neighbours delay the OpenMP barriers of the 2-thread kernels by time slices
+        assert all(1e-8 < c < 1.0 for c in res.costs), res.costs
         assert res.all_cost >= b.time_cost and res.timestamp > 1.6e9
         assert not os.path.exists(b.filename)  # the runner deletes each library after use
 
@@ -174,7 +174,8 @@ def test_costs_follow_the_kernel_time(task: SearchTask) -> None:
         (res,) = runner.run([inp], built, verbose=0)
     assert res.error_no is MeasureErrorNo.NO_ERROR, res.error_msg
     assert len(res.costs) == 3
-    assert all(1.9e-3 < c < 20e-3 for c in res.costs), res.costs
+    # never less than the spin; more when busy processes take the core in between
+    assert all(1.9e-3 < c < 0.5 for c in res.costs), res.costs
 
 
 def test_cache_flush_forces_single_runs(task: SearchTask) -> None:
@@ -184,7 +185,7 @@ def test_cache_flush_forces_single_runs(task: SearchTask) -> None:
     with runner:
         (res,) = runner.run([inp], LocalBuilder().build([inp], verbose=0), verbose=0)
     assert res.error_no is MeasureErrorNo.NO_ERROR, res.error_msg
-    assert len(res.costs) == 2 and all(0 < c < 0.1 for c in res.costs), res.costs
+    assert len(res.costs) == 2 and all(0 < c < 1.0 for c in res.costs), res.costs
 
 
 # bad candidates --------------------------------------------------------------------------
@@ -197,7 +198,9 @@ def test_runtime_errors_cost_one_record_each(task: SearchTask) -> None:
     inputs = [MeasureInput(task, s) for s in states]
     built = LocalBuilder(build_func=c_build_func).build(inputs, verbose=0)
     assert all(b.error_no is MeasureErrorNo.NO_ERROR for b in built), [b.error_msg for b in built]
-    with LocalRunner(timeout=2, number=1, min_repeat_ms=0) as runner:
+    # timeout 4 s: a correct kernel in a fresh child beside busy processes needs far less;
+    # no slowdown cut (its test is below): the hanging kernel waits the timeout
+    with LocalRunner(timeout=4, number=1, min_repeat_ms=0, slowdown_limit=None) as runner:
         start = time.monotonic()
         results = runner.run(inputs, built, verbose=0)
         elapsed = time.monotonic() - start
@@ -217,7 +220,7 @@ def test_runtime_errors_cost_one_record_each(task: SearchTask) -> None:
     ], [r.error_msg for r in results]
     messages = [r.error_msg for r in results]
     assert "SIGSEGV" in messages[0]
-    assert "took longer than 2 s" in messages[2]
+    assert "took longer than 4 s" in messages[2]
     assert "output 'C' differs from the reference at 1 of 256 elements: max error 0.5" in messages[4]
     assert "index (3, 5)" in messages[4]
     assert "SIGABRT" in messages[6]
@@ -225,14 +228,19 @@ def test_runtime_errors_cost_one_record_each(task: SearchTask) -> None:
     assert "cannot load" in messages[8]
     for res in results:
         if res.ok:
-            assert all(0 < c < 0.1 for c in res.costs), res.costs
+            assert all(0 < c < 1.0 for c in res.costs), res.costs
         else:
             assert res.costs == (ERROR_COST,)
-    assert elapsed < 15
+    assert elapsed < 40  # one 4 s timeout and a few child restarts, not a timeout each
 
 
 def test_a_hopeless_candidate_is_given_up_long_before_the_timeout(task: SearchTask) -> None:
-    good, hang = MeasureInput(task, tuned_states(task)[0]), MeasureInput(task, split_state(task, 3))
+    """The cut (HOPELESS_FLOOR_S plus 100x the fastest program's time) and its re-check
+    (twice the cut) end a hanging candidate long before the 60 s timeout. Only behaviour is
+    asserted, never the machine's speed: with busy processes beside the test, the fast
+    program's time (and so the cut) grows, and the bounds below still hold."""
+    # a serial program: a parallel one's time under load is OpenMP barriers waiting for time slices
+    good, hang = MeasureInput(task, tuned_states(task)[3]), MeasureInput(task, split_state(task, 3))
     builder = LocalBuilder(build_func=c_build_func)
     built = builder.build([good, hang], verbose=0)
     with LocalRunner(timeout=60, number=1, min_repeat_ms=0) as runner:
@@ -242,12 +250,17 @@ def test_a_hopeless_candidate_is_given_up_long_before_the_timeout(task: SearchTa
         elapsed = time.monotonic() - start
         limit, why = runner.time_limit(task.workload_key)
     assert [r.error_no for r in results] == [MeasureErrorNo.NO_ERROR, MeasureErrorNo.RUN_TIMEOUT]
-    assert HOPELESS_FLOOR_S < limit < HOPELESS_FLOOR_S + 1 and elapsed < 15
+    # the cut follows the formula: the checking call and one timed call at 100x the fastest
+    assert limit == pytest.approx(HOPELESS_FLOOR_S + 100 * results[0].mean_cost * 2)
+    assert limit < 10 and elapsed < 45  # cut + re-check at twice the cut + child starts
+    assert runner.rechecked == 1 and runner.rescued == 0
     assert "100x the task's fastest program so far" in why and why in results[1].error_msg
+    assert f"and {2 * limit:g} s when re-checked" in results[1].error_msg
     with LocalRunner(timeout=3, number=1, min_repeat_ms=0, slowdown_limit=None) as patient:
         start = time.monotonic()
         results = patient.run([good, hang], builder.build([good, hang], verbose=0), verbose=0)
         assert time.monotonic() - start >= 3 and patient.time_limit(task.workload_key) == (3.0, "")
+        assert patient.rechecked == 0  # no cut, nothing to re-check
     assert results[1].error_msg == "running took longer than 3 s"
     with pytest.raises(ValueError, match=r"LocalRunner: slowdown_limit 0\.5 must be >= 1"):
         LocalRunner(slowdown_limit=0.5)

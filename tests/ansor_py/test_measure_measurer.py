@@ -1,14 +1,17 @@
-"""ProgramMeasurer: batches, best tracking, callbacks, progress output, error streaks."""
+"""ProgramMeasurer: batches, best tracking, callbacks, progress output, error streaks; each
+result recorded (and written by ``RecordToFile``) as soon as the runner reports it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ansor_py.measure import (
+    BuildResult,
     LocalBuilder,
     LocalRunner,
     MeasureCallback,
@@ -17,6 +20,8 @@ from ansor_py.measure import (
     MeasureResult,
     ProgramMeasurer,
 )
+from ansor_py.measure.types import ResultCallback
+from ansor_py.records import RecordToFile
 from ansor_py.search_task import SearchTask
 from ansor_py.workload_registry import register_workload
 from ir.loop_state.api import get_init_state
@@ -73,8 +78,9 @@ def test_measure_batches_tracks_best_and_calls_back(task: SearchTask, runner: Lo
     assert [r.error_no for r in results] == [MeasureErrorNo.NO_ERROR] * 5 + [
         MeasureErrorNo.INSTANTIATION_ERROR
     ]
-    # batches of 2 * n_parallel, each reported once, in order
-    assert [len(inputs) for _, inputs, _ in collect.calls] == [4, 2]
+    # each program handed to the callbacks on its own, once, in order
+    assert [len(inputs) for _, inputs, _ in collect.calls] == [1] * 6
+    assert [inp for _, inps, _ in collect.calls for inp in inps] == inputs
     assert all(policy == "the policy" for policy, _, _ in collect.calls)
     assert [r for _, _, rs in collect.calls for r in rs] == results
     key = task.workload_key
@@ -123,3 +129,92 @@ def test_bad_arguments(runner: LocalRunner) -> None:
         ProgramMeasurer(LocalBuilder(), runner, verbose=3)
     with pytest.raises(ValueError, match=r"callback 'file.json' has no callback\(policy, inputs, results\)"):
         ProgramMeasurer(LocalBuilder(), runner, ["file.json"])  # type: ignore[list-item]
+
+
+class FakeBuilder:
+    """Builds nothing: every candidate 'builds'; batches of 2 * n_parallel = 4."""
+
+    n_parallel = 2
+    timeout = 1.0
+
+    def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]:
+        return [BuildResult("", MeasureErrorNo.NO_ERROR, "", 0.0) for _ in inputs]
+
+
+class ReportingRunner:
+    """'Runs' candidate i of a batch in (i + 1) ms. Before each candidate it notes how many
+    lines ``log`` has; ``report(results, on_result)`` reports what it chooses (default:
+    each result right after its run)."""
+
+    timeout = 1.0
+
+    def __init__(self, log: Path | None = None, report: Callable[[list, ResultCallback], None] | None = None):
+        self.log = log
+        self.report = report
+        self.lines_before: list[int] = []
+
+    def run(
+        self,
+        inputs: Sequence[MeasureInput],
+        build_results: Sequence[BuildResult],
+        verbose: int = 1,
+        on_result: ResultCallback | None = None,
+    ) -> list[MeasureResult]:
+        results: list[MeasureResult] = []
+        for index in range(len(inputs)):
+            if self.log is not None:
+                self.lines_before.append(len(self.log.read_text().splitlines()) if self.log.exists() else 0)
+            results.append(MeasureResult(((index + 1) * 1e-3,), MeasureErrorNo.NO_ERROR, timestamp=1.0))
+            if on_result is not None and self.report is None:
+                on_result(index, results[-1])
+        if on_result is not None and self.report is not None:
+            self.report(results, on_result)
+        return results
+
+
+def test_each_result_is_written_before_the_next_candidate_runs(task: SearchTask, tmp_path: Path) -> None:
+    """Issue 11: records were written once per batch, so a killed tuner lost up to a batch
+    of measured programs. Now RecordToFile has flushed each program's line before the
+    runner goes on to the next one."""
+    log = tmp_path / "log.json"
+    runner = ReportingRunner(log)
+    collect = Collect()
+    measurer = ProgramMeasurer(FakeBuilder(), runner, [RecordToFile(log), collect], verbose=0)
+    inputs = [MeasureInput(task, s) for s in states(task)] + [MeasureInput(task, states(task)[0])]
+    results = measurer.measure(task, "the policy", inputs)
+    assert runner.lines_before == [0, 1, 2, 3, 4, 5]  # over two batches (4 + 2)
+    assert len(log.read_text().splitlines()) == 6
+    assert [(len(inps), len(rs)) for _, inps, rs in collect.calls] == [(1, 1)] * 6
+    assert [inp for _, inps, _ in collect.calls for inp in inps] == inputs
+    assert [r for _, _, rs in collect.calls for r in rs] == results
+    assert measurer.best_ct[task.workload_key] == 1 and measurer.ct == 6
+
+
+def test_results_reported_out_of_order_or_not_at_all(task: SearchTask) -> None:
+    """A runner may report in any order; what it does not report is recorded, in input
+    order, when its run returns; the measurer returns the results in input order."""
+
+    def report_2_then_0(results: list, on_result: ResultCallback) -> None:
+        on_result(2, results[2])
+        on_result(0, results[0])
+
+    collect = Collect()
+    measurer = ProgramMeasurer(FakeBuilder(), ReportingRunner(report=report_2_then_0), [collect], verbose=0)
+    inputs = [MeasureInput(task, s) for s in states(task)[:4]]
+    results = measurer.measure(task, None, inputs)
+    assert [inps[0] for _, inps, _ in collect.calls] == [inputs[2], inputs[0], inputs[1], inputs[3]]
+    assert [r.costs for r in results] == [(1e-3,), (2e-3,), (3e-3,), (4e-3,)]
+    # input 0 (1 ms) is the best, and it was the second program recorded
+    assert measurer.best_state[task.workload_key] is inputs[0].state
+    assert measurer.best_ct[task.workload_key] == 2
+
+
+def test_a_runner_reporting_an_input_twice_is_a_bug(task: SearchTask) -> None:
+    def twice(results: list, on_result: ResultCallback) -> None:
+        on_result(1, results[1])
+        on_result(1, results[1])
+
+    measurer = ProgramMeasurer(FakeBuilder(), ReportingRunner(report=twice), verbose=0)
+    inputs = [MeasureInput(task, s) for s in states(task)[:4]]
+    with pytest.raises(ValueError, match=r"runner ReportingRunner reported input 1 of a batch of 4 twice"):
+        measurer.measure(task, None, inputs)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import search_workloads as W
 
-from ansor_py.measure.types import BuildResult, MeasureErrorNo, MeasureInput, MeasureResult
+from ansor_py.measure.types import BuildResult, MeasureErrorNo, MeasureInput, MeasureResult, ResultCallback
 from ansor_py.records import RecordToFile, save_records
 from ansor_py.search import EmptyPolicy
 from ansor_py.search_task import SearchTask
@@ -38,7 +38,11 @@ class FakeRunner:
         self.closed = False
 
     def run(
-        self, inputs: Sequence[MeasureInput], build_results: Sequence[BuildResult], verbose: int = 1
+        self,
+        inputs: Sequence[MeasureInput],
+        build_results: Sequence[BuildResult],
+        verbose: int = 1,
+        on_result: ResultCallback | None = None,
     ) -> list[MeasureResult]:
         return [MeasureResult((1e-3,), MeasureErrorNo.NO_ERROR) for _ in inputs]
 

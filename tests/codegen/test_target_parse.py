@@ -77,6 +77,15 @@ def test_cuda_target_is_parsed_with_gpu_limits():
     assert Target.parse(str(custom)) == custom
 
 
+def test_target_called_with_a_string_parses_it_as_tvm_does():
+    assert Target("llvm -mcpu=core-avx2 -num-cores=1") == Target.parse("llvm -mcpu=core-avx2 -num-cores=1")
+    assert Target("llvm") == Target.parse("llvm")
+    with pytest.raises(ValueError, match=r"unknown target kind 'metal'"):
+        Target("metal")
+    with pytest.raises(ValueError, match=r"unknown target kind 'llvm -mcpu=znver3'"):
+        Target("llvm -mcpu=znver3", mcpu="znver3")  # a string and fields: ambiguous
+
+
 def test_as_target_accepts_targets_and_strings():
     t = Target.parse("llvm -num-cores=2")
     assert as_target(t) is t
@@ -99,6 +108,8 @@ def test_as_target_accepts_targets_and_strings():
         ("llvm -num-cores=0", r"target option -num-cores=0 must be at least 1"),
         ("cuda -arch=80", r"target option -arch=80 is not a CUDA architecture like sm_80"),
         ("llvm -mattr=avx2", r"feature 'avx2' must look like \+name or -name"),
+        ("llvm -mcpu=notacpu", r"-mcpu=notacpu: LLVM knows no processor 'notacpu' for triple"),
+        ("llvm -mattr=+avx2,+notafeature", r"-mattr: LLVM knows no feature 'notafeature'"),
         ("llvm -mcpu=a -mcpu=b", r"target option -mcpu is given twice"),
         ("llvm mcpu", r"target option 'mcpu' in 'llvm mcpu' is not of the form -name=value"),
         ("", r"target string must be a non-empty string"),

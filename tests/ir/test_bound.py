@@ -78,6 +78,49 @@ def test_compute_at_region_follows_the_consumer_tile():
     assert region(s2, "biased") == ["[i.0 * 4, +4)", "[0, +12)"]
 
 
+def test_attached_split_loops_are_cut_to_the_region():
+    # biased computes a 4 x 3 tile per relu iteration; its own split lengths were chosen
+    # for the whole domain: i.1 (2) and i.0 would waste trips, TVM's PassDownDomain cuts a
+    # split's factor to min(parent extent, factor)
+    dag = ComputeDAG(workloads.matmul_bias_relu(16, 12, 8))
+    s = get_init_state(dag)
+    io, ii = s.split("relu", "i", [4])
+    jo, ji = s.split("relu", "j", [3])
+    s.reorder("relu", [io, jo, ii, ji])
+    s.split("biased", "i", [2, 2, 4])
+    s.split("biased", "j", [8])
+    s.compute_at("biased", "relu", jo)
+    got = extents(infer_bound_from_state(dag, s), "biased")
+    assert got == {"i.0": 1, "i.1": 1, "i.2": 1, "i.3": 4, "j.0": 1, "j.1": 3}
+    info = infer_bound_with_regions(dag, s.loop_state)
+    assert info.stages[s.stage_id("biased")].guards == ()
+
+
+def test_attached_split_loops_keep_the_guard_of_a_non_dividing_tail():
+    # a region of 6 rows in steps of 4: two trips of i.2 and a guard for the last 2 rows
+    dag = ComputeDAG(workloads.matmul_bias_relu(12, 12, 8))
+    s = get_init_state(dag)
+    io, _ii = s.split("relu", "i", [6])
+    s.split("biased", "i", [2, 4])
+    s.compute_at("biased", "relu", io)
+    assert extents(infer_bound_from_state(dag, s), "biased") == {"i.0": 1, "i.1": 2, "i.2": 4, "j": 12}
+    info = infer_bound_with_regions(dag, s.loop_state)
+    assert [str(g) for g in info.stages[s.stage_id("biased")].guards] == ["i.1 * 4 + i.2 < 6"]
+
+
+def test_a_split_loop_bound_to_a_thread_keeps_its_length():
+    # 16 in [?, 4, 8]: i.1 needs 2 trips, but bound to threadIdx.x it keeps 4 (the launch's
+    # thread count), as in TVM; the guard then drops the threads past the extent
+    dag = ComputeDAG(workloads.matmul(16, 16, 8))
+    s = get_init_state(dag)
+    _i0, i1, _i2 = s.split("C", "i", [4, 8])
+    assert extents(infer_bound_from_state(dag, s), "C")["i.1"] == 2
+    s.bind("C", i1, "threadIdx.x")
+    assert extents(infer_bound_from_state(dag, s), "C")["i.1"] == 4
+    info = infer_bound_with_regions(dag, s.loop_state)
+    assert [str(g) for g in info.stages[s.stage_id("C")].guards] == ["i.1 * 8 + i.2 < 16"]
+
+
 def test_attached_reduction_keeps_its_reduction_domain():
     dag = ComputeDAG(workloads.matmul_bias_relu(16, 12, 8))
     s = get_init_state(dag)

@@ -254,11 +254,11 @@ def test_short_circuit_and_masked_reduction() -> None:
 
 def test_a_used_out_of_bounds_read_raises() -> None:
     a = te.placeholder((5,), name="A")
-    bad = te.compute((5,), lambda i: a[i + 1], name="bad")
+    bad = te.compute((5,), lambda i: a[i * i], name="bad")  # not affine: te.compute lets it by
     with pytest.raises(
         ReferenceEvaluationError,
-        match=r"op 'bad' reads 'A' out of bounds: index 0 \(i \+ 1\) "
-        r"takes value 5, outside \[0, 5\)",
+        match=r"op 'bad' reads 'A' out of bounds: index 0 \(i \* i\) "
+        r"takes value \d+, outside \[0, 5\)",
     ):
         evaluate(ComputeDAG([a, bad]), random_inputs(ComputeDAG([a, bad])))
 
@@ -287,7 +287,7 @@ def test_floordiv_and_floormod_on_negative_values() -> None:
     np.testing.assert_allclose(got_fmod, fx - np.floor(fx / np.float32(0.75)) * np.float32(0.75), rtol=1e-6)
 
 
-def test_integer_division_by_zero_raises_only_where_used() -> None:
+def test_integer_division_by_zero_gives_zero_as_numpy() -> None:
     a = te.placeholder((4,), dtype="int32", name="A")
     b = te.placeholder((4,), dtype="int32", name="B")
     guarded = te.compute((4,), lambda i: te.if_then_else(b[i] != 0, a[i] // b[i], 0), name="guarded")
@@ -297,8 +297,8 @@ def test_integer_division_by_zero_raises_only_where_used() -> None:
     (got,) = evaluate(dag, [x, y])
     assert got.tolist() == [2, 0, -2, 0]
     raw = te.compute((4,), lambda i: a[i] % b[i], name="raw")
-    with pytest.raises(ReferenceEvaluationError, match=r"op 'raw': integer division by zero"):
-        evaluate(ComputeDAG([a, b, raw]), [x, y])
+    (got,) = evaluate(ComputeDAG([a, b, raw]), [x, y])
+    assert got.tolist() == [1, 0, -2, 0]  # x % 0 == 0, as np.mod on integers
 
 
 def test_casts_follow_c_semantics() -> None:

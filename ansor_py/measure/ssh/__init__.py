@@ -5,7 +5,7 @@
 replies in ``remote_command``); ``check_host`` (``probe``) checks a board before a long run.
 """
 
-from ansor_py.measure.ssh.host import HostError, HostKeyError, HostUnreachable, SSHHost
+from ansor_py.measure.ssh.host import HostError, HostKeyError, HostUnreachable, HostUnusable, SSHHost
 from ansor_py.measure.ssh.probe import HostReport, check_host
 from ansor_py.measure.ssh.runner import NoHostError, SSHRunner
 
@@ -14,6 +14,7 @@ __all__ = [
     "HostKeyError",
     "HostReport",
     "HostUnreachable",
+    "HostUnusable",
     "NoHostError",
     "SSHHost",
     "SSHRunner",

@@ -3,7 +3,11 @@
 ``SSHServer`` starts ``/usr/sbin/sshd -D`` with a throwaway host key and user key in a
 temporary directory, on a free high port, with its own config file (no system config is
 read or touched), and writes a ``known_hosts`` file holding its key; ``host()`` is the
-``SSHHost`` that logs in to it. AArch64 programs run on it under qemu-user through the
+``SSHHost`` that logs in to it. ``stop()`` removes that directory (its private keys
+included), and so does interpreter exit for a server nobody stopped; ``sftp=False``
+leaves out the ``Subsystem sftp`` line (a board like dropbear without sftp-server), and
+``freeze()`` / ``thaw()`` stop and continue every sshd process (a board that hangs with
+its connections open). AArch64 programs run on it under qemu-user through the
 runner's command prefix (``QEMU_PREFIX``), which checks correctness and plumbing, never ARM
 speed (emulation is orders of magnitude slower than the board). The tests, the SSH
 tutorial and ``benchmarks/ssh_overhead.py`` use it; it needs ``openssh-server`` (and
@@ -15,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import weakref
 from pathlib import Path
 
 from ansor_py.measure.ssh.host import SSHHost
@@ -68,12 +74,46 @@ def keygen(path: Path) -> Path:
     return path
 
 
-class SSHServer:
-    """A private sshd on 127.0.0.1 (module docstring). ``start``, ``stop`` (or ``kill``:
-    the listener and every session it forked), usable as a context manager."""
+class _Owned:
+    """What an ``SSHServer`` must not leave behind: its sshd and (when it made it) its
+    directory. Held by the server and by its finalizer, which runs at interpreter exit."""
 
-    def __init__(self, directory: Path | None = None):
+    def __init__(self, directory: Path, remove_directory: bool):
+        self.directory, self.remove_directory = directory, remove_directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def sshd_pids(self) -> list[int]:
+        """The listener and every sshd process it forked (sessions call setsid, so no
+        process group holds them all)."""
+        if self.process is None or self.process.poll() is not None:
+            return []
+        pids = descendants(self.process.pid)
+        return [self.process.pid, *(p for p in pids if _command_name(p).startswith("sshd"))]
+
+    def kill(self) -> None:
+        for pid in self.sshd_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.process is not None and self.process.poll() is None:
+            self.process.wait()
+
+    def __call__(self) -> None:
+        self.kill()
+        if self.remove_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class SSHServer:
+    """A private sshd on 127.0.0.1 (module docstring). ``start``, ``kill`` (the listener
+    and every session it forked; ``start`` again brings it back with the same keys),
+    ``stop`` (kill, and remove the directory if the server made it), usable as a context
+    manager."""
+
+    def __init__(self, directory: Path | None = None, sftp: bool = True):
         self.dir = Path(directory or tempfile.mkdtemp(prefix="ansor_py_sshd_"))
+        self._owned = _Owned(self.dir, remove_directory=directory is None)
+        weakref.finalize(self, self._owned)
+        self.sftp = sftp
         self.user = getpass.getuser()
         self.host_key = keygen(self.dir / "host_key")
         self.user_key = keygen(self.dir / "user_key")
@@ -105,7 +145,7 @@ class SSHServer:
                 "PermitRootLogin yes",
                 "MaxSessions 64",
                 "MaxStartups 64",
-                "Subsystem sftp internal-sftp",
+                *(["Subsystem sftp internal-sftp"] if self.sftp else []),
                 "",
             ]
         )
@@ -122,6 +162,7 @@ class SSHServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self._owned.process = self.process
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -138,19 +179,26 @@ class SSHServer:
         when a board's sshd dies. The commands they ran are left to finish (their shells
         may hold locks, e.g. pyenv's rehash lock taken in a ~/.bashrc, which a SIGKILL
         would leave behind and every later login would wait on)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        doomed = [
-            self.process.pid,
-            *(p for p in descendants(self.process.pid) if _command_name(p).startswith("sshd")),
-        ]
-        for pid in doomed:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.process.wait()
+        self._owned.kill()
 
     def stop(self) -> None:
-        self.kill()
+        """Kill the server and remove its directory (keys, config, log) if it made it."""
+        self._owned()
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP every sshd process (the listener and each connection's processes): the
+        board hangs with its TCP connections open, as a frozen board does. The pids."""
+        pids = self._owned.sshd_pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return pids
+
+    def thaw(self) -> None:
+        """SIGCONT every sshd process (after ``freeze``)."""
+        for pid in self._owned.sshd_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def address(self) -> str:
         return f"{self.user}@127.0.0.1:{self.port}"

@@ -6,6 +6,11 @@ gone), the optional prefix (an emulator, ``taskset``) wraps the harness, and the
 candidate's library is removed whatever the outcome. ``parse_reply`` maps the harness's
 reply lines and the exit status onto ``MeasureErrorNo`` (see ``harness.c``); the messages
 name the board, since in a pool the same candidate could have run on any of them.
+
+The board's reply is not trusted: a ``COSTS`` line must hold exactly one cost per repeat
+asked for, each a finite number of seconds > 0. Anything else (a bare ``COSTS``, a cost of
+0, a negative, NaN or infinite cost, too few or too many) is an UNKNOWN_ERROR quoting the
+line, never a measurement: a cost of 0 or below would rank as the best program.
 """
 
 from __future__ import annotations
@@ -66,9 +71,10 @@ def harness_command(call: HarnessCall, remove_library: bool) -> str:
 
 
 def parse_reply(
-    done: CommandResult, host: str, timeout: float
+    done: CommandResult, host: str, timeout: float, repeats: int
 ) -> tuple[tuple[float, ...], MeasureErrorNo, str]:
-    """(costs, error code, message) of one harness run on ``host``."""
+    """(costs, error code, message) of one harness run on ``host`` that was asked for
+    ``repeats`` costs (0 for an untimed run, whose ``COSTS`` line is bare)."""
     failed = (ERROR_COST,)
     if done.timed_out or done.exit_status == TIMEOUT_STATUS:
         return failed, MeasureErrorNo.RUN_TIMEOUT, f"running took longer than {timeout:g} s on {host}"
@@ -77,11 +83,11 @@ def parse_reply(
     for line in lines:
         keyword, _, rest = line.partition(" ")
         if keyword == "COSTS" and done.exit_status == 0:
-            try:
-                costs = tuple(float(word) for word in rest.split())
-            except ValueError:
-                return failed, MeasureErrorNo.UNKNOWN_ERROR, f"{host}: unreadable harness reply {line!r}"
-            return costs or (0.0,), MeasureErrorNo.NO_ERROR, ""
+            problem = _costs_problem(rest.split(), repeats)
+            if problem:
+                message = f"{host}: the harness replied {line!r}: {problem}"
+                return failed, MeasureErrorNo.UNKNOWN_ERROR, message
+            return tuple(float(word) for word in rest.split()), MeasureErrorNo.NO_ERROR, ""
         if keyword in REPLY_ERRORS:
             return failed, REPLY_ERRORS[keyword], f"{rest} (on {host})"
     status = done.exit_status
@@ -100,6 +106,20 @@ def parse_reply(
         MeasureErrorNo.COMPILE_DEVICE,
         f"loading the library crashed on {host}: {what}. {stderr}".strip(),
     )
+
+
+def _costs_problem(words: list[str], repeats: int) -> str:
+    """Why the words of a COSTS line are not ``repeats`` finite costs > 0 ("" if they are)."""
+    if len(words) != repeats:
+        return f"expected {repeats} cost(s), one per repeat, got {len(words)}"
+    for word in words:
+        try:
+            cost = float(word)
+        except ValueError:
+            return f"cost {word!r} is not a number"
+        if not (math.isfinite(cost) and cost > 0):
+            return f"cost {word!r} is not a finite number of seconds > 0"
+    return ""
 
 
 def _signal_name(status: int | None) -> str:

@@ -14,19 +14,26 @@ candidate on this machine and the runner, over paramiko:
    ``MeasureResult``: COSTS -> NO_ERROR, a reference mismatch -> WRONG_ANSWER, a crash
    after loading -> RUNTIME_DEVICE, a library that does not load -> COMPILE_DEVICE, the
    deadline -> RUN_TIMEOUT;
-4. ``close()`` removes this run's directory from every board.
+4. ``close()`` removes this run's directory from every board. A runner the user never
+   closes does it when it is garbage-collected or, at the latest, when the interpreter
+   exits (``auto_schedule`` keeps a runner it was given open: one runner serves many
+   tasks, and each task's files are uploaded once).
 
 Boards form a pool measured concurrently, one candidate at a time per board (a board is
 timed alone, as Ansor's measurer times one program at a time). A board whose connection
-drops is reconnected once; if that fails it leaves the pool, the candidate it held goes to
-the remaining boards (``max_retries`` times), and tuning goes on. A board that left is
-tried again at the next ``run`` after ``reconnect_interval`` seconds. When no board is left,
-the candidates get UNKNOWN_ERROR records that say so: nothing is dropped from the log.
-All remote paths and arguments are quoted with ``shlex.quote``.
+drops or stalls (``host``: keepalives and deadlines on every operation) is reconnected
+once; if that fails, or the board fails again before it measured anything, it leaves the
+pool, the candidate it held goes to the remaining boards (``max_retries`` times), and
+tuning goes on. A board that answers but cannot do the work (``HostUnusable``: a directory
+it cannot make, a copy that fails) leaves at once, and says why on stderr. A board that
+left is tried again at the next ``run`` after ``reconnect_interval`` seconds. When no
+board is left, the candidates get UNKNOWN_ERROR records that say so: nothing is dropped
+from the log. All remote paths and arguments are quoted with ``shlex.quote``.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import queue
@@ -35,7 +42,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,7 +52,7 @@ import numpy as np
 
 from ansor_py.measure.local import ENTRY_NAME, KernelArgument, reference_arguments
 from ansor_py.measure.ssh.harness import HarnessBinary, build_harness, task_files
-from ansor_py.measure.ssh.host import HostConnection, HostError, SSHHost
+from ansor_py.measure.ssh.host import HostConnection, HostError, HostUnusable, SSHHost
 from ansor_py.measure.ssh.remote_command import HarnessCall, harness_command, parse_reply
 from ansor_py.measure.types import ERROR_COST, BuildResult, MeasureErrorNo, MeasureInput, MeasureResult
 from codegen.llvm.toolchain import ToolchainError
@@ -75,6 +83,33 @@ class _Board:
     harnesses: set[str] = field(default_factory=set)
     tasks: set[str] = field(default_factory=set)
     session_made: bool = False
+    failures: int = 0  # connection losses since this board last measured a candidate
+
+
+class _SessionCleanup:
+    """Removes a runner's run directory from the boards that have it and disconnects them:
+    called by ``close()``, when the runner is garbage-collected, and at interpreter exit
+    (registered after paramiko's own exit hook, so it runs while connections still work).
+    Holds the boards, never the runner."""
+
+    def __init__(self, boards: list[_Board], session_dir: str):
+        self.boards, self.session_dir = boards, session_dir
+
+    def __call__(self) -> None:
+        for board in self.boards:
+            if board.alive and board.session_made:
+                with contextlib.suppress(HostError):
+                    board.connection.run(f"rm -rf {shlex.quote(self.session_dir)}", 30.0)
+            board.connection.close()
+            board.alive = False
+            board.session_made = False
+            board.harnesses.clear()
+            board.tasks.clear()
+
+
+def _collected(cleanup: _SessionCleanup) -> None:
+    cleanup()
+    atexit.unregister(cleanup)
 
 
 class SSHRunner:
@@ -158,6 +193,9 @@ class SSHRunner:
         self._task_ids: dict[str, int] = {}
         self._candidates = itertools.count()
         self._print_lock = threading.Lock()
+        self._cleanup = _SessionCleanup(self._boards, self.session_dir)
+        atexit.register(self._cleanup)
+        weakref.finalize(self, _collected, self._cleanup).atexit = False
 
     # pool -------------------------------------------------------------------------------------
     @property
@@ -178,7 +216,7 @@ class SSHRunner:
             except HostError as error:
                 self._leave(board, str(error))
                 continue
-            board.alive, board.reason = True, ""
+            board.alive, board.reason, board.failures = True, "", 0
         return self.live_hosts
 
     def _leave(self, board: _Board, reason: str) -> None:
@@ -199,16 +237,9 @@ class SSHRunner:
             print(text, end="", file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        """Remove this run's files from every reachable board and disconnect."""
-        for board in self._boards:
-            if board.alive and board.session_made:
-                with contextlib.suppress(HostError):
-                    board.connection.run(f"rm -rf {shlex.quote(self.session_dir)}", 30.0)
-            board.connection.close()
-            board.alive = False
-            board.session_made = False
-            board.harnesses.clear()
-            board.tasks.clear()
+        """Remove this run's files from every reachable board and disconnect (the runner
+        may be used again: it reconnects)."""
+        self._cleanup()
 
     def __enter__(self) -> SSHRunner:
         return self
@@ -218,19 +249,38 @@ class SSHRunner:
 
     # measuring --------------------------------------------------------------------------------
     def run(
-        self, inputs: Sequence[MeasureInput], build_results: Sequence[BuildResult], verbose: int = 1
+        self,
+        inputs: Sequence[MeasureInput],
+        build_results: Sequence[BuildResult],
+        verbose: int = 1,
+        on_result: Callable[[int, MeasureResult], None] | None = None,
     ) -> list[MeasureResult]:
-        """One MeasureResult per input, in order (``*`` / ``*E`` / ``*T`` per input)."""
+        """One MeasureResult per input, in order (``*`` / ``*E`` / ``*T`` per input).
+
+        ``on_result(i, result)`` is called as soon as input ``i``'s result is final (in
+        the order the boards finish, from the pool's threads, one call at a time), so a
+        caller can record each measurement before the batch ends."""
         if len(inputs) != len(build_results):
             raise ValueError(f"SSHRunner.run: {len(inputs)} inputs but {len(build_results)} build results")
         results: list[MeasureResult | None] = [None] * len(inputs)
+        result_lock = threading.Lock()
+
+        def finish(index: int, result: MeasureResult) -> None:
+            with result_lock:
+                results[index] = result
+                if on_result is not None:
+                    on_result(index, result)
+
         todo = []
         for index, built in enumerate(build_results):
             if built.error_no is MeasureErrorNo.NO_ERROR:
                 todo.append(index)
             else:
-                results[index] = MeasureResult(
-                    (ERROR_COST,), built.error_no, built.error_msg, built.time_cost, time.time()
+                finish(
+                    index,
+                    MeasureResult(
+                        (ERROR_COST,), built.error_no, built.error_msg, built.time_cost, time.time()
+                    ),
                 )
                 _progress("*E", verbose, self._print_lock)
         attempts = dict.fromkeys(todo, 0)
@@ -244,22 +294,28 @@ class SSHRunner:
             if not boards:
                 reasons = self._reasons()
                 for index in todo:
-                    results[index] = _error(
-                        MeasureErrorNo.UNKNOWN_ERROR,
-                        f"no SSH host left to measure on ({reasons})",
-                        build_results[index],
+                    finish(
+                        index,
+                        _error(
+                            MeasureErrorNo.UNKNOWN_ERROR,
+                            f"no SSH host left to measure on ({reasons})",
+                            build_results[index],
+                        ),
                     )
                     _progress("*E", verbose, self._print_lock)
                 break
-            lost = self._measure_pass(boards, todo, inputs, build_results, results, verbose)
+            lost = self._measure_pass(boards, todo, inputs, build_results, finish, verbose)
             todo = []
             for index, reason in lost:
                 attempts[index] += 1
                 if attempts[index] > self.max_retries:
-                    results[index] = _error(
-                        MeasureErrorNo.UNKNOWN_ERROR,
-                        f"lost the SSH host while measuring, {attempts[index]} times (last: {reason})",
-                        build_results[index],
+                    finish(
+                        index,
+                        _error(
+                            MeasureErrorNo.UNKNOWN_ERROR,
+                            f"lost the SSH host while measuring, {attempts[index]} times (last: {reason})",
+                            build_results[index],
+                        ),
                     )
                     _progress("*E", verbose, self._print_lock)
                 else:
@@ -275,11 +331,11 @@ class SSHRunner:
         todo: list[int],
         inputs: Sequence[MeasureInput],
         build_results: Sequence[BuildResult],
-        results: list[MeasureResult | None],
+        finish: Callable[[int, MeasureResult], None],
         verbose: int,
     ) -> list[tuple[int, str]]:
-        """Measure ``todo`` on ``boards`` concurrently; the (index, reason) of candidates
-        whose board was lost under them."""
+        """Measure ``todo`` on ``boards`` concurrently, handing each result to ``finish``;
+        the (index, reason) of candidates whose board was lost under them."""
         work: queue.SimpleQueue[int] = queue.SimpleQueue()
         for index in todo:
             work.put(index)
@@ -296,14 +352,22 @@ class SSHRunner:
                     costs, error_no, message = self._measure_on(
                         board, inputs[index], build_results[index].filename
                     )
+                except HostUnusable as error:  # reconnecting would not help: out at once
+                    self._leave(board, str(error))
+                    lost.append((index, str(error)))
+                    continue
                 except HostError as error:
-                    if self._reconnect(board, str(error)):
+                    board.failures += 1
+                    if board.failures == 1 and self._reconnect(board, str(error)):
                         work.put(index)
                     else:
+                        if board.alive:  # lost again right after reconnecting: not a blip
+                            self._leave(board, f"{error} (again, after reconnecting)")
                         lost.append((index, str(error)))
                     continue
+                board.failures = 0
                 all_cost = build_results[index].time_cost + time.monotonic() - start
-                results[index] = MeasureResult(costs, error_no, message, all_cost, time.time())
+                finish(index, MeasureResult(costs, error_no, message, all_cost, time.time()))
                 glyphs = {MeasureErrorNo.NO_ERROR: "*", MeasureErrorNo.RUN_TIMEOUT: "*T"}
                 _progress(glyphs.get(error_no, "*E"), verbose, self._print_lock)
                 if self.cooldown_interval > 0:
@@ -338,9 +402,13 @@ class SSHRunner:
             harness = self._harness_on(board, inp.task.target)
         except ToolchainError as error:
             return (ERROR_COST,), MeasureErrorNo.UNKNOWN_ERROR, str(error)
+        try:
+            content = Path(library).read_bytes()
+        except OSError as error:
+            return (ERROR_COST,), MeasureErrorNo.UNKNOWN_ERROR, f"cannot read the built library: {error}"
         task_dir = self._task_on(board, inp.task)
         name = f"cand-{next(self._candidates)}.so"
-        board.connection.write_files(self.session_dir, {name: Path(library).read_bytes()})
+        board.connection.write_files(self.session_dir, {name: content})
         return self._run_harness(board, harness, f"{self.session_dir}/{name}", f"{task_dir}/args.txt")
 
     def _run_harness(
@@ -366,7 +434,7 @@ class SSHRunner:
         done = board.connection.run(
             harness_command(call, remove_library=timed), self.timeout + COMMAND_SLACK_S
         )
-        return parse_reply(done, str(board.host), self.timeout)
+        return parse_reply(done, str(board.host), self.timeout, call.repeat)
 
     def _prefix(self, board: _Board) -> str:
         return board.host.command_prefix if board.host.command_prefix is not None else self.command_prefix
@@ -386,7 +454,7 @@ class SSHRunner:
         return harness
 
     def _task_on(self, board: _Board, task: SearchTask) -> str:
-        key = task.workload_key
+        key = task.reference_key  # one workload with other task_inputs is another reference
         task_id = self._task_ids.setdefault(key, len(self._task_ids))
         directory = f"{self.session_dir}/task-{task_id}"
         if key not in board.tasks:

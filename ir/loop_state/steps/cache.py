@@ -68,6 +68,8 @@ class CacheReadStep(Step):
         scope = parse_scope(self.scope_name, "cache_read", stage.name)
         if stage.compute_at is ComputeAtKind.INLINED:
             raise ScheduleError(f"{what}: it is inlined")
+        if stage.op.num_outputs > 1:
+            raise ScheduleError(f"{what}: it has {stage.op.num_outputs} outputs (a tuple reduction)")
         if not self.reader_stage_ids:
             raise ScheduleError(f"{what}: no reader stages given")
         if len(set(self.reader_stage_ids)) != len(self.reader_stage_ids):
@@ -129,6 +131,8 @@ class CacheWriteStep(Step):
         scope = parse_scope(self.scope_name, "cache_write", stage.name)
         if stage.compute_at is ComputeAtKind.INLINED:
             raise ScheduleError(f"{what}: it is inlined")
+        if stage.op.num_outputs > 1:
+            raise ScheduleError(f"{what}: it has {stage.op.num_outputs} outputs (a tuple reduction)")
         names = [it.name for it in stage.iters]
         touched = stage.relations or any(it.annotation is not IteratorAnnotation.NONE for it in stage.iters)
         if touched or names != [it.name for it in stage.root_iters]:

@@ -58,6 +58,8 @@ class RfactorStep(Step):
         what = f"cannot rfactor iterator '{it.name}' of stage '{stage.name}'"
         if not isinstance(op.body, Reduce):
             raise ScheduleError(f"{what}: the stage has no reduction")
+        if op.body.is_tuple:
+            raise ScheduleError(f"{what}: it is a tuple reduction ({op.body.reducer.name})")
         if it.kind is IteratorKind.SPATIAL:
             raise ScheduleError(f"{what}: it is a spatial iterator; pick a reduction iterator")
         mixed = [x.name for x in stage.iters if x.kind is IteratorKind.MIXED]
