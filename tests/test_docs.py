@@ -53,9 +53,13 @@ TUTORIAL_ARGS: dict[str, list[str]] = {
 EXPECTED_VERIFIED = {"walkthrough_matmul.py": 6}
 
 
-def run_tutorial(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_tutorial(path: Path, *args: str, temp_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a tutorial script; what it leaves in temporary files (a tutorial keeps its log
+    for the reader) goes to ``temp_dir``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    if temp_dir is not None:
+        env["TMPDIR"] = str(temp_dir)
     try:
         return subprocess.run(
             [sys.executable, str(path), *args],
@@ -77,11 +81,11 @@ def test_the_walkthrough_is_among_the_tutorials() -> None:
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
-def test_tutorial_runs_small_and_verifies(path: Path) -> None:
+def test_tutorial_runs_small_and_verifies(path: Path, tmp_path: Path) -> None:
     args = TUTORIAL_ARGS.get(path.name, ["--size", str(SMALL_SIZE)])
     if "--local-emulated" in args:
         ensure_tools()  # sshd, qemu-user and the AArch64 cross toolchain, from apt
-    result = run_tutorial(path, *args)
+    result = run_tutorial(path, *args, temp_dir=tmp_path)
     assert result.returncode == 0, (
         f"{path.name} {' '.join(args)} exited with {result.returncode}\n"
         f"--- stdout (end)\n{result.stdout[-4000:]}\n--- stderr (end)\n{result.stderr[-4000:]}"
