@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ssh_kernels
+from ssh_kernels import N
 from ssh_tools import AARCH64_TARGET, ssh_server
 
 from ansor_py.measure.local import LocalBuilder
@@ -32,7 +34,6 @@ from ir.compute_dag import ComputeDAG
 from ir.loop_state.api import get_init_state
 from ir.topi.workloads import gemm
 
-N = 8
 #: x86-64 candidates over SSH run with passive OpenMP waiting: sshd starts each session in a
 #: new scheduler autogroup, which on a loaded 2-core test machine gets half the CPU, and
 #: spinning OpenMP workers then make every barrier wait a time slice (seconds per call)
@@ -63,41 +64,8 @@ def tiled_states(task: SearchTask, count: int) -> list:
     return states
 
 
-# C kernels for C[N, N] = A @ B with a behaviour chosen at compile time ------------------
-
-KERNEL_C = """
-#define N %d
-int default_function(void** args, int nargs) {
-    const float* A = args[0]; const float* B = args[1]; float* C = args[2];
-    if (nargs != 3) return -1;
-    for (int i = 0; i < N; ++i)
-        for (int j = 0; j < N; ++j) {
-            float s = 0.0f;
-            for (int k = 0; k < N; ++k) s += A[i * N + k] * B[k * N + j];
-            C[i * N + j] = s;
-        }
-#if defined(CRASH)
-    *(volatile int*)0 = 1;
-#elif defined(HANG)
-    for (volatile int x = 0;; ++x) {}
-#elif defined(WRONG)
-    C[3 * N + 5] += 0.5f;
-#elif defined(STATUS)
-    return 7;
-#endif
-    return 0;
-}
-"""
-
-
-def c_library(directory: Path, behaviour: str | None, compiler: str = "aarch64-linux-gnu-gcc") -> str:
-    name = behaviour or "GOOD"
-    source = directory / f"{name}.c"
-    source.write_text(KERNEL_C % N)
-    library = directory / f"{name}.so"
-    flags = [f"-D{behaviour}"] if behaviour else []
-    subprocess.run([compiler, "-O1", "-shared", "-fPIC", *flags, "-o", str(library), str(source)], check=True)
-    return str(library)
+def c_library(directory: Path, behaviour: str | None) -> str:
+    return ssh_kernels.c_library(directory, behaviour, "aarch64-linux-gnu-gcc")
 
 
 def records_of(log: Path) -> tuple[list, list]:

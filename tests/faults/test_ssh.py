@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import ssh_kernels
+from ssh_kernels import N
 from ssh_tools import ssh_server
 
 from ansor_py.measure.ssh import HostKeyError, SSHRunner
@@ -37,27 +39,10 @@ from ir.compute_dag import ComputeDAG
 from ir.loop_state.api import get_init_state
 from ir.topi.workloads import gemm
 
-N = 8
 #: sshd starts each session in a new scheduler autogroup; passive OpenMP waiting keeps a
 #: parallel candidate from spinning through its time slices on a loaded machine
 X86_PREFIX = "env OMP_WAIT_POLICY=passive"
-KERNEL_C = """
-#define N %d
-int default_function(void** args, int nargs) {
-    const float* A = args[0]; const float* B = args[1]; float* C = args[2];
-    if (nargs != 3) return -1;
-    for (int i = 0; i < N; ++i)
-        for (int j = 0; j < N; ++j) {
-            float s = 0.0f;
-            for (int k = 0; k < N; ++k) s += A[i * N + k] * B[k * N + j];
-            C[i * N + j] = s;
-        }
-#ifdef HANG
-    for (volatile int x = 0;; ++x) {}
-#endif
-    return 0;
-}
-"""
+
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +51,7 @@ def server():
 
 
 def c_library(directory: Path, behaviour: str | None = None) -> str:
-    name = behaviour or "GOOD"
-    source = directory / f"{name}.c"
-    source.write_text(KERNEL_C % N)
-    library = directory / f"{name}.so"
-    flags = [f"-D{behaviour}"] if behaviour else []
-    subprocess.run(["cc", "-O1", "-shared", "-fPIC", *flags, "-o", str(library), str(source)], check=True)
-    return str(library)
+    return ssh_kernels.c_library(directory, behaviour, "cc")
 
 
 def candidates(libraries: list[str]) -> tuple[list[MeasureInput], list[BuildResult]]:
