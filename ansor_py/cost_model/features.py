@@ -29,9 +29,9 @@ the cost model scores it -inf so the search drops it (TVM's behaviour).
 Speed (the search runs in Python and scores thousands of states per round): the only
 per-state Python work is lowering and one walk of the loop nest (the search passes its
 ``ir.lower.bound.BoundCache``, so a state the search has bound is not inferred again);
-every feature formula runs once per batch as numpy array arithmetic. A ``FeatureCache`` keyed by the state's printed loop tree skips
-repeated states entirely, and ``feature_workers`` spreads large batches over forked
-processes.
+every feature formula runs once per batch as numpy array arithmetic. A ``FeatureCache``
+keyed by the state's printed loop tree skips repeated states entirely, and
+``feature_workers`` spreads large batches over forked processes.
 """
 
 from __future__ import annotations
