@@ -152,8 +152,14 @@ def test_small_space_is_exhausted_without_remeasuring(tmp_path, capsys):
         measurer.runner.close()
     out = capsys.readouterr().out
     assert "It seems all candidates in the search space have been measured." in out
-    # one more round than those that measured, retried once (retry_search_one_round_on_empty)
-    assert out.count("------ Search ------") == out.count("------ Measure ------") + 2
+    # the search stops after an empty round retried once (retry_search_one_round_on_empty):
+    # the last two rounds measure nothing; an earlier empty round may precede one that found
+    # a new program (the cost model's ranking depends on measured times), so only the tail
+    # is fixed
+    rounds = out.split("------ Search ------")[1:]
+    assert len(rounds) >= 3
+    assert all("------ Measure ------" not in r for r in rounds[-2:])
+    assert "------ Measure ------" in rounds[-3]
     records = list(load_records(log))
     keys = [str(infer_bound_from_state(policy.search_task.compute_dag, inp.state)) for inp, _ in records]
     assert len(keys) == len(set(keys)) == measurer.ct
