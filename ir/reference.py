@@ -546,7 +546,7 @@ _FLOAT_UNARY: dict[Intrinsic, Callable[[np.ndarray], np.ndarray]] = {
     Intrinsic.RSQRT: lambda x: 1.0 / np.sqrt(x),
     Intrinsic.TANH: np.tanh,
     Intrinsic.SIGMOID: lambda x: 1.0 / (1.0 + np.exp(-x)),
-    Intrinsic.ERF: lambda x: _ERF(x).astype(np.float64),
+    Intrinsic.ERF: lambda x: np.asarray(_ERF(x), dtype=np.float64),
     Intrinsic.ABS: np.abs,
     Intrinsic.FLOOR: np.floor,
     Intrinsic.CEIL: np.ceil,

@@ -43,7 +43,11 @@ LAYERS = ("ir", "codegen", "ansor_py")
 ALLOWED_THIRD_PARTY: Mapping[str, frozenset[str]] = {
     "ir": frozenset({"numpy"}),
     "codegen": frozenset({"numpy", "llvmlite", "pycuda"}),
-    "ansor_py": frozenset({"numpy", "llvmlite", "xgboost", "paramiko", "dask", "distributed"}),
+    # onnx (and google.protobuf, whose DecodeError onnx raises on a corrupt file): the ONNX
+    # frontend and writer of the network layer, imported inside them only
+    "ansor_py": frozenset(
+        {"numpy", "llvmlite", "xgboost", "paramiko", "dask", "distributed", "onnx", "google"}
+    ),
 }
 
 

@@ -22,6 +22,7 @@ the node.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,10 +63,7 @@ class Node:
 
     def with_(self, **changes: Any) -> Node:
         """A copy with some fields replaced."""
-        fields = {"op": self.op, "inputs": self.inputs, "outputs": self.outputs}
-        fields.update(attrs=self.attrs, name=self.name)
-        fields.update(changes)
-        return Node(**fields)
+        return dataclasses.replace(self, **changes)
 
 
 class Graph:
@@ -138,7 +136,8 @@ class Graph:
         return print_graph(self)
 
     def __repr__(self) -> str:
-        return f"Graph({self.name!r}, {len(self.nodes)} nodes, inputs={list(self.inputs)}, outputs={list(self.outputs)})"
+        nodes, inputs, outputs = len(self.nodes), list(self.inputs), list(self.outputs)
+        return f"Graph({self.name!r}, {nodes} nodes, inputs={inputs}, outputs={outputs})"
 
 
 def infer_types(graph: Graph) -> dict[str, TensorType]:
@@ -171,7 +170,8 @@ def infer_types(graph: Graph) -> dict[str, TensorType]:
             raise GraphError(f"node {node.name!r} ({node.op}): {err}") from None
         if len(out_types) != len(node.outputs):
             raise GraphError(
-                f"node {node.name!r} ({node.op}) names {len(node.outputs)} outputs, the op gives {len(out_types)}"
+                f"node {node.name!r} ({node.op}) names {len(node.outputs)} outputs, "
+                f"the op gives {len(out_types)}"
             )
         for value, ttype in zip(node.outputs, out_types, strict=True):
             if value in types:
@@ -194,10 +194,10 @@ def _format_attr(value: Any) -> str:
 def print_graph(graph: Graph, max_constant_elements: int = 0) -> str:
     """One line per input, constant and node, in the manner of Relay's text format::
 
-        %x: float32[1, 3, 224, 224]
-        %w0 = constant float32[64, 3, 7, 7]
-        %c0 = conv(%x, %w0, layout='NCHW', strides=(2, 2), ...)  # float32[1, 64, 112, 112]
-        return %y
+    %x: float32[1, 3, 224, 224]
+    %w0 = constant float32[64, 3, 7, 7]
+    %c0 = conv(%x, %w0, layout='NCHW', strides=(2, 2), ...)  # float32[1, 64, 112, 112]
+    return %y
     """
     lines = [f"graph {graph.name}("]
     lines += [f"  %{name}: {ttype}," for name, ttype in graph.inputs.items()]

@@ -27,14 +27,18 @@ def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np
     and dtypes exact), as C-contiguous arrays."""
     unknown = sorted(set(inputs) - set(graph.inputs))
     if unknown:
-        raise InputError(f"network '{graph.name}' has no input {unknown}; its inputs are {list(graph.inputs)}")
+        raise InputError(
+            f"network '{graph.name}' has no input {unknown}; its inputs are {list(graph.inputs)}"
+        )
     checked: dict[str, np.ndarray] = {}
     for name, ttype in graph.inputs.items():
         if name not in inputs:
             raise InputError(f"network '{graph.name}': input {name!r} ({ttype}) is missing")
         array = inputs[name]
         if not isinstance(array, np.ndarray):
-            raise InputError(f"network '{graph.name}': input {name!r} must be a numpy array, got {type(array).__name__}")
+            raise InputError(
+                f"network '{graph.name}': input {name!r} must be a numpy array, got {type(array).__name__}"
+            )
         given = TensorType.of(array)
         if given != ttype:
             raise InputError(f"network '{graph.name}': input {name!r} is {given}, the network takes {ttype}")

@@ -4,6 +4,10 @@ Every compiled PrimFunc exports ``int32_t <name>(void** args, int32_t nargs)`` w
 ``args[i]`` is the data pointer of ``params[i]``. A ``Kernel`` checks each array against
 its parameter (count, dtype, shape, C-contiguity, writeability) before the call, since the
 machine code trusts them blindly, and raises ``KernelArgumentError`` naming the argument.
+
+A caller that runs a kernel many times on the same arrays (a network executor over its
+preallocated buffers) checks them once: ``kernel.bind(arrays)`` returns a ``BoundCall``
+holding the packed pointer array, and calling it only calls the C function.
 """
 
 from __future__ import annotations
@@ -48,6 +52,15 @@ class Kernel:
         if status != 0:
             raise RuntimeError(f"kernel '{self.name}' returned error status {status}")
 
+    def bind(self, arrays: Sequence[np.ndarray]) -> BoundCall:
+        """The kernel applied to ``arrays``, checked once now (``check_arguments``).
+
+        The returned ``BoundCall`` keeps the arrays alive and reuses one packed pointer
+        array, so each call allocates nothing; the arrays must not be resized or
+        reallocated while it is in use (numpy arrays never move their data)."""
+        self.check_arguments(arrays)
+        return BoundCall(self, arrays)
+
     def check_arguments(self, arrays: Sequence[object]) -> None:
         """Raise KernelArgumentError unless ``arrays`` match the parameters exactly."""
         if len(arrays) != len(self.params):
@@ -79,6 +92,27 @@ class Kernel:
     def __repr__(self) -> str:
         params = ", ".join(f"{p.name}{list(p.shape)}:{p.dtype}" for p in self.params)
         return f"Kernel({self.name}({params}))"
+
+
+class BoundCall:
+    """``kernel(*arrays)`` with the arguments checked and packed once (``Kernel.bind``)."""
+
+    __slots__ = ("_fn", "_nargs", "_pointers", "arrays", "kernel")
+
+    def __init__(self, kernel: Kernel, arrays: Sequence[np.ndarray]):
+        self.kernel = kernel
+        self.arrays = tuple(arrays)
+        self._fn = kernel._fn
+        self._nargs = len(self.arrays)
+        self._pointers = (ctypes.c_void_p * self._nargs)(*[a.ctypes.data for a in self.arrays])
+
+    def __call__(self) -> None:
+        status = self._fn(self._pointers, self._nargs)
+        if status != 0:
+            raise RuntimeError(f"kernel '{self.kernel.name}' returned error status {status}")
+
+    def __repr__(self) -> str:
+        return f"BoundCall({self.kernel.name}, {self._nargs} arrays)"
 
 
 def load_library(

@@ -7,11 +7,11 @@ every operator takes a ``name`` (ops that declare helpers derive their names fro
 ``{name}_pad``, ``{name}_maxelem``, ...).
 
 Modules, by family: ``pad`` (pad, dilate), ``elemwise`` (activations, broadcasting
-arithmetic, bias_add), ``transform`` (transpose, reshape, concatenate), ``nn_dense``
-(matmul, dense, batch_matmul), ``nn_conv`` (1/2/3-D convolutions, groups, dilation),
-``nn_depthwise``, ``nn_conv_transpose``, ``nn_capsule``, ``nn_pool``, ``nn_norm``
-(softmax, layer_norm, batch_norm), ``reduction`` (sum/max/min, norm_bmn), and
-``workloads`` (the paper's benchmark suite as ready-made tensor lists).
+arithmetic, equal, where, bias_add), ``transform`` (transpose, reshape, concatenate,
+strided_slice, take, broadcast_to), ``nn_dense`` (matmul, dense, batch_matmul), ``nn_conv``
+(1/2/3-D convolutions, groups, dilation), ``nn_depthwise``, ``nn_conv_transpose``,
+``nn_capsule``, ``nn_pool``, ``nn_norm`` (softmax, layer_norm, batch_norm), ``reduction``
+(sum/max/min, norm_bmn), and ``workloads`` (the paper's benchmark suite as ready-made tensor lists).
 """
 
 from ir.topi import workloads
@@ -23,6 +23,8 @@ from ir.topi.elemwise import (
     clip,
     divide,
     elemwise,
+    equal,
+    erf,
     exp,
     gelu,
     leaky_relu,
@@ -30,11 +32,13 @@ from ir.topi.elemwise import (
     minimum,
     multiply,
     negative,
+    power,
     relu,
     sigmoid,
     sqrt,
     subtract,
     tanh,
+    where,
 )
 from ir.topi.nn_capsule import conv2d_capsule_nhwijc
 from ir.topi.nn_conv import (
@@ -62,7 +66,7 @@ from ir.topi.nn_pool import (
 )
 from ir.topi.pad import dilate, pad
 from ir.topi.reduction import max, min, norm_bmn, sum  # noqa: A004 - TVM's names
-from ir.topi.transform import concatenate, reshape, transpose
+from ir.topi.transform import broadcast_to, concatenate, reshape, strided_slice, take, transpose
 from ir.topi.utils import TopiError
 
 __all__ = [
@@ -74,6 +78,7 @@ __all__ = [
     "batch_norm_inference",
     "bias_add",
     "broadcast_shape",
+    "broadcast_to",
     "cast",
     "clip",
     "concatenate",
@@ -93,6 +98,8 @@ __all__ = [
     "dilate",
     "divide",
     "elemwise",
+    "equal",
+    "erf",
     "exp",
     "gelu",
     "global_avg_pool",
@@ -113,14 +120,18 @@ __all__ = [
     "norm_bmn",
     "pad",
     "pool",
+    "power",
     "relu",
     "reshape",
     "sigmoid",
     "softmax",
     "sqrt",
+    "strided_slice",
     "subtract",
     "sum",
+    "take",
     "tanh",
     "transpose",
+    "where",
     "workloads",
 ]

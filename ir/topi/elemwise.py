@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from ir import dtype as dt
 from ir import te
 from ir.expr import Expr, ExprLike, IterVar, const, convert, max_expr, min_expr
 from ir.te import Tensor
@@ -44,9 +45,16 @@ def clip(x: Tensor, a_min: float, a_max: float, name: str = "T_clip") -> Tensor:
     return elemwise(x, lambda v: min_expr(max_expr(v, lo), hi), name)
 
 
-def gelu(x: Tensor, name: str = "T_gelu") -> Tensor:
-    """BERT's GELU in erf form: ``0.5 * x * (1 + erf(x / sqrt(2)))``."""
-    return elemwise(x, lambda v: v * 0.5 * (te.erf(v * (1.0 / math.sqrt(2.0))) + 1.0), name)
+def gelu(x: Tensor, approximate: str = "none", name: str = "T_gelu") -> Tensor:
+    """BERT's GELU in erf form: ``0.5 * x * (1 + erf(x / sqrt(2)))``; with
+    ``approximate="tanh"`` the tanh form ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))``
+    (ONNX Gelu's two modes)."""
+    if approximate == "none":
+        return elemwise(x, lambda v: v * 0.5 * (te.erf(v * (1.0 / math.sqrt(2.0))) + 1.0), name)
+    if approximate == "tanh":
+        scale = math.sqrt(2.0 / math.pi)
+        return elemwise(x, lambda v: v * 0.5 * (te.tanh((v + v * v * v * 0.044715) * scale) + 1.0), name)
+    raise TopiError(f"gelu '{name}': approximate {approximate!r} must be 'none' or 'tanh'")
 
 
 def tanh(x: Tensor, name: str = "T_tanh") -> Tensor:
@@ -56,6 +64,10 @@ def tanh(x: Tensor, name: str = "T_tanh") -> Tensor:
 def sigmoid(x: Tensor, name: str = "T_sigmoid") -> Tensor:
     """``1 / (1 + exp(-x))``, as the sigmoid intrinsic."""
     return elemwise(x, te.sigmoid, name)
+
+
+def erf(x: Tensor, name: str = "T_erf") -> Tensor:
+    return elemwise(x, te.erf, name)
 
 
 def exp(x: Tensor, name: str = "T_exp") -> Tensor:
@@ -140,8 +152,58 @@ def multiply(a: Operand, b: Operand, name: str = "T_multiply") -> Tensor:
 
 
 def divide(a: Operand, b: Operand, name: str = "T_divide") -> Tensor:
-    """True division (float dtypes)."""
-    return broadcast_binary(a, b, lambda x, y: x / y, name, "divide")
+    """True division on float dtypes; on integers the quotient truncated toward zero (C's
+    and ONNX's ``/``, TVM's ``truncdiv``): the floor quotient plus one where the division
+    is inexact and the operands' signs differ (a zero divisor gives 0)."""
+    return broadcast_binary(a, b, _divide_expr, name, "divide")
+
+
+def _divide_expr(x: Expr, y: Expr) -> Expr:
+    if dt.is_float(x.dtype):
+        return x / y
+    floor = te.floordiv(x, y)
+    zero = const(0, x.dtype)
+    inexact = te.all(te.floormod(x, y) != zero, (x < zero) != (y < zero))
+    return te.if_then_else(inexact, floor + const(1, x.dtype), floor)
+
+
+def power(a: Operand, b: Operand, name: str = "T_power") -> Tensor:
+    """``a ** b``; integer operands go through float64 (exact while the result stays below
+    2**53) and the result is truncated back to their dtype."""
+    return broadcast_binary(a, b, _power_expr, name, "power")
+
+
+def _power_expr(x: Expr, y: Expr) -> Expr:
+    if dt.is_float(x.dtype):
+        return te.power(x, y)
+    return te.power(x.astype("float64"), y.astype("float64")).astype(x.dtype)
+
+
+def equal(a: Operand, b: Operand, name: str = "T_equal") -> Tensor:
+    """``a == b`` elementwise, a bool tensor."""
+    return broadcast_binary(a, b, lambda x, y: x == y, name, "equal")
+
+
+def where(cond: Tensor, x: Tensor, y: Tensor, name: str = "T_where") -> Tensor:
+    """``cond ? x : y`` with the three shapes broadcast together (numpy's ``where``);
+    ``cond`` is a bool tensor, ``x`` and ``y`` share a dtype."""
+    if cond.dtype != "bool":
+        raise TopiError(f"where '{name}': condition '{cond.name}' has dtype {cond.dtype}, not bool")
+    if x.dtype != y.dtype:
+        raise TopiError(f"where '{name}': '{x.name}' is {x.dtype} but '{y.name}' is {y.dtype}")
+    out_shape = broadcast_shape(broadcast_shape(cond.shape, x.shape, "where"), y.shape, "where")
+    same = cond.shape == x.shape == y.shape
+
+    def body(idx: tuple[IterVar, ...]) -> Expr:
+        return te.if_then_else(
+            broadcast_read(cond, idx, out_shape),
+            broadcast_read(x, idx, out_shape),
+            broadcast_read(y, idx, out_shape),
+        )
+
+    return compute_named(
+        out_shape, ax_names(len(out_shape)), body, name=name, tag="elemwise" if same else "broadcast"
+    )
 
 
 def maximum(a: Operand, b: Operand, name: str = "T_maximum") -> Tensor:

@@ -92,12 +92,17 @@ def batch_matmul(
     """``C[b..., i, j] = sum_k A[b..., i, k] * B[b..., j, k]`` (TVM's default, B transposed).
 
     A is [*batch, M, K] ([*batch, K, M] if ``transpose_a``); B is [*batch, N, K]
-    ([*batch, K, N] without ``transpose_b``). Leading batch dimensions broadcast as numpy.
+    ([*batch, K, N] without ``transpose_b``). Batch dimensions broadcast as numpy's
+    matmul: they align on the right, so one operand may be a plain matrix (rank 2) shared
+    by every batch, as BERT's projections against a 2-D weight.
     """
     op = op_label("batch_matmul", name)
-    if A.ndim < 3 or B.ndim != A.ndim:
-        raise TopiError(f"{op}: A {list(A.shape)} and B {list(B.shape)} must have the same rank, at least 3")
-    nb = A.ndim - 2
+    if min(A.ndim, B.ndim) < 2 or max(A.ndim, B.ndim) < 3:
+        raise TopiError(
+            f"{op}: A {list(A.shape)} and B {list(B.shape)} must have the same rank, at least 3 "
+            "(or ranks >= 2 with one at least 3)"
+        )
+    nb = max(A.ndim, B.ndim) - 2
     m, k_a = (A.shape[-1], A.shape[-2]) if transpose_a else A.shape[-2:]
     n, k_b = B.shape[-2:] if transpose_b else (B.shape[-1], B.shape[-2])
     if k_a != k_b:
@@ -105,12 +110,13 @@ def batch_matmul(
             f"{op}: reduction extents differ: A {list(A.shape)} gives K={k_a}, "
             f"B {list(B.shape)} gives K={k_b}"
         )
-    batch = broadcast_shape(A.shape[:nb], B.shape[:nb], op)
+    batch = broadcast_shape(A.shape[:-2], B.shape[:-2], op)
     dtype = out_dtype or A.dtype
     k = te.reduce_axis((0, k_a), name="k")
 
     def batch_index(t: Tensor, bidx: tuple[IterVar, ...]) -> list[Expr | int]:
-        return [0 if t.shape[d] == 1 and batch[d] != 1 else bidx[d] for d in range(nb)]
+        skip = nb - (t.ndim - 2)  # leading batch dimensions t does not have
+        return [0 if t.shape[d - skip] == 1 and batch[d] != 1 else bidx[d] for d in range(skip, nb)]
 
     def body(idx: tuple[IterVar, ...]) -> Expr:
         bidx, i, j = idx[:nb], idx[nb], idx[nb + 1]

@@ -6,6 +6,10 @@ size (``count_include_pad=True``, TVM topi's default) or by the number of real i
 elements the window covers, computed from the output index. Axes are named
 ``ax0, ax1, ...`` and the window's reduction axes ``rv0, rv1, ...``, as in TVM.
 
+``pool`` also takes window ``dilation`` and ``ceil_mode`` (ONNX MaxPool/AveragePool):
+ceil mode pads the end by what the last windows read past the input and its padding;
+those positions never win a max and are never counted by an average.
+
 ResNet-50 uses ``max_pool2d`` and ``global_avg_pool2d``; 3D-ResNet-18 the 3-D forms.
 """
 
@@ -53,6 +57,35 @@ def _lowest(dtype: str) -> float | int:
     return int(np.iinfo(dtype).min)
 
 
+def pool_out_size(
+    size: int, kernel: int, stride: int, dilation: int, before: int, after: int, ceil_mode: bool
+) -> int:
+    """Output extent along one axis. Floor mode is ``conv_out_size``; ceil mode rounds up
+    but drops a last window that would start past the input and its begin padding (as
+    onnxruntime and PyTorch do)."""
+    span = size + before + after - ((kernel - 1) * dilation + 1)
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + before:
+        out -= 1
+    return out
+
+
+def _taps(out: Expr, extent: int, k: int, s: int, d: int, before: int, lo: int, hi: int) -> Expr | int:
+    """How many of the k taps ``out * s - before + t * d`` (t < k) of output ``out`` lie in
+    [lo, hi): the divisor of an average along one axis. A constant k when every window of
+    the ``extent`` outputs fits."""
+    if lo <= -before and (extent - 1) * s - before + (k - 1) * d < hi:
+        return k
+    start = scaled(out, s) - before
+    if d == 1:
+        return min_expr(start + k, hi) - max_expr(start, lo)
+    first = max_expr(te.floordiv(lo - start + (d - 1), d), 0)
+    last = min_expr(te.floordiv(hi - start + (d - 1), d), k)
+    return last - first
+
+
 def pool(
     data: Tensor,
     kernel: IntOrTuple,
@@ -63,30 +96,43 @@ def pool(
     count_include_pad: bool,
     name: str,
     func: str,
+    dilation: IntOrTuple = 1,
+    ceil_mode: bool = False,
 ) -> Tensor:
     """Sliding-window max or average over the spatial axes of ``layout``.
 
     ``stride`` defaults to the kernel; ``padding`` is an int, one per spatial axis, or all
-    "before" then all "after" pads.
+    "before" then all "after" pads; ``dilation`` spaces the taps of a window. In
+    ``ceil_mode`` the output extent rounds up (``pool_out_size``) and the positions the last
+    windows read past the end padding count as padding that is never counted: an average
+    divides by the taps inside the input (``count_include_pad=False``) or inside the
+    explicitly padded input (True).
     """
     op = op_label(func, name)
     axes = _spatial_axes(layout, data, op)
     nsp = len(axes)
     kernels = as_tuple(kernel, nsp, "kernel", op)
     strides = kernels if stride is None else as_tuple(stride, nsp, "stride", op)
+    dilations = as_tuple(dilation, nsp, "dilation", op)
     positive(kernels, "kernel", op)
     positive(strides, "stride", op)
+    positive(dilations, "dilation", op)
     before, after = padding_nd(padding, nsp, op)
     if pool_type not in ("max", "avg"):
         raise TopiError(f"{op}: pool_type {pool_type!r} must be 'max' or 'avg'")
     out_shape = list(data.shape)
-    for d, k, s, b, a in zip(axes, kernels, strides, before, after, strict=True):
-        out_shape[d] = conv_out_size(data.shape[d], k, s, 1, b, a, op, layout[d])
+    extra = [0] * nsp  # what ceil mode reads past the end padding
+    for m, (d, k, s, dil, b, a) in enumerate(
+        zip(axes, kernels, strides, dilations, before, after, strict=True)
+    ):
+        conv_out_size(data.shape[d], k, s, dil, b, a, op, layout[d])  # the window must fit
+        out_shape[d] = pool_out_size(data.shape[d], k, s, dil, b, a, ceil_mode)
+        extra[m] = max(0, (out_shape[d] - 1) * s + (k - 1) * dil + 1 - (data.shape[d] + b + a))
 
-    if any(before) or any(after):
+    if any(before) or any(after) or any(extra):
         pad_before, pad_after = [0] * data.ndim, [0] * data.ndim
-        for d, b, a in zip(axes, before, after, strict=True):
-            pad_before[d], pad_after[d] = b, a
+        for d, b, a, e in zip(axes, before, after, extra, strict=True):
+            pad_before[d], pad_after[d] = b, a + e
         pad_value = _lowest(data.dtype) if pool_type == "max" else 0.0
         padded = pad(data, pad_before, pad_after, pad_value=pad_value, name=f"{name}_pad")
     else:
@@ -95,8 +141,8 @@ def pool(
 
     def window(idx: tuple[IterVar, ...]) -> Expr:
         index: list[Expr] = list(idx)
-        for d, s, r in zip(axes, strides, rv, strict=True):
-            index[d] = scaled(idx[d], s) + r
+        for d, s, r, dil in zip(axes, strides, rv, dilations, strict=True):
+            index[d] = scaled(idx[d], s) + scaled(r, dil)
         return padded[tuple(index)]
 
     names = ax_names(data.ndim)
@@ -109,14 +155,18 @@ def pool(
     )
 
     def average(idx: tuple[IterVar, ...]) -> Expr:
-        if count_include_pad:
-            return pool_sum[idx] / float(math.prod(kernels))
-        count: Expr | None = None
-        for d, k, s, b in zip(axes, kernels, strides, before, strict=True):
-            start = scaled(idx[d], s) - b
-            covered = min_expr(start + k, data.shape[d]) - max_expr(start, 0)
-            count = covered if count is None else count * covered
-        assert count is not None
+        count: Expr | int = 1
+        for d, k, s, dil, b, a in zip(axes, kernels, strides, dilations, before, after, strict=True):
+            lo, hi = (-b, data.shape[d] + a) if count_include_pad else (0, data.shape[d])
+            taps = _taps(idx[d], out_shape[d], k, s, dil, b, lo, hi)
+            if isinstance(count, int) and isinstance(taps, int):
+                count *= taps
+            elif isinstance(count, int) and count == 1:
+                count = taps
+            else:
+                count = count * taps
+        if isinstance(count, int):
+            return pool_sum[idx] / float(count)
         return pool_sum[idx] / count.astype(data.dtype)
 
     return compute_named(out_shape, names, average, name=name, tag="elemwise")

@@ -1,0 +1,435 @@
+"""Whole networks, untuned, beside onnxruntime and PyTorch (Ansor paper section 7.3, batch 1).
+
+For each network of the model zoo (``ansor_py.network.zoo``: resnet50, mobilenet_v2,
+resnet3d_18, dcgan, bert_base; ``--networks`` picks some):
+
+1. the graph is built (seeded weights) and run by the numpy reference, the oracle;
+2. ours: ``build_network(graph)`` with no tuning records, so every task gets the default
+   schedule (``default_schedule``); the compile time is reported;
+3. onnxruntime: the graph written by ``onnx_writer.to_onnx`` (opset 17), a CPU session with
+   ``intra_op_num_threads = --threads`` and ``inter_op_num_threads = 1``, all graph
+   optimisations on (as a user runs it);
+4. PyTorch (when ``import torch`` works; ``torch.set_num_threads(--threads)``): the same
+   graph with the same weights, run node by node with ``torch.nn.functional`` (``TORCH_OPS``,
+   one small function per graph op) under ``torch.inference_mode()``: PyTorch eager, as an
+   ``nn.Module`` of these layers would run. This covers all five networks; no torchvision
+   or transformers model is needed.
+
+Every peer's output is compared with the reference (relative error 1e-4 of the output's
+largest magnitude); a mismatch is printed and makes the exit status 1. Latencies are
+medians of ``--repeat`` interleaved repeats (ours, onnxruntime, PyTorch, ours, ...), each
+repeat being enough back-to-back calls to last ``--min-repeat-ms``, with a ``--pause``
+before each so that the previous peer's worker threads stop spinning. The executor's
+overhead is ``Network.profile``'s: the share of a network call not spent in its kernels
+(input copies and the executor's loop of C calls).
+
+    python benchmarks/networks.py [--networks resnet50 dcgan] [--repeat 15] [--threads 2] [--save]
+
+The whole run happens in a child process whose OMP_NUM_THREADS and OPENBLAS_NUM_THREADS
+equal ``--threads``. ``--save`` writes the table to ``benchmarks/results/networks.md``.
+Quote the ratios: absolute numbers move +-30% on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ansor_py.network.executor import NetworkBuildWarning, build_network
+from ansor_py.network.graph import Graph
+from ansor_py.network.onnx_writer import to_onnx
+from ansor_py.network.reference import run_reference
+from ansor_py.network.zoo import NETWORKS, random_inputs
+
+RESULTS = Path(__file__).resolve().parent / "results" / "networks.md"
+#: the torch CPU wheel this repository is tested with
+TORCH_HINT = "pip install torch==2.13.0"
+
+
+class BenchmarkError(RuntimeError):
+    """A peer the benchmark cannot run: an op PyTorch is not given here."""
+
+
+# ------------------------------------------------------------------------------------------
+# PyTorch: the graph run node by node with torch.nn.functional
+
+
+def _pairs(pads: Sequence[int]) -> tuple[int, ...]:
+    """Symmetric ONNX pads (begin..., end...) as torch's per-axis padding."""
+    half = len(pads) // 2
+    if tuple(pads[:half]) != tuple(pads[half:]):
+        raise BenchmarkError(f"asymmetric pads {tuple(pads)}: not given to PyTorch here")
+    return tuple(pads[:half])
+
+
+def _channels_first(layout: str) -> None:
+    if not layout.startswith("NC"):
+        raise BenchmarkError(f"layout {layout}: PyTorch is given channels-first graphs only")
+
+
+def torch_ops(torch: ModuleType) -> dict[str, Callable[..., Any]]:
+    """Graph op -> ``fn(attrs, *tensors)`` in PyTorch (the zoo's ops and the common rest)."""
+    F = torch.nn.functional
+    conv = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}
+    conv_transpose = {3: F.conv_transpose1d, 4: F.conv_transpose2d, 5: F.conv_transpose3d}
+    max_pool = {3: F.max_pool1d, 4: F.max_pool2d, 5: F.max_pool3d}
+    avg_pool = {3: F.avg_pool1d, 4: F.avg_pool2d, 5: F.avg_pool3d}
+
+    def conv_op(a: Mapping[str, Any], x: Any, w: Any) -> Any:
+        _channels_first(a["layout"])
+        padding = _pairs(a["pads"])
+        return conv[x.ndim](x, w, None, a["strides"], padding, a["dilations"], a.get("groups", 1))
+
+    def conv_transpose_op(a: Mapping[str, Any], x: Any, w: Any) -> Any:
+        _channels_first(a["layout"])
+        padding = _pairs(a["pads"])
+        return conv_transpose[x.ndim](
+            x, w, None, a["strides"], padding, a["output_padding"], a.get("groups", 1), a["dilations"]
+        )
+
+    def pool_op(table: Mapping[int, Callable[..., Any]], average: bool) -> Callable[..., Any]:
+        def run(a: Mapping[str, Any], x: Any) -> Any:
+            _channels_first(a["layout"])
+            common = {"kernel_size": a["kernel"], "stride": a["strides"], "padding": _pairs(a["pads"])}
+            if average:
+                return table[x.ndim](
+                    x, ceil_mode=a["ceil_mode"], count_include_pad=a["count_include_pad"], **common
+                )
+            return table[x.ndim](x, dilation=a["dilations"], ceil_mode=a["ceil_mode"], **common)
+
+        return run
+
+    def global_avg_pool(a: Mapping[str, Any], x: Any) -> Any:
+        _channels_first(a["layout"])
+        return x.mean(dim=tuple(range(2, x.ndim)), keepdim=True)
+
+    def divide(a: Mapping[str, Any], x: Any, y: Any) -> Any:
+        return torch.div(x, y, rounding_mode="trunc") if not x.is_floating_point() else x / y
+
+    def take(a: Mapping[str, Any], data: Any, indices: Any) -> Any:
+        axis = a["axis"]
+        flat = torch.where(indices < 0, indices + data.shape[axis], indices).reshape(-1)
+        picked = data.index_select(axis, flat)
+        return picked.reshape(*data.shape[:axis], *indices.shape, *data.shape[axis + 1 :])
+
+    def layer_norm(a: Mapping[str, Any], x: Any, gamma: Any, beta: Any) -> Any:
+        return F.layer_norm(x, tuple(x.shape[a["axis"] :]), gamma, beta, a["epsilon"])
+
+    def batch_norm(a: Mapping[str, Any], x: Any, gamma: Any, beta: Any, mean: Any, var: Any) -> Any:
+        if a.get("axis", 1) != 1:
+            raise BenchmarkError(f"batch_norm over axis {a['axis']}: PyTorch's is over axis 1")
+        return F.batch_norm(x, mean, var, gamma, beta, False, 0.0, a["epsilon"])
+
+    return {
+        "relu": lambda a, x: F.relu(x),
+        "sigmoid": lambda a, x: torch.sigmoid(x),
+        "tanh": lambda a, x: torch.tanh(x),
+        "erf": lambda a, x: torch.erf(x),
+        "sqrt": lambda a, x: torch.sqrt(x),
+        "negative": lambda a, x: torch.neg(x),
+        "exp": lambda a, x: torch.exp(x),
+        "gelu": lambda a, x: F.gelu(x, approximate=a.get("approximate", "none")),
+        "clip": lambda a, x: torch.clamp(x, a.get("min"), a.get("max")),
+        "add": lambda a, x, y: x + y,
+        "subtract": lambda a, x, y: x - y,
+        "multiply": lambda a, x, y: x * y,
+        "divide": divide,
+        "power": lambda a, x, y: torch.pow(x, y),
+        "maximum": lambda a, x, y: torch.maximum(x, y),
+        "minimum": lambda a, x, y: torch.minimum(x, y),
+        "equal": lambda a, x, y: torch.eq(x, y),
+        "where": lambda a, c, x, y: torch.where(c, x, y),
+        "reshape": lambda a, x: x.reshape(a["shape"]),
+        "transpose": lambda a, x: x.permute(a["perm"]),
+        "concat": lambda a, *xs: torch.cat(xs, dim=a["axis"]),
+        "take": take,
+        "broadcast_to": lambda a, x: x.expand(a["shape"]),
+        "conv": conv_op,
+        "conv_transpose": conv_transpose_op,
+        "dense": lambda a, x, w: F.linear(x, w),
+        "matmul": lambda a, x, y: torch.matmul(x, y),
+        "batch_norm": batch_norm,
+        "layer_norm": layer_norm,
+        "softmax": lambda a, x: torch.softmax(x, a["axis"]),
+        "max_pool": pool_op(max_pool, average=False),
+        "avg_pool": pool_op(avg_pool, average=True),
+        "global_avg_pool": global_avg_pool,
+        "reduce_mean": lambda a, x: torch.mean(x, dim=a["axes"], keepdim=a["keepdims"]),
+        "reduce_sum": lambda a, x: torch.sum(x, dim=a["axes"], keepdim=a["keepdims"]),
+        "reduce_max": lambda a, x: torch.amax(x, dim=a["axes"], keepdim=a["keepdims"]),
+    }
+
+
+class TorchGraph:
+    """``graph`` as a PyTorch program: its constants as tensors (converted once), its nodes
+    as a list of (function, attrs, input names, output name) run in order."""
+
+    def __init__(self, graph: Graph, torch: ModuleType):
+        table = torch_ops(torch)
+        missing = sorted({n.op for n in graph.nodes} - set(table))
+        if missing:
+            raise BenchmarkError(f"network '{graph.name}': no PyTorch function for ops {missing}")
+        self.torch = torch
+        self.graph = graph
+        self.constants = {k: torch.from_numpy(np.array(v)) for k, v in graph.constants.items()}
+        self.steps = [(table[n.op], n.attrs, n.inputs, n.output) for n in graph.nodes]
+
+    def prepare(self, inputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        return {k: self.torch.from_numpy(np.array(v)) for k, v in inputs.items()}
+
+    def __call__(self, inputs: Mapping[str, Any]) -> list[Any]:
+        values = {**self.constants, **inputs}
+        with self.torch.inference_mode():
+            for fn, attrs, names, out in self.steps:
+                values[out] = fn(attrs, *[values[v] for v in names])
+        return [values[v] for v in self.graph.outputs]
+
+
+def import_torch(threads: int) -> ModuleType | None:
+    """PyTorch with ``threads`` intra-op threads, or None when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        print(f"PyTorch not installed ({TORCH_HINT} to compare with it)", flush=True)
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+# ------------------------------------------------------------------------------------------
+# timing
+
+
+def calls_per_repeat(fn: Callable[[], object], min_repeat_ms: float) -> int:
+    """Back-to-back calls that last at least ``min_repeat_ms`` (after one warm-up call)."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - start, 1e-6)
+    return max(1, int(np.ceil(min_repeat_ms / 1e3 / once)))
+
+
+def time_interleaved(peers: Mapping[str, Callable[[], object]], args: argparse.Namespace) -> dict[str, float]:
+    """Median seconds per call of each peer over ``args.repeat`` interleaved repeats."""
+    number = {name: calls_per_repeat(fn, args.min_repeat_ms) for name, fn in peers.items()}
+    samples: dict[str, list[float]] = {name: [] for name in peers}
+    for _ in range(args.repeat):
+        for name, fn in peers.items():
+            time.sleep(args.pause)
+            start = time.perf_counter()
+            for _ in range(number[name]):
+                fn()
+            samples[name].append((time.perf_counter() - start) / number[name])
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+# ------------------------------------------------------------------------------------------
+# one network
+
+
+@dataclass
+class Row:
+    """One network's results (seconds; None where not measured)."""
+
+    network: str
+    ours_s: float | None = None
+    onnxruntime_s: float | None = None
+    torch_s: float | None = None
+    overhead: float | None = None
+    kernels: int = 0
+    calls: int = 0
+    compile_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.abs(got.astype(np.float64) - expected).max() / np.abs(expected).max())
+
+
+def check(row: Row, peer: str, got: np.ndarray, expected: np.ndarray) -> None:
+    error = relative_error(got, expected)
+    print(f"  {peer}: max error {error:.1e} of the output's largest magnitude", flush=True)
+    if got.shape != expected.shape or not error <= 1e-4:
+        row.errors.append(f"{row.network} {peer}: max relative error {error:.2e} (shape {got.shape})")
+
+
+def onnxruntime_peer(graph: Graph, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    model = to_onnx(graph, opset=17).SerializeToString()
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def run_network(name: str, args: argparse.Namespace, torch: ModuleType | None) -> Row:
+    row = Row(name)
+    print(f"{name}:", flush=True)
+    graph = NETWORKS[name]()
+    inputs = random_inputs(graph, seed=1)
+    expected = run_reference(graph, inputs)[0]
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NetworkBuildWarning)  # untuned on purpose
+        network = build_network(graph, "llvm")
+    row.compile_s = time.perf_counter() - start
+    row.kernels, row.calls = len(network.kernels), len(network.calls)
+    print(
+        f"  ours: {row.calls} kernel calls, {row.kernels} kernels, compiled in {row.compile_s:.1f} s",
+        flush=True,
+    )
+    check(row, "ours", np.array(network.run_inputs(inputs)[0]), expected)
+    peers: dict[str, Callable[[], object]] = {"ours": lambda: network.run_inputs(inputs)}
+
+    session = onnxruntime_peer(graph, args.threads)
+    check(row, "onnxruntime", np.asarray(session.run(None, inputs)[0]), expected)
+    peers["onnxruntime"] = lambda: session.run(None, inputs)
+
+    if torch is not None:
+        try:
+            program = TorchGraph(graph, torch)
+        except BenchmarkError as error:
+            row.notes.append(f"PyTorch: {error}")
+        else:
+            prepared = program.prepare(inputs)
+            check(row, "torch", program(prepared)[0].numpy(), expected)
+            peers["torch"] = lambda: program(prepared)
+
+    times = time_interleaved(peers, args)
+    row.ours_s, row.onnxruntime_s, row.torch_s = times["ours"], times["onnxruntime"], times.get("torch")
+    time.sleep(args.pause)
+    report = network.profile(inputs, repeat=args.repeat)
+    row.overhead = report.overhead
+    summary = ", ".join(f"{peer} {seconds * 1e3:.2f} ms" for peer, seconds in times.items())
+    print(f"  {summary}; executor overhead {row.overhead:.1%}", flush=True)
+    return row
+
+
+# ------------------------------------------------------------------------------------------
+# report
+
+
+def cpu_description() -> str:
+    """The CPU model and its widest vector ISA, from /proc/cpuinfo."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            model = value.strip()
+        elif key.strip() in ("flags", "Features"):
+            flags = set(value.split())
+    isa = next(
+        (
+            name
+            for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("asimd", "NEON"))
+            if flag in flags
+        ),
+        "no AVX2",
+    )
+    return f"{model} ({isa})"
+
+
+def format_table(rows: Sequence[Row], threads: int) -> str:
+    def ms(seconds: float | None) -> str:
+        return "-" if seconds is None else f"{seconds * 1e3:.2f}"
+
+    def ratio(ours: float | None, theirs: float | None) -> str:
+        return "-" if ours is None or theirs is None else f"{ours / theirs:.2f}x"
+
+    lines = [
+        f"Machine: {cpu_description()}, {os.cpu_count()} cores; {threads} threads for every peer; "
+        f"batch 1; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "Latency in ms (median); `ours / peer` > 1 means we are slower. Ours is untuned: "
+        "every task runs its default schedule.",
+        "",
+        "| network | ours (untuned) | onnxruntime | PyTorch eager | ours / onnxruntime | ours / PyTorch "
+        "| executor overhead | kernel calls (kernels) | compile s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        overhead = "-" if r.overhead is None else f"{r.overhead:.1%}"
+        lines.append(
+            f"| {r.network} | {ms(r.ours_s)} | {ms(r.onnxruntime_s)} | {ms(r.torch_s)} "
+            f"| {ratio(r.ours_s, r.onnxruntime_s)} | {ratio(r.ours_s, r.torch_s)} | {overhead} "
+            f"| {r.calls} ({r.kernels}) | {r.compile_s:.1f} |"
+        )
+    notes = [n for r in rows for n in r.notes] + [f"ERROR {e}" for r in rows for e in r.errors]
+    return "\n".join(lines + ([""] + [f"- {n}" for n in notes] if notes else []))
+
+
+def save(table: str, args: argparse.Namespace) -> Path:
+    command = "python benchmarks/networks.py " + " ".join(sys.argv[1:]).replace("--child", "").strip()
+    text = (
+        "# networks.py: whole networks, untuned, beside onnxruntime and PyTorch\n\n"
+        f"Command: `{command.strip()}`.\n\n{table}\n"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    return RESULTS
+
+
+def run_child(args: argparse.Namespace) -> int:
+    torch = None if args.no_torch else import_torch(args.threads)
+    rows = [run_network(name, args, torch) for name in args.networks]
+    table = format_table(rows, args.threads)
+    print()
+    print(table)
+    if args.save:
+        print(f"\nsaved to {save(table, args)}")
+    return 1 if any(r.errors for r in rows) else 0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--networks", nargs="+", choices=list(NETWORKS), default=list(NETWORKS), metavar="NET"
+    )
+    parser.add_argument("--repeat", type=int, default=15, help="interleaved timing repeats (median quoted)")
+    parser.add_argument("--min-repeat-ms", type=float, default=100.0, help="least time of one repeat")
+    parser.add_argument("--pause", type=float, default=0.2, help="seconds of rest before each repeat")
+    parser.add_argument("--threads", type=int, default=2, help="threads for ours, onnxruntime and PyTorch")
+    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    parser.add_argument("--save", action="store_true", help=f"write the table to {RESULTS}")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in ("repeat", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} {getattr(args, name)} must be at least 1")
+    if args.pause < 0:
+        parser.error(f"--pause {args.pause} must not be negative")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return run_child(args)
+    threads = str(args.threads)
+    env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return subprocess.run([sys.executable, __file__, *argv, "--child"], env=env, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

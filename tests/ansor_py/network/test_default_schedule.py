@@ -1,0 +1,271 @@
+"""``default_schedule``: valid, deterministic and really tiled, parallel and vectorised.
+
+Every DAG kind a network task declares is scheduled, compiled with ``codegen.build.build``
+and run on random inputs, then compared with the DAG's numpy reference
+(``ir.reference.evaluate``). Convolutions and dense layers are also checked for the
+structure that makes them fast: a multi-level tiled stage, a parallel outer loop, a
+vectorised inner loop and an unroll pragma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+import ir.topi as topi
+from ansor_py.network.default_schedule import default_schedule
+from codegen.build import build
+from ir import te
+from ir.compute_dag import ComputeDAG
+from ir.loop_state.enums import IteratorAnnotation
+from ir.loop_state.state import LoopState
+from ir.loop_state.steps import PragmaStep, SplitStep
+from ir.reference import evaluate, random_inputs
+
+
+def _conv2d_bias_relu() -> ComputeDAG:
+    data = te.placeholder((1, 56, 56, 64), name="data")
+    weight = te.placeholder((3, 3, 64, 64), name="weight")
+    bias = te.placeholder((64,), name="bias")
+    conv = topi.conv2d_nhwc(data, weight, 1, 1, name="conv")
+    out = topi.relu(topi.add(conv, bias, name="conv_bias"), name="conv_relu")
+    return ComputeDAG([data, weight, bias, out])
+
+
+def _conv2d_1x1_stride2_residual() -> ComputeDAG:
+    data = te.placeholder((1, 28, 28, 64), name="data")
+    weight = te.placeholder((1, 1, 64, 128), name="weight")
+    residual = te.placeholder((1, 14, 14, 128), name="residual")
+    conv = topi.conv2d_nhwc(data, weight, 2, 0, name="conv")
+    out = topi.clip(topi.add(conv, residual, name="conv_add"), 0.0, 6.0, name="conv_clip")
+    return ComputeDAG([data, weight, residual, out])
+
+
+def _conv1d() -> ComputeDAG:
+    data = te.placeholder((1, 30, 24), name="data")
+    weight = te.placeholder((3, 24, 40), name="weight")
+    return ComputeDAG([data, weight, topi.conv1d_nwc(data, weight, 1, 1, name="conv")])
+
+
+def _depthwise_stride2() -> ComputeDAG:
+    data = te.placeholder((1, 28, 28, 32), name="data")
+    weight = te.placeholder((3, 3, 32, 1), name="weight")
+    bias = te.placeholder((32,), name="bias")
+    conv = topi.depthwise_conv2d_nhwc(data, weight, 2, 1, name="dw")
+    return ComputeDAG([data, weight, bias, topi.relu(topi.add(conv, bias, name="dw_bias"), name="dw_relu")])
+
+
+def _conv3d() -> ComputeDAG:
+    data = te.placeholder((1, 6, 10, 10, 8), name="data")
+    weight = te.placeholder((3, 3, 3, 8, 16), name="weight")
+    return ComputeDAG([data, weight, topi.relu(topi.conv3d_ndhwc(data, weight, 1, 1, name="c3d"), name="r")])
+
+
+def _conv2d_transpose() -> ComputeDAG:
+    data = te.placeholder((1, 8, 8, 32), name="data")
+    weight = te.placeholder((4, 4, 32, 16), name="weight")
+    return ComputeDAG([data, weight, topi.conv2d_transpose_nhwc(data, weight, 2, 1, name="t2d")])
+
+
+def _dense_bias() -> ComputeDAG:
+    data = te.placeholder((1, 2048), name="data")
+    weight = te.placeholder((1000, 2048), name="weight")
+    bias = te.placeholder((1000,), name="bias")
+    return ComputeDAG([data, weight, bias, topi.dense(data, weight, bias, name="fc")])
+
+
+def _batch_matmul() -> ComputeDAG:
+    a = te.placeholder((12, 128, 64), name="a")
+    b = te.placeholder((12, 64, 128), name="b")
+    return ComputeDAG([a, b, topi.batch_matmul(a, b, transpose_b=False, name="bmm")])
+
+
+def _softmax() -> ComputeDAG:
+    x = te.placeholder((12, 128, 128), name="x")
+    return ComputeDAG([x, topi.softmax(x, axis=-1, name="sm")])
+
+
+def _layer_norm() -> ComputeDAG:
+    x = te.placeholder((128, 768), name="x")
+    gamma = te.placeholder((768,), name="gamma")
+    beta = te.placeholder((768,), name="beta")
+    return ComputeDAG([x, gamma, beta, topi.layer_norm(x, gamma, beta, axis=-1, name="ln")])
+
+
+def _max_pool() -> ComputeDAG:
+    x = te.placeholder((1, 56, 56, 64), name="x")
+    return ComputeDAG([x, topi.max_pool2d(x, 3, 2, 1, layout="NHWC", name="pool")])
+
+
+def _global_avg_pool() -> ComputeDAG:
+    x = te.placeholder((1, 7, 7, 512), name="x")
+    return ComputeDAG([x, topi.global_avg_pool(x, layout="NHWC", name="gap")])
+
+
+def _reduce_mean() -> ComputeDAG:
+    x = te.placeholder((4, 96, 50), name="x")
+    total = topi.sum(x, axis=(0, 2), keepdims=True, name="total")
+    return ComputeDAG([x, topi.divide(total, 200.0, name="mean")])
+
+
+def _reshape_transpose_concat() -> ComputeDAG:
+    x = te.placeholder((2, 12, 64), name="x")
+    y = te.placeholder((2, 4, 12, 16), name="y")
+    r = topi.reshape(x, (2, 12, 4, 16), name="r")
+    t = topi.transpose(r, (0, 2, 1, 3), name="t")
+    c = topi.concatenate([t, y], axis=3, name="c")
+    return ComputeDAG([x, y, topi.sigmoid(c, name="s")])
+
+
+def _take_int64() -> ComputeDAG:
+    table = te.placeholder((100, 48), name="table")
+    indices = te.placeholder((3, 7), name="indices", dtype="int64")
+    return ComputeDAG([table, indices, topi.take(table, indices, axis=0, name="gather")])
+
+
+CASES: dict[str, Callable[[], ComputeDAG]] = {
+    "conv2d_bias_relu": _conv2d_bias_relu,
+    "conv2d_1x1_stride2_residual": _conv2d_1x1_stride2_residual,
+    "conv1d": _conv1d,
+    "depthwise_stride2": _depthwise_stride2,
+    "conv3d": _conv3d,
+    "conv2d_transpose": _conv2d_transpose,
+    "dense_bias": _dense_bias,
+    "batch_matmul": _batch_matmul,
+    "softmax": _softmax,
+    "layer_norm": _layer_norm,
+    "max_pool": _max_pool,
+    "global_avg_pool": _global_avg_pool,
+    "reduce_mean": _reduce_mean,
+    "reshape_transpose_concat": _reshape_transpose_concat,
+    "take_int64": _take_int64,
+}
+
+
+def _run(dag: ComputeDAG, state: LoopState) -> list[np.ndarray]:
+    kernel = build(dag, state, "llvm")
+    inputs = random_inputs(dag, seed=1)
+    outputs = [np.empty(t.shape, dtype=t.dtype) for t in dag.outputs]
+    kernel(*inputs, *outputs)
+    expected = evaluate(dag, inputs)
+    for got, want in zip(outputs, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    return outputs
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_default_schedule_matches_reference(name: str) -> None:
+    dag = CASES[name]()
+    _run(dag, default_schedule(dag, "llvm"))
+
+
+def _dense_odd() -> ComputeDAG:
+    data = te.placeholder((3, 13), name="data")
+    weight = te.placeholder((7, 13), name="weight")
+    return ComputeDAG([data, weight, topi.relu(topi.dense(data, weight, name="fc"), name="fc_relu")])
+
+
+def _conv_odd_channels() -> ComputeDAG:
+    data = te.placeholder((1, 9, 9, 3), name="data")
+    weight = te.placeholder((3, 3, 3, 5), name="weight")
+    return ComputeDAG([data, weight, topi.conv2d_nhwc(data, weight, 2, 1, name="conv")])
+
+
+def _sum_all() -> ComputeDAG:
+    x = te.placeholder((5, 33), name="x")
+    return ComputeDAG([x, topi.sum(x, axis=None, keepdims=True, name="total")])
+
+
+ODD_CASES: dict[str, Callable[[], ComputeDAG]] = {
+    "dense_odd": _dense_odd,
+    "conv_odd_channels": _conv_odd_channels,
+    "sum_all": _sum_all,
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_CASES))
+def test_default_schedule_handles_odd_shapes(name: str) -> None:
+    dag = ODD_CASES[name]()
+    _run(dag, default_schedule(dag, "llvm"))
+
+
+# ---------------------------------------------------------------------------------------
+# structure: tiled, parallel, vectorised, unrolled; deterministic; sized by the target
+
+
+def _annotated(state: LoopState, annotation: IteratorAnnotation) -> list[tuple[str, str, int | None]]:
+    return [
+        (stage.name, it.name, it.extent)
+        for stage in state.stages
+        for it in stage.iters
+        if it.annotation is annotation
+    ]
+
+
+def _unroll_pragmas(state: LoopState) -> list[str]:
+    return [step.pragma_type for step in state.transform_steps if isinstance(step, PragmaStep)]
+
+
+@pytest.mark.parametrize(
+    "name", ["conv2d_bias_relu", "conv2d_1x1_stride2_residual", "conv3d", "batch_matmul"]
+)
+def test_compute_intensive_ops_are_tiled_parallel_and_vectorised(name: str) -> None:
+    dag = CASES[name]()
+    state = default_schedule(dag, "llvm -mcpu=skylake-avx512")
+    tiled = [s for s in state.stages if any(it.name.endswith(".3") for it in s.iters)]
+    assert len(tiled) == 1, str(state)
+    tile = tiled[0]
+    # the innermost tile: two AVX-512 vectors of output channels (all 16 of conv3d's),
+    # vectorised, under a tile of rows
+    assert tile.iters[-1].annotation is IteratorAnnotation.VECTORIZE, str(state)
+    assert tile.iters[-1].extent == min(32, dag.outputs[0].shape[-1]), str(state)
+    assert tile.iters[-2].extent is not None and tile.iters[-2].extent > 1, str(state)
+    assert tile.attach is not None, "the tile is computed inside its consumer's parallel loop"
+    parallel = _annotated(state, IteratorAnnotation.PARALLEL)
+    assert any(stage == state.stages[tile.attach.stage_id].name for stage, _, _ in parallel), str(state)
+    assert all(extent is not None and extent >= 4 for _, _, extent in parallel), parallel
+    assert "auto_unroll_max_step$64" in _unroll_pragmas(state)
+
+
+def test_dense_uses_the_dot_product_form() -> None:
+    dag = CASES["dense_bias"]()
+    state = default_schedule(dag, "llvm -mcpu=skylake-avx512")
+    rf = next(s for s in state.stages if s.name == "fc.rf")
+    # lanes along the reduction, one AVX-512 vector, under a tile of output columns
+    assert rf.iters[-1].name.startswith("k") and rf.iters[-1].extent == 16, str(state)
+    assert rf.iters[-1].annotation is IteratorAnnotation.VECTORIZE, str(state)
+    assert rf.attach is not None and state.stages[rf.attach.stage_id].name == "fc", str(state)
+    assert ("fc", "i.0@j.0@", 100) in _annotated(state, IteratorAnnotation.PARALLEL), str(state)
+
+
+def test_the_vector_width_follows_the_target() -> None:
+    dag = CASES["conv2d_bias_relu"]()
+    for target, columns in (("llvm -mcpu=skylake-avx512", 32), ("llvm -mcpu=haswell", 16)):
+        state = default_schedule(dag, target)
+        conv = next(s for s in state.stages if s.name == "conv")
+        assert conv.iters[-1].extent == columns, f"{target}\n{state}"
+
+
+@pytest.mark.parametrize("name", ["conv2d_bias_relu", "dense_bias", "softmax", "max_pool"])
+def test_default_schedule_is_deterministic(name: str) -> None:
+    first = default_schedule(CASES[name](), "llvm")
+    second = default_schedule(CASES[name](), "llvm")
+    assert first.transform_steps == second.transform_steps
+    assert str(first) == str(second)
+
+
+def test_pooling_vectorises_channels_inside_the_window() -> None:
+    state = default_schedule(CASES["max_pool"](), "llvm")
+    pool = next(s for s in state.stages if s.name == "pool")
+    assert [it.kind.value for it in pool.iters][-3:] == ["reduction", "reduction", "spatial"], str(state)
+    assert pool.iters[-1].annotation is IteratorAnnotation.VECTORIZE, str(state)
+    assert pool.iters[0].annotation is IteratorAnnotation.PARALLEL, str(state)
+
+
+def test_no_split_length_is_left_unknown() -> None:
+    for make in CASES.values():
+        state = default_schedule(make(), "llvm")
+        assert state.concrete
+        assert all(None not in step.lengths for step in state.transform_steps if isinstance(step, SplitStep))
