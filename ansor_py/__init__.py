@@ -2,7 +2,8 @@
 
 The user surface mirrors ``tvm.auto_scheduler``: declare with ``te``, schedule through the
 State API of a ``ComputeDAG``, and ``build`` a state for a target into a callable kernel;
-or make a ``SearchTask``, ``auto_schedule`` it, and ``apply_best`` its log.
+or make a ``SearchTask``, ``auto_schedule`` it, and ``apply_best`` its log. Whole networks:
+``from_onnx`` (or ``ansor_py.network.zoo``), ``extract_tasks``, ``build_network``.
 """
 
 from ansor_py.cost_model import CostModel, RandomModel, XGBModel
@@ -10,6 +11,7 @@ from ansor_py.measure import MeasureErrorNo, MeasureInput, MeasureResult
 from ansor_py.measure.local import LocalBuilder, LocalRunner
 from ansor_py.measure.measurer import MeasureCallback, ProgramMeasurer
 from ansor_py.measure.ssh import SSHHost, SSHRunner, check_host
+from ansor_py.network import Network, build_network, extract_tasks, from_onnx
 from ansor_py.records import (
     ApplyHistoryBest,
     RecordReader,
@@ -55,6 +57,7 @@ __all__ = [
     "MeasureErrorNo",
     "MeasureInput",
     "MeasureResult",
+    "Network",
     "PreloadCustomSketchRule",
     "PreloadMeasuredStates",
     "ProgramMeasurer",
@@ -77,9 +80,12 @@ __all__ = [
     "auto_schedule",
     "best_state",
     "build",
+    "build_network",
     "check_host",
     "distill_record_file",
     "dump_record_to_string",
+    "extract_tasks",
+    "from_onnx",
     "get_init_state",
     "infer_bound_from_state",
     "load_best_record",

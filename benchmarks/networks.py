@@ -10,10 +10,10 @@ resnet3d_18, dcgan, bert_base; ``--networks`` picks some):
    ``intra_op_num_threads = --threads`` and ``inter_op_num_threads = 1``, all graph
    optimisations on (as a user runs it);
 4. PyTorch (when ``import torch`` works; ``torch.set_num_threads(--threads)``): the same
-   graph with the same weights, run node by node with ``torch.nn.functional`` (``TORCH_OPS``,
-   one small function per graph op) under ``torch.inference_mode()``: PyTorch eager, as an
-   ``nn.Module`` of these layers would run. This covers all five networks; no torchvision
-   or transformers model is needed.
+   graph with the same weights run node by node in eager PyTorch (``torch_graph.to_torch``,
+   beside this script: one ``torch.nn.functional`` call per node, as an ``nn.Module`` of
+   these layers would run; numpy in and out). This covers all five networks; no
+   torchvision or transformers model is needed.
 
 Every peer's output is compared with the reference (relative error 1e-4 of the output's
 largest magnitude); a mismatch is printed and makes the exit status 1. Latencies are
@@ -59,154 +59,22 @@ RESULTS = Path(__file__).resolve().parent / "results" / "networks.md"
 TORCH_HINT = "pip install torch==2.13.0"
 
 
-class BenchmarkError(RuntimeError):
-    """A peer the benchmark cannot run: an op PyTorch is not given here."""
-
-
 # ------------------------------------------------------------------------------------------
-# PyTorch: the graph run node by node with torch.nn.functional
+# PyTorch: the graph run node by node in eager mode (benchmarks/torch_graph.py)
 
 
-def _pairs(pads: Sequence[int]) -> tuple[int, ...]:
-    """Symmetric ONNX pads (begin..., end...) as torch's per-axis padding."""
-    half = len(pads) // 2
-    if tuple(pads[:half]) != tuple(pads[half:]):
-        raise BenchmarkError(f"asymmetric pads {tuple(pads)}: not given to PyTorch here")
-    return tuple(pads[:half])
-
-
-def _channels_first(layout: str) -> None:
-    if not layout.startswith("NC"):
-        raise BenchmarkError(f"layout {layout}: PyTorch is given channels-first graphs only")
-
-
-def torch_ops(torch: ModuleType) -> dict[str, Callable[..., Any]]:
-    """Graph op -> ``fn(attrs, *tensors)`` in PyTorch (the zoo's ops and the common rest)."""
-    F = torch.nn.functional
-    conv = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}
-    conv_transpose = {3: F.conv_transpose1d, 4: F.conv_transpose2d, 5: F.conv_transpose3d}
-    max_pool = {3: F.max_pool1d, 4: F.max_pool2d, 5: F.max_pool3d}
-    avg_pool = {3: F.avg_pool1d, 4: F.avg_pool2d, 5: F.avg_pool3d}
-
-    def conv_op(a: Mapping[str, Any], x: Any, w: Any) -> Any:
-        _channels_first(a["layout"])
-        padding = _pairs(a["pads"])
-        return conv[x.ndim](x, w, None, a["strides"], padding, a["dilations"], a.get("groups", 1))
-
-    def conv_transpose_op(a: Mapping[str, Any], x: Any, w: Any) -> Any:
-        _channels_first(a["layout"])
-        padding = _pairs(a["pads"])
-        return conv_transpose[x.ndim](
-            x, w, None, a["strides"], padding, a["output_padding"], a.get("groups", 1), a["dilations"]
-        )
-
-    def pool_op(table: Mapping[int, Callable[..., Any]], average: bool) -> Callable[..., Any]:
-        def run(a: Mapping[str, Any], x: Any) -> Any:
-            _channels_first(a["layout"])
-            common = {"kernel_size": a["kernel"], "stride": a["strides"], "padding": _pairs(a["pads"])}
-            if average:
-                return table[x.ndim](
-                    x, ceil_mode=a["ceil_mode"], count_include_pad=a["count_include_pad"], **common
-                )
-            return table[x.ndim](x, dilation=a["dilations"], ceil_mode=a["ceil_mode"], **common)
-
-        return run
-
-    def global_avg_pool(a: Mapping[str, Any], x: Any) -> Any:
-        _channels_first(a["layout"])
-        return x.mean(dim=tuple(range(2, x.ndim)), keepdim=True)
-
-    def divide(a: Mapping[str, Any], x: Any, y: Any) -> Any:
-        return torch.div(x, y, rounding_mode="trunc") if not x.is_floating_point() else x / y
-
-    def take(a: Mapping[str, Any], data: Any, indices: Any) -> Any:
-        axis = a["axis"]
-        flat = torch.where(indices < 0, indices + data.shape[axis], indices).reshape(-1)
-        picked = data.index_select(axis, flat)
-        return picked.reshape(*data.shape[:axis], *indices.shape, *data.shape[axis + 1 :])
-
-    def layer_norm(a: Mapping[str, Any], x: Any, gamma: Any, beta: Any) -> Any:
-        return F.layer_norm(x, tuple(x.shape[a["axis"] :]), gamma, beta, a["epsilon"])
-
-    def batch_norm(a: Mapping[str, Any], x: Any, gamma: Any, beta: Any, mean: Any, var: Any) -> Any:
-        if a.get("axis", 1) != 1:
-            raise BenchmarkError(f"batch_norm over axis {a['axis']}: PyTorch's is over axis 1")
-        return F.batch_norm(x, mean, var, gamma, beta, False, 0.0, a["epsilon"])
-
-    return {
-        "relu": lambda a, x: F.relu(x),
-        "sigmoid": lambda a, x: torch.sigmoid(x),
-        "tanh": lambda a, x: torch.tanh(x),
-        "erf": lambda a, x: torch.erf(x),
-        "sqrt": lambda a, x: torch.sqrt(x),
-        "negative": lambda a, x: torch.neg(x),
-        "exp": lambda a, x: torch.exp(x),
-        "gelu": lambda a, x: F.gelu(x, approximate=a.get("approximate", "none")),
-        "clip": lambda a, x: torch.clamp(x, a.get("min"), a.get("max")),
-        "add": lambda a, x, y: x + y,
-        "subtract": lambda a, x, y: x - y,
-        "multiply": lambda a, x, y: x * y,
-        "divide": divide,
-        "power": lambda a, x, y: torch.pow(x, y),
-        "maximum": lambda a, x, y: torch.maximum(x, y),
-        "minimum": lambda a, x, y: torch.minimum(x, y),
-        "equal": lambda a, x, y: torch.eq(x, y),
-        "where": lambda a, c, x, y: torch.where(c, x, y),
-        "reshape": lambda a, x: x.reshape(a["shape"]),
-        "transpose": lambda a, x: x.permute(a["perm"]),
-        "concat": lambda a, *xs: torch.cat(xs, dim=a["axis"]),
-        "take": take,
-        "broadcast_to": lambda a, x: x.expand(a["shape"]),
-        "conv": conv_op,
-        "conv_transpose": conv_transpose_op,
-        "dense": lambda a, x, w: F.linear(x, w),
-        "matmul": lambda a, x, y: torch.matmul(x, y),
-        "batch_norm": batch_norm,
-        "layer_norm": layer_norm,
-        "softmax": lambda a, x: torch.softmax(x, a["axis"]),
-        "max_pool": pool_op(max_pool, average=False),
-        "avg_pool": pool_op(avg_pool, average=True),
-        "global_avg_pool": global_avg_pool,
-        "reduce_mean": lambda a, x: torch.mean(x, dim=a["axes"], keepdim=a["keepdims"]),
-        "reduce_sum": lambda a, x: torch.sum(x, dim=a["axes"], keepdim=a["keepdims"]),
-        "reduce_max": lambda a, x: torch.amax(x, dim=a["axes"], keepdim=a["keepdims"]),
-    }
-
-
-class TorchGraph:
-    """``graph`` as a PyTorch program: its constants as tensors (converted once), its nodes
-    as a list of (function, attrs, input names, output name) run in order."""
-
-    def __init__(self, graph: Graph, torch: ModuleType):
-        table = torch_ops(torch)
-        missing = sorted({n.op for n in graph.nodes} - set(table))
-        if missing:
-            raise BenchmarkError(f"network '{graph.name}': no PyTorch function for ops {missing}")
-        self.torch = torch
-        self.graph = graph
-        self.constants = {k: torch.from_numpy(np.array(v)) for k, v in graph.constants.items()}
-        self.steps = [(table[n.op], n.attrs, n.inputs, n.output) for n in graph.nodes]
-
-    def prepare(self, inputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        return {k: self.torch.from_numpy(np.array(v)) for k, v in inputs.items()}
-
-    def __call__(self, inputs: Mapping[str, Any]) -> list[Any]:
-        values = {**self.constants, **inputs}
-        with self.torch.inference_mode():
-            for fn, attrs, names, out in self.steps:
-                values[out] = fn(attrs, *[values[v] for v in names])
-        return [values[v] for v in self.graph.outputs]
-
-
-def import_torch(threads: int) -> ModuleType | None:
-    """PyTorch with ``threads`` intra-op threads, or None when it is not installed."""
+def import_torch_peer(threads: int) -> ModuleType | None:
+    """``benchmarks/torch_graph.py`` (PyTorch with ``threads`` intra-op threads), or None
+    when PyTorch is not installed."""
     try:
         import torch
     except ImportError:
         print(f"PyTorch not installed ({TORCH_HINT} to compare with it)", flush=True)
         return None
     torch.set_num_threads(threads)
-    return torch
+    import torch_graph  # beside this script; imports torch
+
+    return torch_graph
 
 
 # ------------------------------------------------------------------------------------------
@@ -253,7 +121,6 @@ class Row:
     calls: int = 0
     compile_s: float = 0.0
     errors: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
@@ -277,7 +144,7 @@ def onnxruntime_peer(graph: Graph, threads: int) -> Any:
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def run_network(name: str, args: argparse.Namespace, torch: ModuleType | None) -> Row:
+def run_network(name: str, args: argparse.Namespace, torch_peer: ModuleType | None) -> Row:
     row = Row(name)
     print(f"{name}:", flush=True)
     graph = NETWORKS[name]()
@@ -301,15 +168,10 @@ def run_network(name: str, args: argparse.Namespace, torch: ModuleType | None) -
     check(row, "onnxruntime", np.asarray(session.run(None, inputs)[0]), expected)
     peers["onnxruntime"] = lambda: session.run(None, inputs)
 
-    if torch is not None:
-        try:
-            program = TorchGraph(graph, torch)
-        except BenchmarkError as error:
-            row.notes.append(f"PyTorch: {error}")
-        else:
-            prepared = program.prepare(inputs)
-            check(row, "torch", program(prepared)[0].numpy(), expected)
-            peers["torch"] = lambda: program(prepared)
+    if torch_peer is not None:
+        program = torch_peer.to_torch(graph)
+        check(row, "torch", program(inputs)[0], expected)
+        peers["torch"] = lambda: program(inputs)
 
     times = time_interleaved(peers, args)
     row.ours_s, row.onnxruntime_s, row.torch_s = times["ours"], times["onnxruntime"], times.get("torch")
@@ -349,7 +211,7 @@ def cpu_description() -> str:
     return f"{model} ({isa})"
 
 
-def format_table(rows: Sequence[Row], threads: int) -> str:
+def format_table(rows: Sequence[Row], threads: int, load: float) -> str:
     def ms(seconds: float | None) -> str:
         return "-" if seconds is None else f"{seconds * 1e3:.2f}"
 
@@ -358,7 +220,8 @@ def format_table(rows: Sequence[Row], threads: int) -> str:
 
     lines = [
         f"Machine: {cpu_description()}, {os.cpu_count()} cores; {threads} threads for every peer; "
-        f"batch 1; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"batch 1; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load:.1f} at the "
+        "start (other processes beside the benchmark slow the 2-thread peers unevenly).",
         "",
         "Latency in ms (median); `ours / peer` > 1 means we are slower. Ours is untuned: "
         "every task runs its default schedule.",
@@ -374,8 +237,8 @@ def format_table(rows: Sequence[Row], threads: int) -> str:
             f"| {ratio(r.ours_s, r.onnxruntime_s)} | {ratio(r.ours_s, r.torch_s)} | {overhead} "
             f"| {r.calls} ({r.kernels}) | {r.compile_s:.1f} |"
         )
-    notes = [n for r in rows for n in r.notes] + [f"ERROR {e}" for r in rows for e in r.errors]
-    return "\n".join(lines + ([""] + [f"- {n}" for n in notes] if notes else []))
+    errors = [f"- ERROR {e}" for r in rows for e in r.errors]
+    return "\n".join(lines + ([""] + errors if errors else []))
 
 
 def save(table: str, args: argparse.Namespace) -> Path:
@@ -390,9 +253,16 @@ def save(table: str, args: argparse.Namespace) -> Path:
 
 
 def run_child(args: argparse.Namespace) -> int:
-    torch = None if args.no_torch else import_torch(args.threads)
-    rows = [run_network(name, args, torch) for name in args.networks]
-    table = format_table(rows, args.threads)
+    torch_peer = None if args.no_torch else import_torch_peer(args.threads)
+    load = os.getloadavg()[0]
+    rows = []
+    for name in args.networks:
+        try:
+            rows.append(run_network(name, args, torch_peer))
+        except Exception as error:  # the table reports it, and the exit status is 1
+            print(f"  FAILED: {type(error).__name__}: {error}", flush=True)
+            rows.append(Row(name, errors=[f"{name}: {type(error).__name__}: {error}"]))
+    table = format_table(rows, args.threads, load)
     print()
     print(table)
     if args.save:

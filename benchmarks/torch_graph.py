@@ -216,8 +216,6 @@ def lower_reduce_mean(attrs: Attrs, types: Sequence[TensorType], out: TensorType
 
 def lower_reduce_max(attrs: Attrs, types: Sequence[TensorType], out: TensorType) -> Lowered:
     axes, keepdims = _reduce_args(attrs)
-    if types[0].dtype == "bool":  # amax has no bool kernel: max of booleans is any
-        return Lowered(lambda x: torch.amax(x.to(torch.uint8), axes, keepdims).to(torch.bool))
     return Lowered(lambda x: torch.amax(x, axes, keepdims))
 
 
@@ -408,13 +406,15 @@ def lower_broadcast_to(attrs: Attrs, types: Sequence[TensorType], out: TensorTyp
 
 
 def lower_pad(attrs: Attrs, types: Sequence[TensorType], out: TensorType) -> Lowered:
-    rank = types[0].ndim
+    """Constant padding of every axis; the value takes the input's kind (a bool input pads
+    with ``value != 0``)."""
+    dtype, rank = types[0].dtype, types[0].ndim
     pads = tuple(attrs["pads"])
     pairs = _pad_pairs(pads[:rank], pads[rank:])
     raw = float(attrs.get("value", 0.0))
-    value: float | int | bool = raw if types[0].dtype.startswith("float") else int(raw)
-    if types[0].dtype == "bool":  # F.pad has no bool kernel
-        return Lowered(lambda x: F.pad(x.to(torch.uint8), pairs, value=int(raw != 0)).to(torch.bool))
+    value: float | int = raw if dtype.startswith("float") else int(raw)
+    if dtype == "bool":
+        value = int(raw != 0)
     return Lowered(lambda x: F.pad(x, pairs, value=value))
 
 

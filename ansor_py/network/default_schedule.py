@@ -6,22 +6,25 @@ schedules the same way when ``ApplyHistoryBest`` has no record for a workload).
 
 It reuses Ansor's own structure rather than a second scheduler. The task's sketches come
 from the CPU sketch rules (paper section 4.1: inline element-wise stages, multi-level
-tiling "SSRSRS" with the element-wise consumer fused, cache-write stages), and the first
-sketch without rfactor is taken: the multi-level tiled sketch with fusion at the outer
-level. Where the search would then sample (section 4.2), fixed rules decide:
+tiling "SSRSRS" with the element-wise consumer fused, cache-write stages), and the sketch
+that fuses most (``_pick_sketch``) is taken. Where the search would then sample (section
+4.2), fixed rules decide:
 
-- tile sizes from the shapes and the hardware: the innermost tile of the last spatial axis
-  is a register tile two vectors wide (``vector_unit_bytes / 4`` lanes each), the row
-  axis before it gets a few rows (the accumulators of ``rows x cols`` stay in registers,
-  ``hand_schedules.register_tile``), every other level is 1, and the reduction runs
-  whole at the outer reduction level, so the tile is computed with all of the reduction
-  before its result is written back (what a hand-written micro-kernel does);
+- tile sizes from the shapes and the hardware (``_spatial_tiles``): the innermost tile is
+  a register tile, two vectors (``vector_unit_bytes / 4`` lanes each) of the last axis by
+  a few rows of the axis before it (``hand_schedules.register_tile``: the accumulators
+  stay in registers); when the weights one column tile reads outgrow L1, the next axis
+  out is blocked around an inner reduction level of K_BLOCK, so each slice of weights
+  is reused by a block of rows (a convolution's output rows); everything else is the
+  outermost level, the parallel loops;
 - untiled stages stay where the sketch put them (a padding stage at the root);
 - the outer spatial loops of each root stage are fused and parallelised (InitParallel),
-  the innermost spatial loop is vectorised (split to a few vectors if longer), and the
-  tiled stage gets ``auto_unroll_max_step`` so its register tile is unrolled;
+  the innermost spatial loop is vectorised (split to a few vectors if longer), and a
+  stage with a reduction gets ``auto_unroll_max_step`` so its register tile is unrolled;
 - an untiled reduction whose last spatial axis is contiguous in every read (pooling,
-  global pooling over NHWC) gets that axis moved inside the reduction and vectorised.
+  global pooling over NHWC) gets that axis moved inside the reduction and vectorised;
+  one whose reduction axis is the contiguous one instead (softmax, layer_norm over the
+  last axis) is factored like the rfactor sketch that vectorises the factor (rule 6).
 
 Matrix products whose operands are both contiguous along the reduction (``dense`` with
 its [out, in] weight, ``batch_matmul`` with B transposed) would turn a vectorised output
@@ -99,7 +102,9 @@ class _Context:
 
 
 def default_schedule(dag: ComputeDAG, target: str | Target = "llvm") -> LoopState:
-    """A fixed, valid and fast schedule of ``dag`` for the LLVM ``target``."""
+    """A fixed, valid and fast schedule of ``dag`` for the LLVM ``target``: the dot-product
+    form for a matrix product with a transposed weight, else the filled and annotated
+    sketch, else the plain annotated nest, else the naive one; the first that lowers."""
     parsed = as_target(target)
     ctx = _Context(
         SearchTask(compute_dag=dag, target=parsed), SketchParams(), SplitFactorizationMemo(), StateCache(dag)
@@ -120,7 +125,7 @@ def _lowers(dag: ComputeDAG, state: LoopState) -> bool:
 
 
 # ---------------------------------------------------------------------------------------
-# the two schedules
+# the three schedules, tried in order
 
 
 def _tiled_schedule(ctx: _Context) -> LoopState | None:
@@ -398,6 +403,13 @@ def _annotate(ctx: _Context, state: LoopState) -> LoopState:
     parallel outer loops (InitParallel's rule, which is deterministic)."""
     dag = ctx.search_task.compute_dag
     s = State(dag, state)
+    lanes = max(1, ctx.search_task.hardware_params.vector_unit_bytes // 4)
+    factored = [name for name in (stage.name for stage in s.stages) if _factor_reduction(s, name, lanes)]
+    if factored:
+        bound = ctx.state_cache.bind(s.loop_state)  # the factored stages' extents
+        if bound is None:
+            raise ScheduleError(f"bound inference rejects the factored reductions {factored}")
+        s = State(dag, bound)
     for stage_id in range(len(s.stages)):
         stage = s.stages[stage_id]
         if stage.op_type is StageKind.PLACEHOLDER or stage.compute_at is ComputeAtKind.INLINED:
@@ -413,6 +425,46 @@ def _annotate(ctx: _Context, state: LoopState) -> LoopState:
     result = annotate_parallel(ctx, s.loop_state, np.random.default_rng(0))  # uses no randomness
     assert result is not None
     return result
+
+
+def _factor_reduction(s: State, name: str, lanes: int) -> bool:
+    """Vectorise an untiled reduction along its innermost reduction axis ``k`` when ``k``
+    is the contiguous index of its reads and the last spatial axis is not (softmax's max
+    and sum, layer_norm's mean and variance over the last axis); True if it did.
+
+    As the rfactor sketch that moves the factor innermost (sketch rule 6): ``k`` is split
+    by ``v`` lanes and its inner part factored out into ``T.rf[..., k.1] = reduce_{k.0}
+    ...``, computed at T's innermost loop with ``k.1`` innermost (vectorised later), so
+    ``v`` independent accumulators replace one serial chain; T then reduces the lanes.
+    """
+    stage_id = s.stage_id(name)
+    stage = s.stages[stage_id]
+    op = stage.op
+    if (
+        not isinstance(op, ComputeOp)
+        or op.num_outputs != 1
+        or not op.reduce_axis
+        or stage.compute_at is not ComputeAtKind.ROOT
+        or is_tiled(stage)
+        or not any(it.kind is IteratorKind.SPATIAL for it in stage.iters)
+    ):
+        return False
+    k = op.reduce_axis[-1]
+    if _contiguous_in_reads(op, op.axis[-1]) or not _contiguous_in_reads(op, k):
+        return False
+    v = _largest_divisor(int(k.extent), lanes)
+    if v < 4 or int(k.extent) < 2 * v:
+        return False
+    n_spatial = len(op.axis)
+    _, k_inner = s.split(stage_id, stage.iters[-1], [v])
+    rf_name = s.rfactor(stage_id, k_inner, n_spatial).op.name
+    spatial = [it.name for it in s[name].iters if it.kind is IteratorKind.SPATIAL]
+    s.compute_at(rf_name, name, spatial[-1])
+    rf_iters = s[rf_name].iters
+    rf_spatial = [it.name for it in rf_iters if it.kind is IteratorKind.SPATIAL]
+    rf_reduce = [it.name for it in rf_iters if it.kind is not IteratorKind.SPATIAL]
+    s.reorder(rf_name, [*rf_spatial[:-1], *rf_reduce, rf_spatial[-1]])
+    return True
 
 
 def _move_contiguous_spatial_inside(s: State, stage_id: int) -> None:

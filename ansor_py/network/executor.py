@@ -46,6 +46,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -231,7 +232,7 @@ class Network:
         self.target = target
         self.input_types: dict[str, TensorType] = dict(inputs)
         self.output_names: tuple[str, ...] = tuple(outputs)
-        self.constants: dict[str, np.ndarray] = {k: np.ascontiguousarray(v) for k, v in constants.items()}
+        self.constants: dict[str, np.ndarray] = {k: np.asarray(v, order="C") for k, v in constants.items()}
         self.calls: tuple[KernelCall, ...] = tuple(calls)
         self.value_types = _value_types(self.input_types, self.constants, self.calls)
         self._interface = Graph(self.input_types, (), (), {}, name)  # what check_inputs reads
@@ -399,6 +400,16 @@ class Network:
         )
         kernel_sum = statistics.median(sum(run) for run in zip(*per_call, strict=True)) if per_call else 0.0
         return ProfileReport(self.name, kernels, kernel_sum, statistics.median(whole), repeat)
+
+    def export_library(
+        self, path: str | os.PathLike[str], target: str | Target | None = None, weights: str = "embed"
+    ) -> Path:
+        """Write this network as ONE shared object with a C entry point
+        (``ansor_py.network.export.export_library``: weights embedded, or ``weights="file"``
+        beside it; ``target`` defaults to the network's, e.g. an AArch64 board's)."""
+        from ansor_py.network.export import export_library  # the C toolchain only when asked
+
+        return export_library(self, Path(path), target=target, weights=weights)
 
     def __repr__(self) -> str:
         return (

@@ -288,7 +288,7 @@ def write_weights(program: NetworkProgram, layout: ArgumentLayout, blob: Path) -
     with open(blob, "wb") as out:
         for name, offset in layout.weight_offsets.items():
             padding = b"\0" * (offset - size)
-            data = np.ascontiguousarray(program.constants[name]).tobytes()
+            data = np.asarray(program.constants[name], order="C").tobytes()
             for chunk in (padding, data):
                 out.write(chunk)
                 digest.update(chunk)

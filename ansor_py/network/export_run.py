@@ -115,7 +115,7 @@ def check_inputs(description: Description, inputs: Mapping[str, np.ndarray]) -> 
         )
     arrays = []
     for name, expected in description.inputs.items():
-        array = np.ascontiguousarray(inputs[name])
+        array = np.asarray(inputs[name], order="C")
         got = TensorType.of(array)
         if got != expected:
             raise ExportError(f"network '{description.name}': input '{name}' is {got}, expected {expected}")

@@ -155,21 +155,18 @@ def _gelu(w: Writer, node: Node) -> None:
         w.emit(op_type, inputs, [result], name=f"{node.name}.{base}")
         return result
 
+    def scalar(base: str, value: float) -> str:
+        return w.scalar_like(f"{node.name}.{base}", value, x)
+
     if approximate == "none":  # 0.5 * x * (1 + erf(x / sqrt(2)))
-        inner = step(
-            "Erf", [step("Div", [x, w.scalar_like(f"{node.name}.sqrt2", math.sqrt(2), x)], "div")], "erf"
-        )
+        scaled = step("Div", [x, scalar("sqrt2", math.sqrt(2))], "div")
+        inner = step("Erf", [scaled], "erf")
     else:  # 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))
         cube = step("Mul", [x, step("Mul", [x, x], "square")], "cube")
-        cubic = step("Mul", [cube, w.scalar_like(f"{node.name}.c", 0.044715, x)], "cubic")
-        scaled = step(
-            "Mul",
-            [step("Add", [x, cubic], "sum"), w.scalar_like(f"{node.name}.k", math.sqrt(2 / math.pi), x)],
-            "k",
-        )
-        inner = step("Tanh", [scaled], "tanh")
-    shifted = step("Add", [inner, w.scalar_like(f"{node.name}.one", 1.0, x)], "add")
-    half = step("Mul", [x, w.scalar_like(f"{node.name}.half", 0.5, x)], "half")
+        cubic = step("Add", [x, step("Mul", [cube, scalar("c", 0.044715)], "cubic")], "sum")
+        inner = step("Tanh", [step("Mul", [cubic, scalar("k", math.sqrt(2 / math.pi))], "k")], "tanh")
+    shifted = step("Add", [inner, scalar("one", 1.0)], "add")
+    half = step("Mul", [x, scalar("half", 0.5)], "half")
     step("Mul", [half, shifted], "mul", result=out)
 
 

@@ -42,7 +42,7 @@ def check_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np
         given = TensorType.of(array)
         if given != ttype:
             raise InputError(f"network '{graph.name}': input {name!r} is {given}, the network takes {ttype}")
-        checked[name] = np.ascontiguousarray(array)
+        checked[name] = np.require(array, requirements="C")
     return checked
 
 

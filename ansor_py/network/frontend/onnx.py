@@ -13,6 +13,11 @@ compiled, naming the model's node, input or file: an op outside the table, an at
 outside a converter's list or a value it does not take, a default-domain opset outside
 13..21, a dynamic dimension without an override, a corrupt, truncated or missing file.
 
+To add an op: write ``convert_<op>(ctx, node)`` in the family module (``onnx_context``
+gives the contract), list it there as ``Converter("OpType", since, until, fn, attrs)``
+(one entry per opset range where its form changes), and add a ``Case`` per attribute
+variant to ``tests/ansor_py/network/test_onnx_import_*.py``, run against onnxruntime.
+
 ``onnx`` is an optional dependency, imported only by this frontend.
 """
 
@@ -192,10 +197,10 @@ def attribute_value(attribute: onnx.AttributeProto, node: str) -> Any:
         return tensor_array(value, what)
     if kind == onnx.AttributeProto.TENSORS:
         return tuple(tensor_array(t, what) for t in value)
-    if isinstance(value, bytes):
-        return value.decode()
+    if isinstance(value, bytes):  # a string attribute; a value it cannot be is rejected later
+        return value.decode(errors="replace")
     if isinstance(value, list):
-        return tuple(v.decode() if isinstance(v, bytes) else v for v in value)
+        return tuple(v.decode(errors="replace") if isinstance(v, bytes) else v for v in value)
     return value
 
 
@@ -215,8 +220,8 @@ def tensor_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
     its dims) an OnnxImportError naming ``what``."""
     try:
         return numpy_helper.to_array(tensor)
-    except (ValueError, TypeError) as err:
-        raise OnnxImportError(f"{what}: malformed tensor data ({err})") from None
+    except (ValueError, TypeError, KeyError) as err:  # KeyError: an unknown data_type code
+        raise OnnxImportError(f"{what}: malformed tensor data ({err!r})") from None
 
 
 def input_type(value: onnx.ValueInfoProto, override: Sequence[int] | None) -> TensorType:

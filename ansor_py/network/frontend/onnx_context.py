@@ -18,8 +18,9 @@ builds graph nodes through the ``ImportContext``:
   does not read); returning an input value aliases it (Identity, Dropout), with no node.
 
 Names: the first graph node made for an ONNX node takes the ONNX node's name, the others
-``<name>/<op>``; the node's final outputs keep the model's value names, intermediate values
-get fresh names that never clash with a name the model uses.
+``<name>/<op>`` (a folded node takes none); the node's final outputs keep the model's
+value names, intermediate values get fresh names that never clash with a name the model
+uses.
 """
 
 from __future__ import annotations

@@ -64,6 +64,13 @@ def variadic(op: str) -> ConvertFn:
     return convert
 
 
+def convert_abs(ctx: ImportContext, node: OnnxNode) -> list[str]:
+    """Abs as ``maximum(x, -x)`` (the graph has no abs op; exact for every number)."""
+    data = node.input(0)
+    negated = ctx.emit(node, "negative", [data])[0]
+    return ctx.emit(node, "maximum", [data, negated], outputs=node.outputs)
+
+
 def convert_pow(ctx: ImportContext, node: OnnxNode) -> list[str]:
     """Pow: the exponent may have another numeric dtype; it is cast to the base's."""
     base, exponent = node.input(0), node.input(1)
@@ -129,6 +136,7 @@ MATH_CONVERTERS = [
     Converter("Max", 13, 21, variadic("maximum")),
     Converter("Min", 13, 21, variadic("minimum")),
     Converter("Sqrt", 13, 21, unary("sqrt")),
+    Converter("Abs", 13, 21, convert_abs),
     Converter("Neg", 13, 21, unary("negative")),
     Converter("Exp", 13, 21, unary("exp")),
     Converter("Relu", 13, 21, unary("relu")),

@@ -40,11 +40,11 @@ def reshape_target(
 ) -> tuple[int, ...]:
     """Reshape's target with 0 (copy the input's dim, unless ``allowzero``) and one -1
     (whatever size is left) resolved."""
-    dims = [shape_in[i] if d == 0 and not allowzero else d for i, d in enumerate(shape)]
-    if any(d == 0 for d in shape) and not allowzero and len(shape) > len(shape_in):
+    if not allowzero and any(d == 0 and i >= len(shape_in) for i, d in enumerate(shape)):
         raise OnnxImportError(
             f"{node}: shape {list(shape)} copies a dimension past the input's rank {len(shape_in)}"
         )
+    dims = [shape_in[i] if d == 0 and not allowzero else d for i, d in enumerate(shape)]
     if dims.count(-1) > 1 or any(d < -1 for d in dims):
         raise OnnxImportError(f"{node}: shape {list(shape)} has more than one -1 or a negative dimension")
     size = int(np.prod(shape_in, dtype=np.int64))
@@ -172,14 +172,14 @@ def convert_split(ctx: ImportContext, node: OnnxNode) -> list[str | None]:
 
 def clamp_slice(start: int, end: int, step: int, dim: int) -> tuple[int, int]:
     """ONNX Slice clamping: negatives count from the end; a positive step keeps
-    ``0 <= start <= end <= dim``, a negative one ``dim-1 >= start >= end >= -1`` (end -1:
-    through index 0)."""
+    ``0 <= start <= end <= dim``, a negative one ``dim-1 >= start >= end >= -1`` (start
+    clamped to ``[0, dim-1]``, end to ``[-1, dim-1]``, -1 meaning through index 0)."""
     start = start + dim if start < 0 else start
     end = end + dim if end < 0 else end
     if step > 0:
         start, end = min(max(start, 0), dim), min(max(end, 0), dim)
         return start, max(start, end)
-    start, end = min(max(start, -1), dim - 1), min(max(end, -1), dim - 1)
+    start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
     return start, min(start, end)
 
 

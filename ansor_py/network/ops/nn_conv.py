@@ -171,7 +171,7 @@ def conv_reference(attrs: Attrs, arrays: Sequence[np.ndarray]) -> list[np.ndarra
                 w_chunk.reshape(groups, out_per_group, k), cols.reshape(batch, groups, k, positions)
             )
     out = acc.reshape(batch, out_c, *sizes)
-    return [np.ascontiguousarray(out.transpose(perm_between("NC" + letters, layout)))]
+    return [np.asarray(out.transpose(perm_between("NC" + letters, layout)), order="C")]
 
 
 def _weight_as(w: Tensor, src: str, dst: str, name: str) -> Tensor:
@@ -277,7 +277,7 @@ def conv_transpose_reference(attrs: Attrs, arrays: Sequence[np.ndarray]) -> list
     crop = tuple(slice(b, n - a) for b, a, n in zip(pads[:2], pads[2:], full, strict=True))
     out_sizes = [n - b - a for b, a, n in zip(pads[:2], pads[2:], full, strict=True)]
     out = acc[(slice(None),) * 3 + crop].reshape(batch, groups * out_per_group, *out_sizes)
-    return [np.ascontiguousarray(out.transpose(perm_between("NCHW", layout)))]
+    return [np.asarray(out.transpose(perm_between("NCHW", layout)), order="C")]
 
 
 def conv_transpose_declare(attrs: Attrs, tensors: Sequence[Tensor], name: str) -> list[Tensor]:

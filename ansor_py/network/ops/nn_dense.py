@@ -36,7 +36,7 @@ def dense_infer(attrs: Attrs, types: Sequence[TensorType]) -> list[TensorType]:
 
 
 def dense_reference(attrs: Attrs, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return [np.ascontiguousarray(np.matmul(arrays[0], arrays[1].T))]
+    return [np.asarray(np.matmul(arrays[0], arrays[1].T), order="C")]
 
 
 def dense_declare(attrs: Attrs, tensors: Sequence[Tensor], name: str) -> list[Tensor]:
@@ -67,7 +67,7 @@ def matmul_infer(attrs: Attrs, types: Sequence[TensorType]) -> list[TensorType]:
 
 
 def matmul_reference(attrs: Attrs, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return [np.ascontiguousarray(np.matmul(arrays[0], arrays[1]))]
+    return [np.asarray(np.matmul(arrays[0], arrays[1]), order="C")]
 
 
 def matmul_declare(attrs: Attrs, tensors: Sequence[Tensor], name: str) -> list[Tensor]:

@@ -128,7 +128,7 @@ def max_pool_reference(attrs: Attrs, arrays: Sequence[np.ndarray]) -> list[np.nd
     for window in _windows(p, x.shape, out):
         result = xp[window] if result is None else np.maximum(result, xp[window])
     assert result is not None
-    return [np.ascontiguousarray(result)]
+    return [np.asarray(result, order="C")]
 
 
 def _counts(p: PoolAttrs, shape: Sequence[int], out: Sequence[int]) -> np.ndarray:

@@ -95,7 +95,7 @@ def _transpose_infer(attrs: Attrs, types: Sequence[TensorType]) -> list[TensorTy
 
 def _transpose_reference(attrs: Attrs, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     x = np.asarray(arrays[0])
-    return [np.ascontiguousarray(np.transpose(x, _perm(attrs, x.ndim)))]
+    return [np.asarray(np.transpose(x, _perm(attrs, x.ndim)), order="C")]
 
 
 def _transpose_declare(attrs: Attrs, tensors: Sequence[Tensor], name: str) -> list[Tensor]:
@@ -164,8 +164,16 @@ def _slice_infer(attrs: Attrs, types: Sequence[TensorType]) -> list[TensorType]:
 
 def _slice_reference(attrs: Attrs, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     x = np.asarray(arrays[0])
-    index = tuple(slice(b, None if (s < 0 and e == -1) else e, s) for b, e, s in _slice_attrs(attrs, x.shape))
-    return [np.ascontiguousarray(x[index])]
+    index = tuple(_numpy_slice(b, e, s) for b, e, s in _slice_attrs(attrs, x.shape))
+    return [np.asarray(x[index], order="C")]
+
+
+def _numpy_slice(start: int, end: int, step: int) -> slice:
+    """The numpy slice taking ``range(start, end, step)`` (numpy reads -1 as the last
+    element; here a negative step's end -1 means "through index 0")."""
+    if len(range(start, end, step)) == 0:
+        return slice(0, 0, 1)
+    return slice(start, None if (step < 0 and end == -1) else end, step)
 
 
 def _slice_declare(attrs: Attrs, tensors: Sequence[Tensor], name: str) -> list[Tensor]:
@@ -222,7 +230,7 @@ def _broadcast_to_infer(attrs: Attrs, types: Sequence[TensorType]) -> list[Tenso
 
 def _broadcast_to_reference(attrs: Attrs, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     shape = _int_tuple(attrs, "shape", "broadcast_to")
-    return [np.ascontiguousarray(np.broadcast_to(arrays[0], shape))]
+    return [np.asarray(np.broadcast_to(arrays[0], shape), order="C")]
 
 
 def _broadcast_to_declare(attrs: Attrs, tensors: Sequence[Tensor], name: str) -> list[Tensor]:

@@ -146,7 +146,7 @@ class LayoutRewriter:
             base = f"{value}_{_suffix(perm)}"
             if value in self.constants and value in self.defined:
                 name = self.names.value(base)
-                self.constants[name] = np.ascontiguousarray(np.transpose(self.constants[value], perm))
+                self.constants[name] = np.asarray(np.transpose(self.constants[value], perm), order="C")
             elif value in self.stored:  # stored = transpose(v, q): compose instead of restoring v
                 source, q = self.stored[value]
                 composed = tuple(inverse(q)[p] for p in perm)
@@ -167,7 +167,7 @@ class LayoutRewriter:
             moved = np.transpose(full, perm)
             lead = next((i for i, d in enumerate(moved.shape) if d != 1), moved.ndim)
             name = self.names.value(f"{value}_{_suffix(perm)}")
-            self.constants[name] = np.ascontiguousarray(moved.reshape(moved.shape[lead:]))
+            self.constants[name] = np.asarray(moved.reshape(moved.shape[lead:]), order="C")
             self._operands[key] = name
         return self._operands[key]
 

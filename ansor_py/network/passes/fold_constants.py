@@ -27,5 +27,5 @@ def fold_constants(graph: Graph) -> Graph:
             continue
         results = get_op(node.op, node=node.name).reference(node.attrs, [constants[v] for v in node.inputs])
         for value, array in zip(node.outputs, results, strict=True):
-            constants[value] = np.ascontiguousarray(array)
+            constants[value] = np.asarray(array, order="C")
     return graph.replace(nodes=nodes, constants=used_constants(constants, nodes, graph.outputs))

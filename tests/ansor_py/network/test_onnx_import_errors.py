@@ -78,6 +78,12 @@ def test_every_listed_op_has_a_converter_for_opsets_13_to_21():
         "Range",
         "Identity",
         "Dropout",
+        "Exp",
+        "Max",
+        "Min",
+        "Pad",
+        "ReduceSum",
+        "ReduceMax",
     ]
     for op in expected:
         covered = {o for c in CONVERTERS[op] for o in range(c.since, c.until + 1)}
@@ -357,3 +363,39 @@ def test_external_data_is_read_from_the_model_directory(tmp_path: Path):
     (tmp_path / "conv.bin").unlink()
     with pytest.raises(OnnxImportError, match=r"conv\.onnx: cannot read its external data"):
         from_onnx(path)
+
+
+def test_damaged_models_import_or_raise_onnx_import_error():
+    """Every truncation and random byte changes of a small model: the importer either
+    succeeds or raises OnnxImportError (never another exception)."""
+    nodes = [
+        node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        node("Relu", ["c"], ["r"]),
+        node("Shape", ["r"], ["s"]),
+        node("Reshape", ["r", "s2"], ["t"]),
+        node("Gemm", ["t", "fc"], ["y"], transB=1, alpha=0.5),
+    ]
+    inits = {
+        "w": weights(4, 3, 3, 3),
+        "b": weights(4),
+        "s2": np.array([1, -1], np.int64),
+        "fc": weights(2, 256),
+    }
+    data = make_model(
+        Case("damaged", nodes, {"x": ((1, 3, 8, 8), F)}, {"y": F}, inits), 17
+    ).SerializeToString()
+    rng = np.random.default_rng(0)
+    damaged = [data[:cut] for cut in range(0, len(data), 7)]
+    for _ in range(400):
+        changed = bytearray(data)
+        for _ in range(3):
+            changed[rng.integers(len(changed))] = rng.integers(256)
+        damaged.append(bytes(changed))
+    outcomes = {"ok": 0, "error": 0}
+    for blob in damaged:
+        try:
+            from_onnx(blob)
+            outcomes["ok"] += 1
+        except OnnxImportError:
+            outcomes["error"] += 1
+    assert outcomes["error"] > len(damaged) // 4 and outcomes["ok"] > 0

@@ -78,6 +78,7 @@ MATH_CASES = [
     ),
     unary("Sqrt", positive=True),
     unary("Neg"),
+    unary("Abs"),
     unary("Exp"),
     unary("Relu"),
     unary("Sigmoid"),
@@ -221,6 +222,12 @@ TENSOR_CASES = [
         [node("Slice", ["x", "st", "en", "ax", "sp"], ["y"])],
         x=(5, 6),
         inits={"st": ints(100, 4), "en": ints(1, 0), "ax": ints(0, 1), "sp": ints(-1, -3)},
+    ),
+    shape_op(
+        "slice-negative-step-clamped-start",
+        [node("Slice", ["x", "st", "en", "ax", "sp"], ["y"])],
+        x=(5, 4),
+        inits={"st": ints(-100, 2), "en": ints(-200, -100), "ax": ints(0, 1), "sp": ints(-1, -1)},
     ),
     shape_op(
         "slice-empty",

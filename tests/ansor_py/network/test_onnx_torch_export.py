@@ -1,14 +1,16 @@
 """Models exported by torch.onnx import and run like the PyTorch modules they come from.
 
 Small modules cover what the five benchmark networks are made of: conv + batch norm + relu
-+ max pool + a residual add, a depthwise conv, conv_transpose + batch norm + tanh (the
-DCGAN generator), linear layers, and a transformer block (layer norm, fused QKV linear
-split in three, reshape/transpose/matmul attention, softmax, GELU) with an embedding
-lookup. Each is exported with both exporters: the TorchScript one
-(``dynamo=False, opset_version=17``) and the dynamo one (``dynamo=True``, opset 18+ via
-onnxscript), imported with ``from_onnx`` and run by the graph's reference executor; the
-result must match PyTorch's (rtol 1e-4). A dynamic batch axis is imported with a shape
-override, which also folds the exported shape arithmetic.
++ max pool + a residual add, a depthwise conv, relu6 and adaptive pooling (MobileNet), a
+3-D conv block (ResNet3D), conv_transpose + batch norm + tanh (the DCGAN generator),
+linear layers, a transformer block (layer norm, fused QKV linear split in three,
+reshape/transpose/matmul attention, softmax, GELU) with an embedding lookup, and the data
+movement ops (pad, chunk, concat, permute, slices, clamp, reductions). Each is exported
+with both exporters: the TorchScript one (``dynamo=False, opset_version=17``) and the
+dynamo one (``dynamo=True``, opset 18+ via onnxscript), imported with ``from_onnx`` and
+run by the graph's reference executor; the result must match PyTorch's (rtol 1e-4). A
+dynamic batch axis is imported with a shape override, which also folds the exported
+shape arithmetic.
 """
 
 from __future__ import annotations
@@ -58,6 +60,61 @@ class Generator(nn.Module):
         return torch.tanh(self.bn(self.up(x)))
 
 
+class MobileBlock(nn.Module):
+    """MobileNet pieces: conv-bn-relu6, depthwise conv, residual, adaptive pool, flatten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, 2, 1)
+        self.bn = nn.BatchNorm2d(6)
+        self.depthwise = nn.Conv2d(6, 6, 3, 1, 1, groups=6)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x):
+        y = nn.functional.relu6(self.bn(self.conv(x)))
+        y = nn.functional.relu6(self.depthwise(y)) + y
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
+
+
+class Shapes(nn.Module):
+    """Data movement: pad, chunk, average pool (ceil mode, pads excluded), concat,
+    flatten, a dilated 1-D conv, permute, clamp, a max reduction; two outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+        self.conv = nn.Conv1d(4, 2, 3, padding=2, dilation=2)
+
+    def forward(self, x):
+        a, b = torch.chunk(nn.functional.pad(x, (1, 2, 0, 1)), 2, dim=1)
+        y = torch.cat([self.pool(a), self.pool(b) * 2], dim=1)
+        return self.conv(y.flatten(2)).permute(0, 2, 1).clamp(min=-0.5), torch.max(y, dim=1).values
+
+
+class Conv3dBlock(nn.Module):
+    """ResNet3D pieces: strided 3-D conv, batch norm, relu, mean over space and time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(2, 4, 3, (1, 2, 2), 1, bias=False)
+        self.bn = nn.BatchNorm3d(4)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3, 4))
+
+
+class Upsample(nn.Module):
+    """conv_transpose with output_padding, then elementwise math and a slice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(4, 3, 3, 2, 1, output_padding=1)
+
+    def forward(self, x):
+        scale = torch.sqrt(torch.abs(x).sum(dim=1, keepdim=True) + 1)[:, :, :1, :1]
+        return torch.sigmoid(self.up(x)) ** 2 - scale
+
+
 class Classifier(nn.Module):
     """Linear layers with and without bias."""
 
@@ -101,9 +158,13 @@ def example(name: str):
         "generator": (Generator(), lambda: torch.randn(1, 8, 5, 5)),
         "classifier": (Classifier(), lambda: torch.randn(3, 12)),
         "encoder": (Encoder(), lambda: torch.randint(0, 20, (2, 6))),
+        "mobile_block": (MobileBlock(), lambda: torch.randn(1, 3, 12, 10)),
+        "shapes": (Shapes(), lambda: torch.randn(1, 4, 7, 6)),
+        "conv3d_block": (Conv3dBlock(), lambda: torch.randn(1, 2, 4, 6, 6)),
+        "upsample": (Upsample(), lambda: torch.randn(1, 4, 5, 6)),
     }[name]
     for layer in module.modules():
-        if isinstance(layer, nn.BatchNorm2d):
+        if isinstance(layer, nn.BatchNorm2d | nn.BatchNorm3d):
             assert layer.running_mean is not None and layer.running_var is not None
             layer.running_mean.uniform_(-0.5, 0.5)
             layer.running_var.uniform_(0.5, 2.0)
@@ -125,24 +186,39 @@ def export(module, x, dynamo: bool, dynamic_batch: bool = False):
         return onnx.load_from_string(buffer.getvalue())
 
 
-def run_imported(model, x, shape=None) -> np.ndarray:
+def run_imported(model, x, shape=None) -> list[np.ndarray]:
     graph = from_onnx(model, shape=shape)
     (name,) = graph.inputs
-    return run_reference(graph, {name: x.numpy()})[0]
+    return run_reference(graph, {name: x.numpy()})
 
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript-opset17", "dynamo"])
-@pytest.mark.parametrize("name", ["conv_block", "generator", "classifier", "encoder"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "conv_block",
+        "generator",
+        "classifier",
+        "encoder",
+        "mobile_block",
+        "shapes",
+        "conv3d_block",
+        "upsample",
+    ],
+)
 def test_exported_module_matches_pytorch(name, dynamo):
     module, x = example(name)
     with torch.no_grad():
-        expected = module(x).numpy()
+        result = module(x)
+    expected = [t.numpy() for t in (result if isinstance(result, tuple) else (result,))]
     model = export(module, x, dynamo)
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     assert opset == 17 if not dynamo else opset >= 18
     got = run_imported(model, x)
-    assert got.shape == expected.shape and got.dtype == expected.dtype
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert len(got) == len(expected)
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine.shape == theirs.shape and mine.dtype == theirs.dtype
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript-opset17", "dynamo"])
@@ -155,5 +231,5 @@ def test_dynamic_batch_needs_and_takes_a_shape_override(dynamo):
     x = torch.randint(0, 20, (3, 6))
     with torch.no_grad():
         expected = module(x).numpy()
-    got = run_imported(model, x, shape={input_name: (3, 6)})
+    (got,) = run_imported(model, x, shape={input_name: (3, 6)})
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

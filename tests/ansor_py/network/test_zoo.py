@@ -11,6 +11,9 @@ arrays are freed before the next is built. All but DCGAN are marked slow.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -22,6 +25,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from ansor_py.network.executor import NetworkBuildWarning, build_network
+from ansor_py.network.frontend.onnx import from_onnx
 from ansor_py.network.graph import Graph
 from ansor_py.network.onnx_writer import save_onnx
 from ansor_py.network.reference import run_reference
@@ -196,8 +201,6 @@ def test_onnx_file_runs_in_onnxruntime_like_the_reference(network: Prepared) -> 
 
 
 def test_imported_onnx_file_gives_the_same_graph(network: Prepared) -> None:
-    from ansor_py.network.frontend.onnx import from_onnx
-
     imported = from_onnx(network.onnx_path)
     # the importer may fold nodes of constants only (BERT's position-embedding lookup)
     full, unfoldable = network.graph.op_counts(), op_counts_reading_inputs(network.graph)
@@ -209,8 +212,6 @@ def test_imported_onnx_file_gives_the_same_graph(network: Prepared) -> None:
 
 
 def test_built_network_matches_onnxruntime(network: Prepared) -> None:
-    from ansor_py.network.executor import NetworkBuildWarning, build_network
-
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NetworkBuildWarning)  # untuned: default schedules
@@ -237,3 +238,17 @@ def test_bert_inputs_index_the_embedding_tables() -> None:
     assert set(np.unique(inputs["token_type_ids"])) <= {0, 1}
     with pytest.raises(ValueError, match=r"seq 513 must be in 1\.\.512"):
         bert_base(seq=513, layers=1)
+
+
+def test_network_benchmark_runs_and_checks_its_peers(tmp_path: Path) -> None:
+    """``benchmarks/networks.py`` on DCGAN, briefly: every peer checked, one table row."""
+    root = Path(__file__).resolve().parents[3]
+    command = [sys.executable, str(root / "benchmarks" / "networks.py"), "--networks", "dcgan"]
+    command += ["--repeat", "1", "--min-repeat-ms", "1", "--pause", "0", "--no-torch"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ours: max error" in done.stdout and "onnxruntime: max error" in done.stdout
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| dcgan |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert len(cells) == 9 and float(cells[1]) > 0 and float(cells[2]) > 0 and cells[3] == "-"  # no torch
