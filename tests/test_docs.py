@@ -3,7 +3,8 @@
 Every script in ``docs/tutorials/`` is run as its own process with ``--size 64`` (each
 tutorial accepts ``--size`` to run small; the SSH tutorial also gets a local emulated
 board) and must exit 0 and print what it promises; the Python block under "## Scheduling
-by hand, in twenty lines" of README.md is executed with its matrices shrunk.
+by hand, in twenty lines" of README.md is executed with its matrices shrunk, and the one
+under "## Running a network" with its tuning budget cut to 4 trials.
 """
 
 from __future__ import annotations
@@ -178,3 +179,21 @@ def test_readme_arm_board_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
     assert len((tmp_path / "pi.json").read_text().splitlines()) == 4
     assert "aarch64-linux-gnu" in (tmp_path / "pi.json").read_text()
     assert (tmp_path / "matmul_add_pi.so").read_bytes()[18] == 183  # ELF e_machine: EM_AARCH64
+
+
+@pytest.mark.slow
+def test_readme_network_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's network example (MobileNet-V2 from the zoo, through ONNX, one task tuned
+    with 4 trials, built, checked, profiled and exported), in a scratch directory."""
+    code, trials = re.subn(r"num_measure_trials=16", "num_measure_trials=4", readme_block("Running a network"))
+    assert trials == 1, "the README network example changed; update this test's substitution"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md, Running a network", "exec"), {"__name__": "readme_network"})
+    out = capsys.readouterr().out
+    assert "1 conv2d_nhwc + bias + clip, 1x224x224x3 -> 32, 3x3, stride 2" in out, out
+    assert "(1 tuned, 33 default)" in out, out
+    assert "overhead" in out, out
+    assert (tmp_path / "mobilenet_v2.so").stat().st_size > 3_000_000  # the weights are embedded
+    assert len((tmp_path / "mobilenet_v2.json").read_text().splitlines()) == 4

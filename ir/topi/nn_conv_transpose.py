@@ -25,6 +25,8 @@ Both take ``dilation`` (the kernel's taps spaced d apart: the back-padding becom
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ir import te
 from ir.expr import Expr, IterVar, const
 from ir.te import Tensor
@@ -207,3 +209,148 @@ def conv2d_transpose_nhwc(
         tag="conv2d_transpose_nhwc",
         attrs={"auto_scheduler_always_unroll_inner": ["h", "w", "rh", "rw", "h_c", "w_c"]},
     )
+
+
+# ------------------------------------------------------------------------------------------
+# the phase form: stride^2 small convolutions over the output phases, no inserted zeros
+
+
+@dataclass(frozen=True)
+class _PhaseAxis:
+    """One spatial axis of the phase form: output ``y = s * a + r`` (phase ``r``).
+
+    Phase ``r`` reads only the taps ``ky = (r + p) % s + s * t`` (``t < taps``) at input
+    ``a + (r + p) // s - t``: the other taps meet inserted zeros. When the input is
+    shorter than ``taps`` (a 1x1 latent) the reduction runs over the input pixels ``i``
+    instead, at tap ``ky = s * a + r + p - i * s``, guarded to ``[0, k)``."""
+
+    stride: int
+    kernel: int
+    pad: int  # the begin padding
+    in_len: int
+    out_len: int
+
+    @property
+    def phases(self) -> int:
+        """Output rows per phase: ceil(out_len / s) (the last may fall past the end)."""
+        return -(-self.out_len // self.stride)
+
+    @property
+    def taps(self) -> int:
+        return -(-self.kernel // self.stride)
+
+    @property
+    def over_pixels(self) -> bool:
+        return self.in_len < self.taps
+
+    @property
+    def reduce_extent(self) -> int:
+        return self.in_len if self.over_pixels else self.taps
+
+    def input_pad(self) -> tuple[int, int]:
+        """Zeros before and after the input so that every tap's read is in bounds."""
+        if self.over_pixels:
+            return 0, 0
+        s, p = self.stride, self.pad
+        before = max(0, self.taps - 1 - p // s)
+        after = max(0, self.phases - 1 + (s - 1 + p) // s - (self.in_len - 1))
+        return before, after
+
+    def reads(self, a: Expr, r: Expr | int, t: Expr) -> tuple[Expr, Expr, list[Expr]]:
+        """(index into the padded input, kernel tap, conditions for the tap to exist)."""
+        s, p, k = self.stride, self.pad, self.kernel
+        if self.over_pixels:
+            tap = scaled(a, s) + r + p - scaled(t, s)
+            return t, tap, [tap >= 0, tap < k]
+        before = self.input_pad()[0]
+        if s == 1:
+            return a + (p + before) - t, t, []
+        tap = (r + p) % s + t * s
+        return a + (r + p) // s + before - t, tap, ([tap < k] if k % s else [])
+
+
+def conv2d_transpose_nhwc_phases(
+    data: Tensor,
+    kernel: Tensor,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    out_dtype: str | None = None,
+    kernel_layout: str = "HWIO",
+    name: str = "conv2d_transpose_nhwc",
+) -> Tensor:
+    """``conv2d_transpose_nhwc`` without the inserted zeros: the same arguments and result.
+
+    A stride-s transposed convolution is s_h x s_w direct convolutions, one per output
+    phase (y % s_h, x % s_w), each with the ceil(k / s)^2 taps that phase meets (the
+    sub-pixel form of Shi et al. 2016; PyTorch's and onnxruntime's CPU kernels skip the
+    zeros the same way, as col2im). They are one op ``{name}_phases`` [N, s_h, s_w,
+    ceil(H_out / s_h), ceil(W_out / s_w), C_out], phases outermost so that each phase's
+    taps are loop-invariant in the tiled inner loops (the multi-level tiling of paper
+    section 4.1 sees a plain convolution: rows along the phase's width, columns along
+    C_out); the output ``name`` interleaves them back (an injective stage that the
+    element-wise epilogue of a fused subgraph inlines into). With stride 1 the phase op is
+    the output itself. A dilated kernel falls back to ``conv2d_transpose_nhwc``.
+    """
+    op = op_label("conv2d_transpose_nhwc_phases", name)
+    if as_tuple(dilation, 2, "dilation", op) != (1, 1):
+        return conv2d_transpose_nhwc(
+            data, kernel, stride, padding, output_padding, dilation, groups, out_dtype, kernel_layout, name
+        )
+    if kernel_layout not in ("HWIO", "HWOI"):
+        raise TopiError(f"{op}: kernel_layout {kernel_layout!r} must be HWIO or HWOI")
+    check_rank(data, 4, "data", op, "NHWC")
+    check_rank(kernel, 4, "kernel", op, f"{kernel_layout}: [kh, kw, Cin, Cout/groups]")
+    batch, in_h, in_w, in_c = data.shape
+    if kernel_layout == "HWIO":
+        kh, kw, k_in, out_per_group = kernel.shape
+    else:
+        kh, kw, out_per_group, k_in = kernel.shape
+    in_per_group = _check_groups(op, in_c, k_in, groups, kernel)
+    (sh, sw), (bt, bl, bb, br), _ = _transpose_args(op, (kh, kw), stride, padding, output_padding, 1)
+    ax_h = _PhaseAxis(sh, kh, kh - 1 - bt, in_h, in_h + (in_h - 1) * (sh - 1) + bt + bb - kh + 1)
+    ax_w = _PhaseAxis(sw, kw, kw - 1 - bl, in_w, in_w + (in_w - 1) * (sw - 1) + bl + br - kw + 1)
+    (pt, pb), (pl, pr) = ax_h.input_pad(), ax_w.input_pad()
+    padded = pad(data, [0, pt, pl, 0], [0, pb, pr, 0], name=f"{name}_pad") if pt + pb + pl + pr else data
+    dtype = out_dtype or data.dtype
+    th = te.reduce_axis((0, ax_h.reduce_extent), name="th")
+    tw = te.reduce_axis((0, ax_w.reduce_extent), name="tw")
+    rc = te.reduce_axis((0, in_per_group), name="rc")
+
+    def conv(n: IterVar, rh: Expr | int, rw: Expr | int, a: Expr, b: Expr, co: IterVar) -> Expr:
+        y, ky, conds_h = ax_h.reads(a, rh, th)
+        x, kx, conds_w = ax_w.reads(b, rw, tw)
+        channel, co_g = (
+            (rc, co) if groups == 1 else (co // out_per_group * in_per_group + rc, co % out_per_group)
+        )
+        if kernel_layout == "HWIO":
+            w = kernel[ky, kx, channel, co_g]
+        else:
+            w = kernel[ky, kx, co_g, channel]
+        conds = conds_h + conds_w
+        w = te.if_then_else(te.all(*conds), w, const(0, kernel.dtype)) if conds else w
+        return te.sum(padded[n, y, x, channel].astype(dtype) * w.astype(dtype), axis=[th, tw, rc])
+
+    out_c = out_per_group * groups
+    if (sh, sw) == (1, 1):
+        return te.compute(
+            (batch, ax_h.out_len, ax_w.out_len, out_c),
+            lambda n, h, w, co: conv(n, 0, 0, h, w, co),
+            name=name,
+            tag="conv2d_transpose_nhwc",
+        )
+    phases = te.compute(
+        (batch, sh, sw, ax_h.phases, ax_w.phases, out_c),
+        lambda n, ph, pw, a, b, co: conv(n, ph if sh > 1 else 0, pw if sw > 1 else 0, a, b, co),
+        name=f"{name}_phases",
+        tag="conv2d_transpose_nhwc_phases",
+    )
+
+    def interleave(n: IterVar, h: IterVar, w: IterVar, co: IterVar) -> Expr:
+        rh, a = (h % sh, h // sh) if sh > 1 else (0, h)
+        rw, b = (w % sw, w // sw) if sw > 1 else (0, w)
+        return phases[n, rh, rw, a, b, co]
+
+    return te.compute((batch, ax_h.out_len, ax_w.out_len, out_c), interleave, name=name, tag="injective")

@@ -2,7 +2,7 @@
 
 Attributes (all tuples over the spatial axes, pads ONNX style: all begins, then all ends):
 ``layout`` (NCW/NCHW/NCDHW or NWC/NHWC/NDHWC), ``kernel_layout`` (conv: OIW/OIHW/OIDHW or
-WIO/HWIO/DHWIO; conv_transpose: IOHW or HWOI), ``strides``, ``pads``, ``dilations``,
+WIO/HWIO/DHWIO; conv_transpose: IOHW, HWOI or HWIO), ``strides``, ``pads``, ``dilations``,
 ``groups`` and, for conv_transpose, ``output_padding``. Any data layout goes with any kernel
 layout of the same rank; declarations transpose the weight (an op ``{name}_weight``, inlined
 by Ansor) only when topi's pairing (NCHW with OIHW, NHWC with HWIO) is not the one given.
@@ -40,10 +40,11 @@ from ansor_py.network.ops.nn_common import (
 from ansor_py.network.types import GraphError, TensorType
 from ir import topi
 from ir.te import Tensor
+from ir.topi.nn_conv_transpose import conv2d_transpose_nhwc_phases
 
 KERNEL_LAYOUTS = ("OIW", "OIHW", "OIDHW", "WIO", "HWIO", "DHWIO")
 TRANSPOSE_LAYOUTS = ("NCHW", "NHWC")
-TRANSPOSE_KERNEL_LAYOUTS = ("IOHW", "HWOI")
+TRANSPOSE_KERNEL_LAYOUTS = ("IOHW", "HWOI", "HWIO")
 # the patch matrix of one im2col step holds at most this many elements (kernel offsets are
 # taken in chunks that fit), so a 3-D stem needs no gigabytes
 _IM2COL_ELEMENTS = 1 << 25
@@ -281,6 +282,10 @@ def conv_transpose_reference(attrs: Attrs, arrays: Sequence[np.ndarray]) -> list
 
 
 def conv_transpose_declare(attrs: Attrs, tensors: Sequence[Tensor], name: str) -> list[Tensor]:
+    """NCHW: topi's zero-inserting form. NHWC: the phase form (``conv2d_transpose_nhwc_phases``:
+    one small convolution per output phase, no multiply-adds by inserted zeros), reading an
+    HWIO or HWOI weight as it is (HWIO keeps the output channels, the vectorised axis,
+    contiguous)."""
     layout, kernel_layout = attrs["layout"], attrs["kernel_layout"]
     strides, pads, dilations, output_padding = _transpose_attrs(attrs, "conv_transpose")
     groups = int(attrs.get("groups", 1))
@@ -289,9 +294,10 @@ def conv_transpose_declare(attrs: Attrs, tensors: Sequence[Tensor], name: str) -
         w = _weight_as(weight, kernel_layout, "IOHW", name)
         out = topi.conv2d_transpose_nchw(data, w, strides, pads, output_padding, dilations, groups, name=name)
     else:
-        w = _weight_as(weight, kernel_layout, "HWOI", name)
-        out = topi.conv2d_transpose_nhwc(
-            data, w, strides, pads, output_padding, dilations, groups, kernel_layout="HWOI", name=name
+        window_first = kernel_layout if kernel_layout in ("HWIO", "HWOI") else "HWIO"
+        w = _weight_as(weight, kernel_layout, window_first, name)
+        out = conv2d_transpose_nhwc_phases(
+            data, w, strides, pads, output_padding, dilations, groups, kernel_layout=window_first, name=name
         )
     return [out]
 

@@ -211,15 +211,20 @@ def test_imported_onnx_file_gives_the_same_graph(network: Prepared) -> None:
     assert_matches(run_reference(imported, network.inputs)[0], network.reference)
 
 
-def test_built_network_matches_onnxruntime(network: Prepared) -> None:
+@pytest.mark.parametrize("source", ["zoo", "onnx"])
+def test_built_network_matches_onnxruntime(network: Prepared, source: str) -> None:
+    """The network compiled with default schedules, from the zoo's graph and from its ONNX
+    file, against onnxruntime and the graph's numpy reference."""
+    graph = network.graph if source == "zoo" else from_onnx(network.onnx_path)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NetworkBuildWarning)  # untuned: default schedules
-        built = build_network(network.graph)
+        built = build_network(graph)
     compiled = time.perf_counter() - start
-    out = built.run(**network.inputs)[0]
-    assert_matches(np.array(out), network.onnxruntime)
-    print(f"{network.name}: build_network {compiled:.1f} s, {len(built.kernels)} kernels")
+    out = np.array(built.run(**network.inputs)[0])
+    assert_matches(out, network.onnxruntime)
+    assert_matches(out, network.reference)
+    print(f"{network.name} ({source}): build_network {compiled:.1f} s, {len(built.kernels)} kernels")
 
 
 def test_networks_are_deterministic_per_seed() -> None:
