@@ -27,9 +27,11 @@ bridges the gap and says how:
 - negative slice steps become ``torch.flip`` plus a positive-step slice; integer divide
   truncates toward zero and gives 0 for a zero divisor, as the reference does.
 
-``time_torch(graph, inputs, threads)`` gives the median seconds of one inference with
-``threads`` intra-op threads (timed with ``ansor_py.timing``, as every other benchmark).
-``tests/test_torch_graph_peer.py`` checks every op and the zoo's networks against
+``TorchGraphModule(to_torch(graph))`` is the same graph as a ``torch.nn.Module`` (constants
+as buffers) for ``torch.onnx.export``: the tests export the zoo through it with both
+exporters and import the files. ``time_torch(graph, inputs, threads)`` gives the median
+seconds of one inference with ``threads`` intra-op threads (timed with ``ansor_py.timing``,
+as every other benchmark). ``tests/test_torch_graph_peer.py`` checks every op and the zoo's networks against
 ``run_reference``.
 """
 
@@ -441,6 +443,13 @@ LOWERINGS: dict[str, Lowering] = {
     "maximum": _direct(torch.maximum),
     "minimum": _direct(torch.minimum),
     "equal": _direct(torch.eq),
+    "less": _direct(torch.lt),
+    "less_equal": _direct(torch.le),
+    "greater": _direct(torch.gt),
+    "greater_equal": _direct(torch.ge),
+    "logical_not": _direct(torch.logical_not),
+    "logical_and": _direct(torch.logical_and),
+    "logical_or": _direct(torch.logical_or),
     "where": _direct(torch.where),
     # tensor
     "reshape": lower_reshape,
@@ -555,6 +564,38 @@ class TorchGraph:
             np.ascontiguousarray(r) if v in fresh else r.copy()
             for v, r in zip(self.graph.outputs, results, strict=True)
         ]
+
+
+class TorchGraphModule(torch.nn.Module):
+    """A lowered graph as a ``torch.nn.Module``: ``forward(*inputs)`` takes tensors in
+    ``graph.inputs`` order and returns the tuple of outputs in ``graph.outputs`` order.
+
+    The constants the steps read are buffers, so ``torch.onnx.export`` (TorchScript or
+    dynamo) writes them as initializers; that is how a graph becomes a PyTorch-exported
+    ONNX model, the kind of file users feed the importer."""
+
+    def __init__(self, lowered: TorchGraph):
+        super().__init__()
+        self.lowered = lowered
+        graph = lowered.graph
+        read = {v for step in lowered.steps for v in step.inputs} | set(graph.outputs)
+        self._buffer_of: dict[str, str] = {}
+        for name, tensor in lowered.constants.items():
+            if name in read:
+                self._buffer_of[name] = f"const{len(self._buffer_of)}"
+                self.register_buffer(self._buffer_of[name], tensor)
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        graph = self.lowered.graph
+        if len(inputs) != len(graph.inputs):
+            raise TorchGraphError(
+                f"graph {graph.name!r}: forward got {len(inputs)} inputs, the graph has {len(graph.inputs)}"
+            )
+        values = {name: getattr(self, buffer) for name, buffer in self._buffer_of.items()}
+        values.update(zip(graph.inputs, inputs, strict=True))
+        for step in self.lowered.steps:
+            values[step.output] = step.run(*(values[v] for v in step.inputs))
+        return tuple(values[v] for v in graph.outputs)
 
 
 def to_torch(graph: Graph) -> TorchGraph:

@@ -227,6 +227,7 @@ def batch_norm_graph(shape: Shape, axis: int) -> Graph:
 
 UNARY = ("relu", "sigmoid", "tanh", "erf", "negative", "exp")
 BINARY = ("add", "subtract", "multiply", "divide", "maximum", "minimum")
+COMPARE = ("less", "less_equal", "greater", "greater_equal")
 
 ELEMENTWISE_CASES: dict[str, Callable[[], Graph]] = {
     **{op: functools.partial(one_node, op, [((3, 4, 5), F32)]) for op in UNARY},
@@ -245,6 +246,15 @@ ELEMENTWISE_CASES: dict[str, Callable[[], Graph]] = {
     "equal-int64": lambda: one_node("equal", [((6, 5), "int64"), ((1, 5), "int64")]),
     "where": lambda: one_node("where", [((3, 1), "bool"), ((3, 4), F32), ((4,), F32)]),
     "add-scalar-constant": lambda: one_node("add", [((3, 4), F32), ((), F32)], constant=(1,)),
+    # comparisons (integers in [-5, 5] tie often, so <= and < differ) and logical ops
+    **{op: functools.partial(one_node, op, [((2, 3, 4), F32), ((3, 1), F32)]) for op in COMPARE},
+    **{
+        f"{op}-int64": functools.partial(one_node, op, [((6, 5), "int64"), ((1, 5), "int64")])
+        for op in COMPARE
+    },
+    "logical_not": lambda: one_node("logical_not", [((4, 6), "bool")]),
+    "logical_and": lambda: one_node("logical_and", [((3, 1), "bool"), ((2, 3, 4), "bool")]),
+    "logical_or": lambda: one_node("logical_or", [((3, 4), "bool"), ((4,), "bool")]),
 }
 
 

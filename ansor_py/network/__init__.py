@@ -17,7 +17,7 @@ The data flow, one module (or package) each:
 
 from __future__ import annotations
 
-from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ansor_py.network.default_schedule import default_schedule
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 
 def from_onnx(
-    model_or_path: onnx.ModelProto | str | PathLike[str] | bytes,
+    model_or_path: onnx.ModelProto | str | Path | bytes,
     shape: dict[str, tuple[int, ...]] | None = None,
     name: str | None = None,
 ) -> Graph:

@@ -5,9 +5,12 @@ subgraphs ... with Relay's operator fusion").
 The op patterns (``OpPattern``) decide, in two sweeps over the topologically ordered nodes:
 
 1. **anchors take their epilogue** (forward): a conv, dense, matmul or pool
-   (OUT_ELEMWISE_FUSABLE) absorbs the chain of ELEMWISE/BROADCAST ops after it (bias add,
-   residual add, relu, clip), as long as each link's output has that single consumer,
-   keeps the anchor's output shape and is not a graph output;
+   (OUT_ELEMWISE_FUSABLE) absorbs the ELEMWISE/BROADCAST ops after it that keep its output
+   shape (bias add, residual add, relu, clip, and diamonds such as GELU's
+   ``x * erf(x / sqrt 2)``, whose ``x`` has two consumers), as far as the group keeps one
+   output value read outside it; an operand computed after the anchor must not depend on
+   the group (Relay fuses into the post-dominator for the same reason: no cycle between
+   groups);
 2. **the rest fuse into their consumer** (backward): an ELEMWISE, BROADCAST or INJECTIVE
    node whose output has a single consumer joins that consumer's group when the group has
    no anchor and no opaque op (an injective chain into an injective, elementwise or
@@ -59,18 +62,54 @@ def fuse_groups(graph: Graph) -> list[list[Node]]:
     group_of: dict[int, int] = {}  # node position -> its group's root (last node) position
     members: dict[int, list[int]] = {}
     open_to_producers: dict[int, bool] = {}  # root -> may producers fuse into this group?
+    producer_position = {v: i for i, node in enumerate(nodes) for v in node.outputs}
+
+    def epilogue(anchor: int) -> list[int]:
+        """The anchor and the longest run of elementwise/broadcast descendants (of the
+        anchor's output shape) that leaves the group one output value: chains (bias, relu)
+        and diamonds (GELU's x * erf(x / sqrt 2), where x has two consumers) alike."""
+        shape = graph.types[nodes[anchor].output].shape
+        descendants: set[int] = set()  # nodes that read the anchor's output, directly or not
+        for j in range(anchor + 1, len(nodes)):
+            if any(
+                producer_position.get(v) in descendants or producer_position.get(v) == anchor
+                for v in nodes[j].inputs
+            ):
+                descendants.add(j)
+        group, inside, best = [anchor], {anchor}, [anchor]
+        while True:
+            values = [v for j in group for v in nodes[j].outputs]
+            leaving = [
+                v
+                for v in values
+                if v in graph_outputs or any(position[u.name] not in inside for u in consumers.get(v, []))
+            ]
+            if len(leaving) == 1:
+                best = list(group)
+            candidates = sorted({position[u.name] for v in values for u in consumers.get(v, [])} - inside)
+            joinable = [
+                j
+                for j in candidates
+                if j not in group_of
+                and pattern(nodes[j]) <= OpPattern.BROADCAST
+                and len(nodes[j].outputs) == 1
+                and graph.types[nodes[j].output].shape == shape
+                and not any(v in graph_outputs for v in values if v not in leaving)
+                and all(
+                    producer_position.get(v) in inside or producer_position.get(v) not in descendants
+                    for v in nodes[j].inputs
+                )
+            ]
+            if not joinable:
+                return best
+            group.append(joinable[0])
+            inside.add(joinable[0])
+
     for i, node in enumerate(nodes):  # 1. anchors take their epilogue
         if pattern(node) != OpPattern.OUT_ELEMWISE_FUSABLE or len(node.outputs) != 1:
             continue
-        chain, tail = [i], node
-        shape = graph.types[node.output].shape
-        while (user := single_consumer(tail)) is not None:
-            taken = position[user.name] in group_of  # the other operand of another anchor's add
-            if taken or pattern(user) > OpPattern.BROADCAST or graph.types[user.output].shape != shape:
-                break
-            chain.append(position[user.name])
-            tail = user
-        root = chain[-1]
+        chain = epilogue(i)
+        root = max(chain)
         members[root] = chain
         open_to_producers[root] = False
         group_of.update(dict.fromkeys(chain, root))

@@ -9,7 +9,8 @@ nodes for it; the writing loop never grows an if/elif.
 Mapping (graph op -> ONNX), opsets 13 to 21:
 
 - unary and binary arithmetic: Relu, Sigmoid, Tanh, Erf, Sqrt, Neg, Exp, Add, Sub, Mul,
-  Div, Pow, Max, Min, Equal, Where; ``clip`` -> Clip (bounds as scalar inputs), ``cast``
+  Div, Pow, Max, Min, Equal, Less, LessOrEqual, Greater, GreaterOrEqual, Not, And, Or,
+  Where; ``clip`` -> Clip (bounds as scalar inputs), ``cast``
   -> Cast; ``gelu`` -> Gelu from opset 20, before that its formula (Erf or Tanh form);
 - ``reshape``/``broadcast_to``/``pad`` -> Reshape/Expand/Pad with int64 initializers,
   ``transpose`` -> Transpose, ``concat`` -> Concat, ``take`` -> Gather, ``slice`` -> Slice
@@ -380,6 +381,12 @@ CONVERTERS: dict[str, Converter] = {
         op: _same(t)
         for op, t in [("maximum", "Max"), ("minimum", "Min"), ("equal", "Equal"), ("where", "Where")]
     },
+    **{op: _same(t) for op, t in [("less", "Less"), ("less_equal", "LessOrEqual"), ("greater", "Greater")]},
+    **{
+        op: _same(t)
+        for op, t in [("greater_equal", "GreaterOrEqual"), ("logical_not", "Not"), ("logical_and", "And")]
+    },
+    "logical_or": _same("Or"),
     "matmul": _same("MatMul"),
     "clip": _clip,
     "cast": _cast,

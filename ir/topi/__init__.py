@@ -7,7 +7,7 @@ every operator takes a ``name`` (ops that declare helpers derive their names fro
 ``{name}_pad``, ``{name}_maxelem``, ...).
 
 Modules, by family: ``pad`` (pad, dilate), ``elemwise`` (activations, broadcasting
-arithmetic, equal, where, bias_add), ``transform`` (transpose, reshape, concatenate,
+arithmetic, comparisons, logical ops, where, bias_add), ``transform`` (transpose, reshape, concatenate,
 strided_slice, take, broadcast_to), ``nn_dense`` (matmul, dense, batch_matmul), ``nn_conv``
 (1/2/3-D convolutions, groups, dilation), ``nn_depthwise``, ``nn_conv_transpose``,
 ``nn_capsule``, ``nn_pool``, ``nn_norm`` (softmax, layer_norm, batch_norm), ``reduction``
@@ -27,7 +27,14 @@ from ir.topi.elemwise import (
     erf,
     exp,
     gelu,
+    greater,
+    greater_equal,
     leaky_relu,
+    less,
+    less_equal,
+    logical_and,
+    logical_not,
+    logical_or,
     maximum,
     minimum,
     multiply,
@@ -105,9 +112,16 @@ __all__ = [
     "global_avg_pool",
     "global_avg_pool2d",
     "global_avg_pool3d",
+    "greater",
+    "greater_equal",
     "layer_norm",
     "leaky_relu",
+    "less",
+    "less_equal",
     "log_softmax",
+    "logical_and",
+    "logical_not",
+    "logical_or",
     "matmul",
     "max",
     "max_pool2d",

@@ -184,6 +184,50 @@ def equal(a: Operand, b: Operand, name: str = "T_equal") -> Tensor:
     return broadcast_binary(a, b, lambda x, y: x == y, name, "equal")
 
 
+def less(a: Operand, b: Operand, name: str = "T_less") -> Tensor:
+    """``a < b`` elementwise, a bool tensor (false where either side is NaN)."""
+    return broadcast_binary(a, b, lambda x, y: x < y, name, "less")
+
+
+def less_equal(a: Operand, b: Operand, name: str = "T_less_equal") -> Tensor:
+    """``a <= b`` elementwise, a bool tensor."""
+    return broadcast_binary(a, b, lambda x, y: x <= y, name, "less_equal")
+
+
+def greater(a: Operand, b: Operand, name: str = "T_greater") -> Tensor:
+    """``a > b`` elementwise, a bool tensor."""
+    return broadcast_binary(a, b, lambda x, y: x > y, name, "greater")
+
+
+def greater_equal(a: Operand, b: Operand, name: str = "T_greater_equal") -> Tensor:
+    """``a >= b`` elementwise, a bool tensor."""
+    return broadcast_binary(a, b, lambda x, y: x >= y, name, "greater_equal")
+
+
+def _check_bool(op: str, name: str, *operands: Operand) -> None:
+    for t in operands:
+        if isinstance(t, Tensor) and not dt.is_bool(t.dtype):
+            raise TopiError(f"{op} '{name}': operand '{t.name}' has dtype {t.dtype}, not bool")
+
+
+def logical_and(a: Operand, b: Operand, name: str = "T_logical_and") -> Tensor:
+    """``a && b`` on bool tensors, with broadcasting."""
+    _check_bool("logical_and", name, a, b)
+    return broadcast_binary(a, b, lambda x, y: te.all(x, y), name, "logical_and")
+
+
+def logical_or(a: Operand, b: Operand, name: str = "T_logical_or") -> Tensor:
+    """``a || b`` on bool tensors, with broadcasting."""
+    _check_bool("logical_or", name, a, b)
+    return broadcast_binary(a, b, lambda x, y: te.any(x, y), name, "logical_or")
+
+
+def logical_not(x: Tensor, name: str = "T_logical_not") -> Tensor:
+    """``!x`` on a bool tensor."""
+    _check_bool("logical_not", name, x)
+    return elemwise(x, lambda v: ~v, name)
+
+
 def where(cond: Tensor, x: Tensor, y: Tensor, name: str = "T_where") -> Tensor:
     """``cond ? x : y`` with the three shapes broadcast together (numpy's ``where``);
     ``cond`` is a bool tensor, ``x`` and ``y`` share a dtype."""

@@ -21,6 +21,13 @@ Two declarations of that math, after the two sources the benchmarks come from:
 Both take ``dilation`` (the kernel's taps spaced d apart: the back-padding becomes
 ``(k - 1) * d - p``) and ``groups`` (input channel group g feeds output channels
 [g * Cout/groups, (g + 1) * Cout/groups), as ONNX ConvTranspose).
+
+Both still spend (s^2 - 1) / s^2 of their multiply-adds on inserted zeros unless a
+schedule unrolls the window. ``conv2d_transpose_nhwc_phases`` (the network layer's
+declaration) has none: one small dense convolution per output phase, stacked in one op,
+then interleaved (see its docstring). Unrolling is then no longer needed for speed, and
+the reduction is an ordinary one that Ansor's multi-level tiling and the default
+schedule treat as a convolution.
 """
 
 from __future__ import annotations
@@ -285,14 +292,19 @@ def conv2d_transpose_nhwc_phases(
 
     A stride-s transposed convolution is s_h x s_w direct convolutions, one per output
     phase (y % s_h, x % s_w), each with the ceil(k / s)^2 taps that phase meets (the
-    sub-pixel form of Shi et al. 2016; PyTorch's and onnxruntime's CPU kernels skip the
-    zeros the same way, as col2im). They are one op ``{name}_phases`` [N, s_h, s_w,
+    sub-pixel form of Shi et al. 2016; onnxruntime's and PyTorch's CPU kernels avoid the
+    zeros too, as a GEMM then col2im). They are one op ``{name}_phases`` [N, s_h, s_w,
     ceil(H_out / s_h), ceil(W_out / s_w), C_out], phases outermost so that each phase's
-    taps are loop-invariant in the tiled inner loops (the multi-level tiling of paper
-    section 4.1 sees a plain convolution: rows along the phase's width, columns along
-    C_out); the output ``name`` interleaves them back (an injective stage that the
-    element-wise epilogue of a fused subgraph inlines into). With stride 1 the phase op is
-    the output itself. A dilated kernel falls back to ``conv2d_transpose_nhwc``.
+    taps and input offset are loop-invariant in the tiled inner loops: the multi-level
+    tiling of paper section 4.1 sees a plain convolution (rows along the phase's width,
+    columns along C_out). The output ``name`` interleaves the phases back (rows and
+    columns past H_out/W_out are dropped). Its reads (``h // s``, ``h % s``) are not simple
+    accesses, so Ansor neither inlines it nor fuses the tiled op into it: the tiled op
+    gets a cache-write stage, and the interleave and the element-wise epilogue follow as
+    parallel, vectorised copies of the output (measured: inlining the interleave into
+    the epilogue gains nothing on DCGAN's layers). With stride 1 the phase op
+    is the output itself (and fuses with the epilogue as a convolution does). A dilated
+    kernel falls back to ``conv2d_transpose_nhwc``.
     """
     op = op_label("conv2d_transpose_nhwc_phases", name)
     if as_tuple(dilation, 2, "dilation", op) != (1, 1):

@@ -1,5 +1,6 @@
 """ONNX converters of the elementwise ops: arithmetic with broadcasting, activations, Clip,
-Cast, Where and Equal (contract: ``frontend.onnx_context``).
+Cast, Where, the comparisons (Equal, Less, LessOrEqual, Greater, GreaterOrEqual) and the
+logical ops (Not, And, Or) (contract: ``frontend.onnx_context``).
 
 Most are one graph op of the ``elementwise`` family with the same semantics (numpy
 broadcasting, ONNX's integer division), so they are made by two factories, ``unary`` and
@@ -148,4 +149,11 @@ MATH_CONVERTERS = [
     Converter("Cast", 13, 21, convert_cast, frozenset({"to", "saturate"})),
     Converter("Where", 13, 21, convert_where),
     Converter("Equal", 13, 21, convert_equal),
+    Converter("Less", 13, 21, binary("less")),
+    Converter("LessOrEqual", 13, 21, binary("less_equal")),
+    Converter("Greater", 13, 21, binary("greater")),
+    Converter("GreaterOrEqual", 13, 21, binary("greater_equal")),
+    Converter("Not", 13, 21, unary("logical_not")),
+    Converter("And", 13, 21, binary("logical_and")),
+    Converter("Or", 13, 21, binary("logical_or")),
 ]

@@ -1,6 +1,6 @@
 """The elementwise op family: unary activations and arithmetic, broadcasting binary
-arithmetic, ``equal``, ``where`` and ``cast`` (ONNX semantics, TVM's ``topi`` elemwise and
-broadcast operators).
+arithmetic, the comparisons (``equal``, ``less``...), the logical ops, ``where`` and ``cast``
+(ONNX semantics, TVM's ``topi`` elemwise and broadcast operators).
 
 Every op here maps each output element to the input elements at the same (broadcast)
 index, so the fusion pass may inline it into any neighbour: unary ops are ``ELEMWISE``
@@ -8,8 +8,9 @@ and the broadcasting ones ``BROADCAST`` (TVM's ``TOpPattern`` for the same Relay
 by FuseOps; Ansor then inlines them into their consumer's tile, paper section 4.1).
 
 Typing follows ONNX: the operands of a binary op have one dtype (the frontend inserts
-casts where an ONNX model mixes them), ``equal`` gives ``bool`` and ``where`` takes a bool
-condition. Integer ``divide`` truncates toward zero, as ONNX ``Div`` (and C) do, where
+casts where an ONNX model mixes them), the comparisons give ``bool``, the logical ops
+(``logical_and``, ``logical_or``, ``logical_not``) take and give ``bool`` and ``where``
+takes a bool condition. Integer ``divide`` truncates toward zero, as ONNX ``Div`` (and C) do, where
 numpy's ``//`` floors; integer ``power`` goes through float64 (exact below 2**53), which
 is what ``declare`` computes too. Broadcasting is numpy's: shapes align on the right and
 an extent of 1 stretches; a scalar has shape ().
@@ -67,14 +68,15 @@ def check_same_dtype(op: str, types: Sequence[TensorType], first: int = 0) -> st
 
 
 def _check_kind(op: str, ttype: TensorType, what: str, allowed: str) -> None:
-    """``allowed``: "float" (float dtypes), "numeric" (float or integer) or "any"."""
+    """``allowed``: "float" (float dtypes), "numeric" (float or integer), "bool" or "any"."""
     ok = {
         "float": dt.is_float(ttype.dtype),
         "numeric": dt.is_float(ttype.dtype) or dt.is_int(ttype.dtype),
+        "bool": dt.is_bool(ttype.dtype),
         "any": True,
     }[allowed]
     if not ok:
-        kinds = {"float": "a float dtype", "numeric": "a float or integer dtype"}[allowed]
+        kinds = {"float": "a float dtype", "numeric": "a float or integer dtype", "bool": "bool"}[allowed]
         raise GraphError(f"op '{op}': {what} has dtype {ttype.dtype}, the op needs {kinds}")
 
 
@@ -231,7 +233,7 @@ def _cast_declare(attrs: Attrs, tensors: Sequence[Tensor], name: str) -> list[Te
 
 
 # ------------------------------------------------------------------------------------------
-# broadcasting binary ops, equal, where
+# broadcasting binary ops, comparisons, logical ops, where
 
 
 def _binary_op(
@@ -313,5 +315,12 @@ ELEMENTWISE_OPS: dict[str, OpDef] = op_table(
     _binary_op("maximum", "numeric", np.maximum, topi.maximum),
     _binary_op("minimum", "numeric", np.minimum, topi.minimum),
     _binary_op("equal", "any", np.equal, topi.equal, out_dtype="bool"),
+    _binary_op("less", "numeric", np.less, topi.less, out_dtype="bool"),
+    _binary_op("less_equal", "numeric", np.less_equal, topi.less_equal, out_dtype="bool"),
+    _binary_op("greater", "numeric", np.greater, topi.greater, out_dtype="bool"),
+    _binary_op("greater_equal", "numeric", np.greater_equal, topi.greater_equal, out_dtype="bool"),
+    _unary_op("logical_not", "bool", np.logical_not, topi.logical_not),
+    _binary_op("logical_and", "bool", np.logical_and, topi.logical_and),
+    _binary_op("logical_or", "bool", np.logical_or, topi.logical_or),
     OpDef("where", OpPattern.BROADCAST, _where_infer, _where_reference, _where_declare, arity=(3, 3)),
 )

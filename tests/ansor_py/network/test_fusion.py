@@ -207,3 +207,50 @@ def test_dead_and_multi_reader_values():
     subgraphs = fuse(graph)
     assert ops_of(subgraphs) == [["transpose", "reshape"], ["exp"], ["add"], ["negative"]]
     check_subgraphs(graph, subgraphs)
+
+
+def test_a_diamond_epilogue_fuses_into_its_anchor() -> None:
+    """dense + bias + GELU (x * 0.5 * (1 + erf(x / sqrt 2))): the biased x has two
+    consumers, both inside the epilogue, so the whole diamond is one group (Relay fuses
+    into the post-dominator)."""
+    net = Net()
+    x = net.input("x", (8, 16))
+    h = net.node("add", net.node("dense", x, net.random(24, 16)), net.random(24))
+    erf = net.node("erf", net.node("divide", h, net.random(1)))
+    gelu = net.node("multiply", net.node("multiply", h, net.node("add", erf, net.random(1))), net.random(1))
+    graph = net.build(net.node("relu", gelu))
+    subgraphs = fuse(graph)
+    assert [[n.op for n in s.nodes] for s in subgraphs] == [
+        ["dense", "add", "divide", "erf", "add", "multiply", "multiply", "relu"]
+    ]
+    check_subgraphs(graph, subgraphs)
+
+
+def test_a_diamond_that_leaves_two_values_stops_before_the_split() -> None:
+    """When the anchor's biased output is also read by a later, unfusable op (softmax), the
+    group cannot take the branches: it ends where it still has one output."""
+    net = Net()
+    x = net.input("x", (8, 16))
+    h = net.node("add", net.node("dense", x, net.random(24, 16)), net.random(24))
+    s = net.node("softmax", h, axis=1)
+    r = net.node("relu", h)
+    graph = net.build(net.node("add", s, r))
+    groups = [[n.op for n in sg.nodes] for sg in fuse(graph)]
+    assert groups[0] == ["dense", "add"]
+    check_subgraphs(graph, fuse(graph))
+
+
+def test_an_operand_that_depends_on_the_group_is_not_fused() -> None:
+    """relu(h) + softmax(h): the add's second operand is computed from the group's own
+    output outside the group, so fusing the add would make a cycle between kernels."""
+    net = Net()
+    x = net.input("x", (8, 16))
+    h = net.node("dense", x, net.random(24, 16))
+    r = net.node("relu", h)
+    s = net.node("softmax", h, axis=1)
+    graph = net.build(net.node("add", r, s))
+    subgraphs = fuse(graph)
+    # taking relu would leave the dense group two outputs (h for softmax, relu for the add);
+    # relu then joins its consumer, the add
+    assert [[n.op for n in sg.nodes] for sg in subgraphs] == [["dense"], ["softmax"], ["relu", "add"]]
+    check_subgraphs(graph, subgraphs)
