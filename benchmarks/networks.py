@@ -26,8 +26,9 @@ overhead is ``Network.profile``'s: the share of a network call not spent in its 
     python benchmarks/networks.py [--networks resnet50 dcgan] [--repeat 15] [--threads 2] [--save]
 
 The whole run happens in a child process whose OMP_NUM_THREADS and OPENBLAS_NUM_THREADS
-equal ``--threads``. ``--save`` writes the table to ``benchmarks/results/networks.md``.
-Quote the ratios: absolute numbers move +-30% on a shared machine.
+equal ``--threads``, with OpenMP's default wait policy (``tune_ops.run_as_child``).
+``--save`` writes the table to ``benchmarks/results/networks.md``. Quote the ratios:
+absolute numbers move +-30% on a shared machine.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -47,6 +47,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from tune_ops import import_torch, run_as_child  # beside this script
 
 from ansor_py.network.executor import NetworkBuildWarning, build_network
 from ansor_py.network.graph import Graph
@@ -55,8 +56,6 @@ from ansor_py.network.reference import run_reference
 from ansor_py.network.zoo import NETWORKS, random_inputs
 
 RESULTS = Path(__file__).resolve().parent / "results" / "networks.md"
-#: the torch CPU wheel this repository is tested with
-TORCH_HINT = "pip install torch==2.13.0"
 
 
 # ------------------------------------------------------------------------------------------
@@ -66,12 +65,8 @@ TORCH_HINT = "pip install torch==2.13.0"
 def import_torch_peer(threads: int) -> ModuleType | None:
     """``benchmarks/torch_graph.py`` (PyTorch with ``threads`` intra-op threads), or None
     when PyTorch is not installed."""
-    try:
-        import torch
-    except ImportError:
-        print(f"PyTorch not installed ({TORCH_HINT} to compare with it)", flush=True)
+    if import_torch(threads) is None:
         return None
-    torch.set_num_threads(threads)
     import torch_graph  # beside this script; imports torch
 
     return torch_graph
@@ -293,12 +288,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.child:
-        return run_child(args)
-    threads = str(args.threads)
-    env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return subprocess.run([sys.executable, __file__, *argv, "--child"], env=env, check=False).returncode
+    return run_child(args) if args.child else run_as_child(__file__, argv, args.threads)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,7 @@ class PackedCall:
         self.kernel = kernel  # owns the loaded library
         self.name = kernel.name
         address = ctypes.cast(getattr(ctypes.CDLL(path), kernel.name), ctypes.c_void_p).value
+        assert address is not None, kernel.name
         self.entry = PACKED_FUNC_TYPE(address)
         self.arrays = arrays
         self.pointers = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
@@ -492,20 +493,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def run_as_child(script: str, argv: Sequence[str] | None, threads: int) -> int:
+    """``script`` run again with ``argv`` (None: this process's) plus ``--child``, in a process
+    whose OpenMP, OpenBLAS and MKL pools have ``threads`` threads (they read the variables
+    once, at start) and whose OpenMP keeps its default wait policy (module docstring); the
+    child's exit status."""
+    count = str(threads)
+    env = dict(os.environ, OMP_NUM_THREADS=count, OPENBLAS_NUM_THREADS=count, MKL_NUM_THREADS=count)
+    env.pop("OMP_WAIT_POLICY", None)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return subprocess.run([sys.executable, script, *argv, "--child"], env=env, check=False).returncode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.child:
-        return run_child(args)
-    threads = str(args.threads)
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS=threads,
-        OPENBLAS_NUM_THREADS=threads,
-        MKL_NUM_THREADS=threads,
-    )
-    env.pop("OMP_WAIT_POLICY", None)  # see the module docstring
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return subprocess.run([sys.executable, __file__, *argv, "--child"], env=env, check=False).returncode
+    return run_child(args) if args.child else run_as_child(__file__, argv, args.threads)
 
 
 if __name__ == "__main__":

@@ -133,24 +133,24 @@ def lifetimes(
     for name in inputs:
         if name not in skip:
             spans.setdefault(name, [0, 0])
+
+    def read(name: str, step: int, unwritten: str) -> None:
+        """``name`` is read at ``step`` (a MemoryPlanError ``unwritten`` if nothing wrote it)."""
+        if name in skip:
+            return
+        if name not in spans:
+            raise MemoryPlanError(unwritten)
+        spans[name][1] = step
+
     for index, (reads, writes) in enumerate(steps, start=1):
         for name in reads:
-            if name in skip:
-                continue
-            if name not in spans:
-                raise MemoryPlanError(f"step {index} reads {name!r}, which no earlier step writes")
-            spans[name][1] = index
+            read(name, index, f"step {index} reads {name!r}, which no earlier step writes")
         for name in writes:
             if name in spans or name in skip:
                 raise MemoryPlanError(f"step {index} writes {name!r}, which is already defined")
             spans[name] = [index, index]
-    end = len(steps) + 1
     for name in outputs:
-        if name in skip:
-            continue
-        if name not in spans:
-            raise MemoryPlanError(f"output {name!r} is written by no step")
-        spans[name][1] = end
+        read(name, len(steps) + 1, f"output {name!r} is written by no step")
     return {name: (first, last) for name, (first, last) in spans.items()}
 
 

@@ -322,8 +322,11 @@ def conv2d_transpose_nhwc_phases(
         kh, kw, out_per_group, k_in = kernel.shape
     in_per_group = _check_groups(op, in_c, k_in, groups, kernel)
     (sh, sw), (bt, bl, bb, br), _ = _transpose_args(op, (kh, kw), stride, padding, output_padding, 1)
-    ax_h = _PhaseAxis(sh, kh, kh - 1 - bt, in_h, in_h + (in_h - 1) * (sh - 1) + bt + bb - kh + 1)
-    ax_w = _PhaseAxis(sw, kw, kw - 1 - bl, in_w, in_w + (in_w - 1) * (sw - 1) + bl + br - kw + 1)
+    ax_h = _PhaseAxis(sh, kh, kh - 1 - bt, in_h, (in_h - 1) * sh + 1 + bt + bb - (kh - 1))
+    ax_w = _PhaseAxis(sw, kw, kw - 1 - bl, in_w, (in_w - 1) * sw + 1 + bl + br - (kw - 1))
+    for ax, dim in ((ax_h, "height"), (ax_w, "width")):
+        if ax.out_len < 1:
+            raise TopiError(f"{op}: output {dim} {ax.out_len} must be at least 1 (input {ax.in_len})")
     (pt, pb), (pl, pr) = ax_h.input_pad(), ax_w.input_pad()
     padded = pad(data, [0, pt, pl, 0], [0, pb, pr, 0], name=f"{name}_pad") if pt + pb + pl + pr else data
     dtype = out_dtype or data.dtype

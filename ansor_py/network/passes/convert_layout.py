@@ -3,8 +3,9 @@
 paper's section 7.3 networks run NHWC on Intel CPUs).
 
 Every ``conv`` in NCW/NCHW/NCDHW becomes NWC/NHWC/NDHWC with its weight in WIO/HWIO/DHWIO
-(``conv_transpose`` NCHW becomes NHWC with an HWOI weight): a constant weight is transposed
-once, here, into a new constant; the data is read channel-last.
+(``conv_transpose`` NCHW becomes NHWC with an HWIO weight, HWOI below 8 output channels):
+a constant weight is transposed once, here, into a new constant; the data is read
+channel-last.
 
 Layouts travel with the values: a value is either *as the original graph defines it*, or
 *stored transposed*, ``stored = transpose(original, perm)``, under another name. Each node
@@ -48,6 +49,10 @@ CHANNEL_LAST = {"NCW": "NWC", "NCHW": "NHWC", "NCDHW": "NDHWC"}
 #: conv weight layouts: the one paired with channel-first data, and its channel-last form
 CONV_KERNEL = {"OIW": "WIO", "OIHW": "HWIO", "OIDHW": "DHWIO"}
 CONV_TRANSPOSE_KERNEL = {"IOHW": "HWOI"}
+#: a transposed convolution with at least this many output channels (per group) gets an
+#: HWIO weight, so its kernel vectorises over output channels as a convolution does; with
+#: fewer (DCGAN's RGB layer) HWOI keeps the input channels innermost to vectorise over
+TRANSPOSE_HWIO_MIN_CHANNELS = 8
 
 
 def channel_last_perm(rank: int) -> Perm:
@@ -225,8 +230,12 @@ def _conv(rw: LayoutRewriter, node: Node) -> None:
     rank = len(layout)
     perm = channel_last_perm(rank)
     data = rw.transposed(node.inputs[0], perm)
-    weight = rw.transposed(node.inputs[1], kernel_perm(rank))
-    attrs = {**node.attrs, "layout": CHANNEL_LAST[layout], "kernel_layout": kernels[kernel_layout]}
+    weight_perm, new_kernel_layout = kernel_perm(rank), kernels[kernel_layout]
+    out_channels = rw.graph.types[node.inputs[1]].shape[1]  # IOHW: per group
+    if node.op == "conv_transpose" and out_channels >= TRANSPOSE_HWIO_MIN_CHANNELS:
+        weight_perm, new_kernel_layout = (2, 3, 0, 1), "HWIO"
+    weight = rw.transposed(node.inputs[1], weight_perm)
+    attrs = {**node.attrs, "layout": CHANNEL_LAST[layout], "kernel_layout": new_kernel_layout}
     rw.emit_stored(node, (data, weight), attrs, perm)
 
 

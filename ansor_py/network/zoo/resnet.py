@@ -53,6 +53,28 @@ def _classifier(b: GraphBuilder, x: str, batch: int, channels: int, classes: int
     return b.dense(flat, channels, classes, "fc", bias_std=0.1)
 
 
+def _residual(
+    b: GraphBuilder,
+    out: str,
+    x: str,
+    in_channels: int,
+    channels: int,
+    strides: Sequence[int],
+    name: str,
+    relu: str,
+) -> str:
+    """A residual block's end, relu(``out`` + shortcut), the relu named ``relu``. The shortcut
+    is the block's input ``x``, or where the block changes the shape (``strides`` not all 1,
+    or other channels) torchvision's ``downsample``: a 1x1 (1x1x1) convolution with ``strides``,
+    then batch norm."""
+    shortcut = x
+    if any(s != 1 for s in strides) or in_channels != channels:
+        kernel = (1,) * len(strides)
+        down = f"{name}.downsample"
+        shortcut = conv_bn(b, x, in_channels, channels, kernel, f"{down}.0", f"{down}.1", strides=strides)
+    return b.node("relu", [b.node("add", [out, shortcut], f"{name}.add")], relu)
+
+
 def _bottleneck(b: GraphBuilder, x: str, in_channels: int, width: int, stride: int, name: str) -> str:
     """torchvision's ``Bottleneck``: 1x1 -> 3x3 (stride) -> 1x1 (x4), plus the shortcut."""
     out_channels = width * BOTTLENECK_EXPANSION
@@ -71,19 +93,7 @@ def _bottleneck(b: GraphBuilder, x: str, in_channels: int, width: int, stride: i
     )
     out = b.node("relu", [out], f"{name}.relu2")
     out = conv_bn(b, out, width, out_channels, (1, 1), f"{name}.conv3", f"{name}.bn3")
-    shortcut = x
-    if stride != 1 or in_channels != out_channels:
-        shortcut = conv_bn(
-            b,
-            x,
-            in_channels,
-            out_channels,
-            (1, 1),
-            f"{name}.downsample.0",
-            f"{name}.downsample.1",
-            strides=(stride, stride),
-        )
-    return b.node("relu", [b.node("add", [out, shortcut], f"{name}.add")], f"{name}.relu3")
+    return _residual(b, out, x, in_channels, out_channels, (stride, stride), name, f"{name}.relu3")
 
 
 def resnet50(batch: int = 1, seed: int = 0) -> Graph:
@@ -128,19 +138,7 @@ def _basic_block_3d(b: GraphBuilder, x: str, in_channels: int, channels: int, st
     )
     out = b.node("relu", [out], f"{name}.conv1.2")
     out = conv_bn(b, out, channels, channels, (3, 3, 3), f"{name}.conv2.0", f"{name}.conv2.1", pads=pads)
-    shortcut = x
-    if stride != 1 or in_channels != channels:
-        shortcut = conv_bn(
-            b,
-            x,
-            in_channels,
-            channels,
-            (1, 1, 1),
-            f"{name}.downsample.0",
-            f"{name}.downsample.1",
-            strides=(stride,) * 3,
-        )
-    return b.node("relu", [b.node("add", [out, shortcut], f"{name}.add")], f"{name}.relu")
+    return _residual(b, out, x, in_channels, channels, (stride,) * 3, name, f"{name}.relu")
 
 
 def resnet3d_18(batch: int = 1, seed: int = 0, frames: int = 16, size: int = 112) -> Graph:

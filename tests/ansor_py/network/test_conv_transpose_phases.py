@@ -24,6 +24,7 @@ from ir.loop_state.state import LoopState
 from ir.reference import evaluate
 from ir.te import ComputeOp, Tensor
 from ir.topi.nn_conv_transpose import conv2d_transpose_nhwc_phases
+from ir.topi.utils import TopiError
 
 RNG = np.random.default_rng(12)
 
@@ -182,3 +183,10 @@ def test_default_schedule_tiles_the_phase_op() -> None:
     arrays = [RNG.standard_normal(tuple(t.shape)).astype(np.float32) for t in (data, weight, bias)]
     (want,) = evaluate(dag, arrays)
     _close(_run(dag, state, arrays, tuple(relu.shape)), want)
+
+
+def test_an_empty_output_is_rejected() -> None:
+    data = te.placeholder((1, 1, 3, 4), name="data")
+    weight = te.placeholder((3, 3, 4, 2), name="weight")
+    with pytest.raises(TopiError, match=r"output height -1 must be at least 1 \(input 1\)"):
+        conv2d_transpose_nhwc_phases(data, weight, 1, 2, name="t2d")

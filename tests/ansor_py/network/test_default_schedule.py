@@ -25,18 +25,25 @@ from ir.loop_state.steps import PragmaStep, SplitStep
 from ir.reference import evaluate, random_inputs
 
 
-def _conv2d_bias_relu() -> ComputeDAG:
-    data = te.placeholder((1, 56, 56, 64), name="data")
-    weight = te.placeholder((3, 3, 64, 64), name="weight")
-    bias = te.placeholder((64,), name="bias")
-    conv = topi.conv2d_nhwc(data, weight, 1, 1, name="conv")
-    out = topi.relu(topi.add(conv, bias, name="conv_bias"), name="conv_relu")
+def _data_weight(data: tuple[int, ...], weight: tuple[int, ...]) -> tuple[te.Tensor, te.Tensor]:
+    """The float32 placeholders ``data`` and ``weight`` of these shapes."""
+    return te.placeholder(data, name="data"), te.placeholder(weight, name="weight")
+
+
+def _bias_relu(data: te.Tensor, weight: te.Tensor, conv: te.Tensor, channels: int) -> ComputeDAG:
+    """``conv`` (an NHWC convolution of ``data`` by ``weight``) plus a per-channel bias, then relu."""
+    bias = te.placeholder((channels,), name="bias")
+    out = topi.relu(topi.add(conv, bias, name=f"{conv.name}_bias"), name=f"{conv.name}_relu")
     return ComputeDAG([data, weight, bias, out])
 
 
+def _conv2d_bias_relu() -> ComputeDAG:
+    data, weight = _data_weight((1, 56, 56, 64), (3, 3, 64, 64))
+    return _bias_relu(data, weight, topi.conv2d_nhwc(data, weight, 1, 1, name="conv"), 64)
+
+
 def _conv2d_1x1_stride2_residual() -> ComputeDAG:
-    data = te.placeholder((1, 28, 28, 64), name="data")
-    weight = te.placeholder((1, 1, 64, 128), name="weight")
+    data, weight = _data_weight((1, 28, 28, 64), (1, 1, 64, 128))
     residual = te.placeholder((1, 14, 14, 128), name="residual")
     conv = topi.conv2d_nhwc(data, weight, 2, 0, name="conv")
     out = topi.clip(topi.add(conv, residual, name="conv_add"), 0.0, 6.0, name="conv_clip")
@@ -44,44 +51,32 @@ def _conv2d_1x1_stride2_residual() -> ComputeDAG:
 
 
 def _conv1d() -> ComputeDAG:
-    data = te.placeholder((1, 30, 24), name="data")
-    weight = te.placeholder((3, 24, 40), name="weight")
+    data, weight = _data_weight((1, 30, 24), (3, 24, 40))
     return ComputeDAG([data, weight, topi.conv1d_nwc(data, weight, 1, 1, name="conv")])
 
 
 def _depthwise_stride2() -> ComputeDAG:
-    data = te.placeholder((1, 28, 28, 32), name="data")
-    weight = te.placeholder((3, 3, 32, 1), name="weight")
-    bias = te.placeholder((32,), name="bias")
-    conv = topi.depthwise_conv2d_nhwc(data, weight, 2, 1, name="dw")
-    return ComputeDAG([data, weight, bias, topi.relu(topi.add(conv, bias, name="dw_bias"), name="dw_relu")])
+    data, weight = _data_weight((1, 28, 28, 32), (3, 3, 32, 1))
+    return _bias_relu(data, weight, topi.depthwise_conv2d_nhwc(data, weight, 2, 1, name="dw"), 32)
 
 
 def _conv3d() -> ComputeDAG:
-    data = te.placeholder((1, 6, 10, 10, 8), name="data")
-    weight = te.placeholder((3, 3, 3, 8, 16), name="weight")
+    data, weight = _data_weight((1, 6, 10, 10, 8), (3, 3, 3, 8, 16))
     return ComputeDAG([data, weight, topi.relu(topi.conv3d_ndhwc(data, weight, 1, 1, name="c3d"), name="r")])
 
 
 def _conv2d_transpose() -> ComputeDAG:
-    data = te.placeholder((1, 8, 8, 32), name="data")
-    weight = te.placeholder((4, 4, 32, 16), name="weight")
+    data, weight = _data_weight((1, 8, 8, 32), (4, 4, 32, 16))
     return ComputeDAG([data, weight, topi.conv2d_transpose_nhwc(data, weight, 2, 1, name="t2d")])
 
 
 def _conv2d_large_weights() -> ComputeDAG:
-    data = te.placeholder((1, 7, 7, 256), name="data")
-    weight = te.placeholder((3, 3, 256, 256), name="weight")
-    bias = te.placeholder((256,), name="bias")
-    conv = topi.conv2d_nhwc(data, weight, 1, 1, name="conv")
-    return ComputeDAG(
-        [data, weight, bias, topi.relu(topi.add(conv, bias, name="conv_bias"), name="conv_relu")]
-    )
+    data, weight = _data_weight((1, 7, 7, 256), (3, 3, 256, 256))
+    return _bias_relu(data, weight, topi.conv2d_nhwc(data, weight, 1, 1, name="conv"), 256)
 
 
 def _dense_bias() -> ComputeDAG:
-    data = te.placeholder((1, 2048), name="data")
-    weight = te.placeholder((1000, 2048), name="weight")
+    data, weight = _data_weight((1, 2048), (1000, 2048))
     bias = te.placeholder((1000,), name="bias")
     return ComputeDAG([data, weight, bias, topi.dense(data, weight, bias, name="fc")])
 
@@ -175,14 +170,12 @@ def test_default_schedule_matches_reference(name: str) -> None:
 
 
 def _dense_odd() -> ComputeDAG:
-    data = te.placeholder((3, 13), name="data")
-    weight = te.placeholder((7, 13), name="weight")
+    data, weight = _data_weight((3, 13), (7, 13))
     return ComputeDAG([data, weight, topi.relu(topi.dense(data, weight, name="fc"), name="fc_relu")])
 
 
 def _conv_odd_channels() -> ComputeDAG:
-    data = te.placeholder((1, 9, 9, 3), name="data")
-    weight = te.placeholder((3, 3, 3, 5), name="weight")
+    data, weight = _data_weight((1, 9, 9, 3), (3, 3, 3, 5))
     return ComputeDAG([data, weight, topi.conv2d_nhwc(data, weight, 2, 1, name="conv")])
 
 
@@ -192,8 +185,7 @@ def _sum_all() -> ComputeDAG:
 
 
 def _conv_nchw_grouped_dilated() -> ComputeDAG:
-    data = te.placeholder((1, 8, 12, 12), name="data")
-    weight = te.placeholder((6, 4, 3, 3), name="weight")
+    data, weight = _data_weight((1, 8, 12, 12), (6, 4, 3, 3))
     return ComputeDAG([data, weight, topi.conv2d_nchw(data, weight, 1, 2, 2, groups=2, name="conv")])
 
 

@@ -5,37 +5,18 @@ nodes it covers, on random inputs."""
 from __future__ import annotations
 
 import numpy as np
+from graph_builders import SmallNet, random_inputs
+from op_checks import assert_scaled_close
 
 from ansor_py.network.fusion import fuse
-from ansor_py.network.graph import Graph, Node
+from ansor_py.network.graph import Graph
 from ansor_py.network.ops import get_op
 from ansor_py.network.subgraph import Subgraph
-from ansor_py.network.types import TensorType
 from ir.reference import evaluate
 
 
-class Net:
-    """A graph under construction: every node has one output named as the node."""
-
-    def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
-        self.inputs: dict[str, TensorType] = {}
-        self.constants: dict[str, np.ndarray] = {}
-        self.nodes: list[Node] = []
-
-    def input(self, name: str, shape: tuple[int, ...]) -> str:
-        self.inputs[name] = TensorType(shape)
-        return name
-
-    def random(self, *shape: int) -> str:
-        name = f"c{len(self.constants)}"
-        self.constants[name] = self.rng.uniform(-1, 1, shape).astype(np.float32)
-        return name
-
-    def node(self, op: str, *inputs: str, **attrs: object) -> str:
-        name = f"{op}{len(self.nodes)}"
-        self.nodes.append(Node(op, inputs, (name,), attrs, name=name))
-        return name
+class Net(SmallNet):
+    """``SmallNet`` with the convolution the network layer fuses: NHWC, after ``optimize``."""
 
     def conv(self, x: str, cin: int, cout: int, k: int = 3, stride: int = 1) -> str:
         """An NHWC conv with an HWIO weight and a per-channel bias (as after optimize)."""
@@ -47,14 +28,10 @@ class Net:
         )  # fmt: skip
         return self.node("add", y, self.random(cout))
 
-    def build(self, *outputs: str) -> Graph:
-        return Graph(self.inputs, self.nodes, outputs, self.constants)
-
 
 def all_values(graph: Graph, seed: int = 1) -> dict[str, np.ndarray]:
     """Every value of ``graph`` on random inputs, from each op's numpy reference."""
-    rng = np.random.default_rng(seed)
-    values = {name: rng.uniform(-1, 1, t.shape).astype(t.dtype) for name, t in graph.inputs.items()}
+    values = random_inputs(graph, seed)
     values.update(graph.constants)
     for node in graph.nodes:
         results = get_op(node.op).reference(node.attrs, [values[v] for v in node.inputs])
@@ -75,8 +52,7 @@ def check_subgraphs(graph: Graph, subgraphs: list[Subgraph]) -> None:
         assert [t.name for t in dag.placeholders] == [f"p{k}" for k in range(len(subgraph.inputs))]
         results = evaluate(dag, [values[v] for v in subgraph.inputs])
         for value, got in zip(subgraph.outputs, results, strict=True):
-            expected = values[value]
-            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * float(np.abs(expected).max()))
+            assert_scaled_close(got, values[value])
         available.update(subgraph.outputs)
     assert set(graph.outputs) <= available
     assert len({s.name for s in subgraphs}) == len(subgraphs)

@@ -11,23 +11,37 @@ dynamo one (``dynamo=True``, opset 18+ via onnxscript), imported with ``from_onn
 run by the graph's reference executor; the result must match PyTorch's (rtol 1e-4). A
 dynamic batch axis is imported with a shape override, which also folds the exported
 shape arithmetic.
+
+The zoo's DCGAN generator and MobileNet-V2 (slow) go the whole way: the graph run in
+eager PyTorch by ``benchmarks/torch_graph.py`` (a ``TorchGraphModule``) is exported with
+both exporters, imported, compiled by ``build_network`` with default schedules and
+compared with onnxruntime on the exported file and with ``run_reference`` on the zoo graph
+(rtol 1e-4 of the output's largest magnitude).
 """
 
 from __future__ import annotations
 
 import io
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch is optional (pip install torch==2.13.0)")
 onnx = pytest.importorskip("onnx", reason="the ONNX frontend needs onnx (pip install onnx)")
+ort = pytest.importorskip("onnxruntime", reason="the zoo exports are compared with onnxruntime")
 
 from torch import nn  # noqa: E402
 
+from ansor_py.network import zoo  # noqa: E402
+from ansor_py.network.executor import NetworkBuildWarning, build_network  # noqa: E402
 from ansor_py.network.frontend.onnx import OnnxImportError, from_onnx  # noqa: E402
 from ansor_py.network.reference import run_reference  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+import torch_graph  # noqa: E402  (benchmarks/ is not a package)
 
 
 class ConvBlock(nn.Module):
@@ -233,3 +247,50 @@ def test_dynamic_batch_needs_and_takes_a_shape_override(dynamo):
         expected = module(x).numpy()
     (got,) = run_imported(model, x, shape={input_name: (3, 6)})
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# zoo networks: PyTorch -> ONNX (both exporters) -> from_onnx -> build_network
+
+
+def export_graph_module(graph, inputs: dict[str, np.ndarray], dynamo: bool):
+    """The zoo graph run by PyTorch, exported: TorchScript at opset 17, dynamo at 18."""
+    module = torch_graph.TorchGraphModule(torch_graph.to_torch(graph)).eval()
+    args = tuple(torch.from_numpy(inputs[name]) for name in graph.inputs)
+    names = {"input_names": list(graph.inputs), "output_names": list(graph.outputs)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            program = torch.onnx.export(module, args, dynamo=True, opset_version=18, verbose=False, **names)
+            return program.model_proto
+        buffer = io.BytesIO()
+        torch.onnx.export(module, args, buffer, dynamo=False, opset_version=17, **names)
+        return onnx.load_from_string(buffer.getvalue())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript-opset17", "dynamo-opset18"])
+@pytest.mark.parametrize("network", ["dcgan", "mobilenet_v2"])
+def test_exported_zoo_network_builds_and_matches(network: str, dynamo: bool) -> None:
+    graph = zoo.NETWORKS[network]()
+    inputs = zoo.random_inputs(graph, seed=1)
+    (reference,) = run_reference(graph, inputs)
+    model = export_graph_module(graph, inputs, dynamo)
+    assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) == (
+        18 if dynamo else 17
+    )
+
+    imported = from_onnx(model)
+    assert list(imported.inputs) == list(graph.inputs)
+    assert imported.op_counts().get("conv_transpose" if network == "dcgan" else "conv", 0) > 0
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (from_ort,) = session.run(None, {name: inputs[name] for name in graph.inputs})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NetworkBuildWarning)
+        compiled = build_network(imported)
+    (built,) = compiled.run_inputs({name: inputs[name] for name in imported.inputs})
+
+    scale = float(np.abs(reference).max())
+    assert scale > 0 and built.shape == reference.shape and built.dtype == reference.dtype
+    np.testing.assert_allclose(built, from_ort, rtol=1e-4, atol=1e-4 * scale)
+    np.testing.assert_allclose(built, reference, rtol=1e-4, atol=1e-4 * scale)

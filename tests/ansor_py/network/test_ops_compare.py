@@ -73,26 +73,19 @@ def with_nan(array: np.ndarray) -> np.ndarray:
     return out
 
 
-CASES = [
-    *(
-        pytest.param(Case(op, [halves(2, 3, 4), halves(3, 1)], compile=True), id=f"{op}-f32-broadcast")
-        for op in COMPARE
-    ),
-    *(pytest.param(Case(op, [ints(4, 5), ints(5)]), id=f"{op}-i64") for op in COMPARE),
-    *(
-        pytest.param(Case(op, [with_nan(halves(4, 5)), halves(4, 5)], compile=True), id=f"{op}-nan")
-        for op in COMPARE
-    ),
-    pytest.param(
-        Case("less", [ints(6, dtype=np.int32), np.array(0, np.int32)], compile=True), id="less-i32-0d"
-    ),
-    pytest.param(Case("logical_not", [bools(3, 5)], compile=True), id="logical_not"),
-    *(
-        pytest.param(Case(op, [bools(2, 1, 4), bools(3, 4)], compile=True), id=f"{op}-broadcast")
-        for op in LOGICAL
-    ),
-    *(pytest.param(Case(op, [bools(3, 4), np.array(True)]), id=f"{op}-scalar") for op in LOGICAL),
+LABELLED: list[tuple[str, Case]] = [
+    *((f"{op}-f32-broadcast", Case(op, [halves(2, 3, 4), halves(3, 1)], compile=True)) for op in COMPARE),
+    *((f"{op}-i64", Case(op, [ints(4, 5), ints(5)])) for op in COMPARE),
+    *((f"{op}-nan", Case(op, [with_nan(halves(4, 5)), halves(4, 5)], compile=True)) for op in COMPARE),
+    ("less-i32-0d", Case("less", [ints(6, dtype=np.int32), np.array(0, np.int32)], compile=True)),
+    ("logical_not", Case("logical_not", [bools(3, 5)], compile=True)),
+    *((f"{op}-broadcast", Case(op, [bools(2, 1, 4), bools(3, 4)], compile=True)) for op in LOGICAL),
+    # the scalar that leaves the other side as it is (and True, or False)
+    ("logical_and-scalar", Case("logical_and", [bools(3, 4), np.array(True)], compile=True)),
+    ("logical_or-scalar", Case("logical_or", [np.array(False), bools(3, 4)])),
 ]
+CASES = [pytest.param(c, id=label) for label, c in LABELLED]
+COMPILED = [pytest.param(c, id=label) for label, c in LABELLED if c.compile]
 
 ONNX_NAME = {**COMPARE, **LOGICAL, "logical_not": "Not"}
 
@@ -139,7 +132,7 @@ def test_declare_matches_reference(c: Case) -> None:
     np.testing.assert_array_equal(got, ref)
 
 
-@pytest.mark.parametrize("c", [p for p in CASES if p.values[0].compile])
+@pytest.mark.parametrize("c", COMPILED)
 def test_compiled_matches_reference(c: Case) -> None:
     (ref,) = OPS[c.op].reference({}, c.inputs)
     out = ~ref  # every element wrong until the kernel writes it
@@ -225,6 +218,7 @@ def test_writer_round_trip(opset: int) -> None:
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.filterwarnings("ignore::ansor_py.network.executor.NetworkBuildWarning")
 def test_negative_index_pattern_builds() -> None:
     """``take`` with indices wrapped as PyTorch's exporters write it: where(i < 0, i + n, i)."""
     table = RNG.standard_normal((7, 5)).astype(np.float32)
@@ -235,7 +229,11 @@ def test_negative_index_pattern_builds() -> None:
         Node("take", ("table", "index"), ("rows",), {"axis": 0}),
         Node("relu", ("rows",), ("out",), {}),
     ]
-    constants = {"zero": np.array(0, np.int64), "n": np.array(7, np.int64), "table": table}
+    constants: dict[str, np.ndarray] = {
+        "zero": np.array(0, np.int64),
+        "n": np.array(7, np.int64),
+        "table": table,
+    }
     graph = Graph({"ids": TensorType((2, 6), "int64")}, nodes, ["out"], constants, name="gather")
     ids = np.array([[0, -1, 3, -7, 6, 2], [-3, 1, 5, -2, 4, 0]], np.int64)
     (expected,) = run_reference(graph, {"ids": ids})

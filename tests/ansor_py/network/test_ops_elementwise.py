@@ -1,128 +1,27 @@
-"""The elementwise op family (``ansor_py.network.ops.elementwise``) on random inputs:
+"""The elementwise op family (``ansor_py.network.ops.elementwise``): unary math (relu, the
+sigmoid family, erf, gelu in both forms), clip and cast, and the broadcasting binary ops
+and ``where``, on float, integer and bool operands.
 
-1. ``reference`` against onnxruntime running the one-node ONNX model of the op (opset 17;
-   ``Gelu`` needs opset 20);
-2. ``declare`` evaluated by ``ir.reference.evaluate`` against ``reference``;
-3. a representative subset compiled with ``codegen.build.build(dag, None, "llvm")`` and run,
-   naive and with a parallel, vectorised schedule;
-4. bad attributes and operands raise GraphError naming the op, the attribute/operand and
-   the value.
+Each ``case`` goes through the three levels of ``op_checks`` (onnxruntime, opset 17 and 20
+for ``Gelu``; ``ir.reference.evaluate``; compiled, naive and parallel-vectorised). Beside
+them: integer division truncates toward zero, and bad attributes and operands raise
+GraphError naming the op, the attribute or operand and the value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
-import onnxruntime as ort
 import pytest
-from onnx import helper, numpy_helper
+from op_checks import RandomArrays, case, case_tests, declare_dag, infer_error_test
 
 from ansor_py.network.graph import Graph, Node
 from ansor_py.network.ops import OPS
 from ansor_py.network.reference import run_reference
 from ansor_py.network.types import GraphError, TensorType
-from codegen.build import build
-from ir import te
-from ir.compute_dag import ComputeDAG
-from ir.loop_state.api import get_init_state
 from ir.reference import evaluate
 
-RNG = np.random.default_rng(20261207)
-
-
-def floats(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def positives(*shape: int) -> np.ndarray:
-    return (RNG.random(shape) * 3.0 + 0.1).astype(np.float32)
-
-
-def ints(*shape: int, low: int = -9, high: int = 10, dtype: type = np.int64) -> np.ndarray:
-    return RNG.integers(low, high, shape).astype(dtype)
-
-
-def nonzero_ints(*shape: int, dtype: type = np.int64) -> np.ndarray:
-    values = ints(*shape, dtype=dtype)
-    return np.where(values == 0, dtype(3), values).astype(dtype)
-
-
-# ------------------------------------------------------------------------------------------
-# the three checks
-
-
-def run_onnxruntime(
-    onnx_op: str,
-    arrays: Sequence[np.ndarray],
-    out_type: TensorType,
-    attrs: Mapping[str, Any] | None = None,
-    constants: Sequence[np.ndarray | None] = (),
-    opset: int = 17,
-) -> np.ndarray:
-    """``onnx_op`` applied to ``arrays`` (graph inputs) and ``constants`` (initializers,
-    None for an omitted optional input), one node, by onnxruntime on the CPU."""
-    names = [f"x{n}" for n in range(len(arrays))]
-    inits = []
-    const_names = []
-    for n, value in enumerate(constants):
-        if value is None:
-            const_names.append("")
-            continue
-        inits.append(numpy_helper.from_array(np.asarray(value), f"c{n}"))
-        const_names.append(f"c{n}")
-    node = helper.make_node(onnx_op, names + const_names, ["y"], **dict(attrs or {}))
-    inputs = [
-        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
-        for n, a in zip(names, arrays, strict=True)
-    ]
-    out_dtype = helper.np_dtype_to_tensor_dtype(np.dtype(out_type.dtype))
-    output = helper.make_tensor_value_info("y", out_dtype, out_type.shape)
-    graph = helper.make_graph([node], onnx_op.lower(), inputs, [output], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, dict(zip(names, arrays, strict=True)))[0])
-
-
-def declare_dag(op: str, attrs: Mapping[str, Any], arrays: Sequence[np.ndarray]) -> ComputeDAG:
-    placeholders = [
-        te.placeholder(a.shape, TensorType.of(a).dtype, name=f"p{n}") for n, a in enumerate(arrays)
-    ]
-    outputs = OPS[op].declare(attrs, placeholders, f"{op}_node")
-    for t in outputs:
-        assert t.op.name.startswith(f"{op}_node")
-    return ComputeDAG(placeholders + outputs)
-
-
-def assert_close(got: np.ndarray, want: np.ndarray) -> None:
-    assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, got.shape, want.dtype, want.shape)
-    if np.issubdtype(want.dtype, np.floating):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    else:
-        np.testing.assert_array_equal(got, want)
-
-
-@dataclass
-class Case:
-    """One op call: graph op + attrs + inputs, and its ONNX equivalent."""
-
-    label: str
-    op: str
-    attrs: dict[str, Any]
-    inputs: list[np.ndarray]
-    onnx_op: str
-    onnx_attrs: dict[str, Any] = field(default_factory=dict)
-    onnx_constants: list[np.ndarray | None] = field(default_factory=list)
-    opset: int = 17
-    compile: bool = False
-
-
-def case(
-    label: str, op: str, attrs: dict[str, Any], inputs: list[np.ndarray], onnx_op: str, **kw: Any
-) -> Any:
-    return pytest.param(Case(label, op, attrs, inputs, onnx_op, **kw), id=label)
+ARRAYS = RandomArrays(20261207)
+floats, positives, ints, nonzero_ints = ARRAYS.floats, ARRAYS.positives, ARRAYS.ints, ARRAYS.nonzero_ints
 
 
 def c32(value: float) -> np.ndarray:
@@ -265,52 +164,13 @@ CASES = [
 ]
 
 
-def _out_type(c: Case) -> TensorType:
-    return OPS[c.op].infer(c.attrs, [TensorType.of(a) for a in c.inputs])[0]
-
-
-@pytest.mark.parametrize("c", CASES)
-def test_reference_matches_onnxruntime(c: Case) -> None:
-    out_type = _out_type(c)
-    (ref,) = OPS[c.op].reference(c.attrs, c.inputs)
-    assert TensorType.of(ref) == out_type
-    ort_out = run_onnxruntime(c.onnx_op, c.inputs, out_type, c.onnx_attrs, c.onnx_constants, c.opset)
-    assert_close(ref, ort_out.astype(ref.dtype))
-    assert ort_out.dtype == ref.dtype
-
-
-@pytest.mark.parametrize("c", CASES)
-def test_declare_matches_reference(c: Case) -> None:
-    (ref,) = OPS[c.op].reference(c.attrs, c.inputs)
-    (got,) = evaluate(declare_dag(c.op, c.attrs, c.inputs), c.inputs)
-    assert_close(got, ref)
-
-
-@pytest.mark.parametrize("c", [p for p in CASES if p.values[0].compile])
-def test_compiled_matches_reference(c: Case) -> None:
-    (ref,) = OPS[c.op].reference(c.attrs, c.inputs)
-    kernel = build(declare_dag(c.op, c.attrs, c.inputs), None, "llvm")
-    out = np.full(ref.shape, 7, dtype=ref.dtype)
-    kernel(*c.inputs, out)
-    assert_close(out, ref)
-
-
-@pytest.mark.parametrize("c", [p for p in CASES if p.values[0].compile and _out_type(p.values[0]).ndim > 0])
-def test_parallel_vectorized_schedule_matches_reference(c: Case) -> None:
-    """The output's loops fused, split by 8 (a tail when the extent does not divide),
-    the outer loop parallel and the inner one vectorised: what a default schedule does."""
-    (ref,) = OPS[c.op].reference(c.attrs, c.inputs)
-    dag = declare_dag(c.op, c.attrs, c.inputs)
-    state = get_init_state(dag)
-    stage = dag.outputs[0].name
-    iters = state[stage].iters
-    fused = state.fuse(stage, list(iters)) if len(iters) > 1 else iters[0]
-    outer, inner = state.split(stage, fused, [8])
-    state.parallel(stage, outer)
-    state.vectorize(stage, inner)
-    out = np.full(ref.shape, 7, dtype=ref.dtype)
-    build(dag, state, "llvm")(*c.inputs, out)
-    assert_close(out, ref)
+#: the three levels (``op_checks``), each a test parametrized by CASES
+(
+    test_reference_matches_onnxruntime,
+    test_declare_matches_reference,
+    test_compiled_matches_reference,
+    test_parallel_vectorized_schedule_matches_reference,
+) = case_tests(CASES)
 
 
 def test_integer_divide_truncates_toward_zero() -> None:
@@ -355,12 +215,7 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("op", "attrs", "types", "match"), ERRORS)
-def test_bad_operands_and_attributes(
-    op: str, attrs: dict[str, Any], types: list[TensorType], match: str
-) -> None:
-    with pytest.raises(GraphError, match=match):
-        OPS[op].infer(attrs, types)
+test_bad_operands_and_attributes = infer_error_test(ERRORS)
 
 
 def test_graph_names_the_node_and_checks_arity() -> None:

@@ -8,54 +8,26 @@ against onnxruntime in ``test_ops_nn_reference.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pytest
+from op_checks import MATMUL_SHAPES, RandomArrays, assert_scaled_close, conv_attrs, pool_attrs
+from op_checks import check_declare as check_declare_close
 
 from ansor_py.network.graph import Graph, Node
 from ansor_py.network.ops import get_op
 from ansor_py.network.reference import run_reference
 from ansor_py.network.types import GraphError, TensorType
-from codegen.build import build
-from ir import te
 from ir.compute_dag import ComputeDAG
-from ir.reference import evaluate
 from ir.te import ComputeOp
 
-RNG = np.random.default_rng(7)
+ARRAYS = RandomArrays(7)
+rand = ARRAYS.floats
 
-
-def rand(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def declared(op: str, attrs: dict[str, Any], arrays: Sequence[np.ndarray]) -> ComputeDAG:
-    placeholders = [te.placeholder(a.shape, "float32", name=f"in{i}") for i, a in enumerate(arrays)]
-    outputs = get_op(op).declare(attrs, placeholders, "node")
-    return ComputeDAG([*placeholders, *outputs])
-
-
-def check_declare(
-    op: str, attrs: dict[str, Any], arrays: Sequence[np.ndarray], compile_: bool = False
-) -> ComputeDAG:
-    """The declaration evaluates (and, if asked, compiles) to the reference's numbers."""
-    opdef = get_op(op)
-    (out_type,) = opdef.infer(attrs, [TensorType.of(a) for a in arrays])
-    (want,) = opdef.reference(attrs, arrays)
-    dag = declared(op, attrs, arrays)
-    computed = [name for name in op_names(dag) if not name.startswith("in")]
-    assert computed[-1] == "node" and all(name.startswith("node") for name in computed)
-    (got,) = evaluate(dag, list(arrays))
-    assert TensorType.of(got) == out_type
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
-    if compile_:
-        kernel = build(dag, None, "llvm")
-        result = np.zeros(out_type.shape, np.float32)
-        kernel(*arrays, result)
-        np.testing.assert_allclose(result, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
-    return dag
+#: float results to 1e-5 of each element plus 1e-5 of the largest magnitude
+check_declare = partial(check_declare_close, close=assert_scaled_close)
 
 
 def op_names(dag: ComputeDAG) -> list[str]:
@@ -89,14 +61,7 @@ def _weight_shape(
 def conv_case(case: tuple) -> tuple[dict[str, Any], list[np.ndarray]]:
     layout, kernel_layout, shape, out_c, kernel, strides, pads, dilations, groups = case
     in_c = shape[layout.index("C")]
-    attrs = dict(
-        layout=layout,
-        kernel_layout=kernel_layout,
-        strides=strides,
-        pads=pads,
-        dilations=dilations,
-        groups=groups,
-    )
+    attrs = conv_attrs(layout, kernel_layout, strides, pads, dilations, groups)
     return attrs, [rand(*shape), rand(*_weight_shape(kernel_layout, out_c, in_c // groups, kernel))]
 
 
@@ -117,7 +82,7 @@ def test_depthwise_conv_declares_topi_depthwise(layout, kernel_layout, weight_op
     dag = check_declare("conv", attrs, arrays, compile_=kernel_layout == "HWIO")
     assert isinstance(dag.ops[-1], ComputeOp)
     assert dag.ops[-1].tag == f"depthwise_conv2d_{layout.lower()}"
-    assert ("node_weight" in op_names(dag)) == weight_op
+    assert ("conv_node_weight" in op_names(dag)) == weight_op
 
 
 def test_conv_infer_rejects_bad_attributes():
@@ -172,15 +137,7 @@ def test_conv_transpose_declare_matches_reference(case):
         x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     if kernel_layout == "HWOI":
         w = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
-    attrs = dict(
-        layout=layout,
-        kernel_layout=kernel_layout,
-        strides=strides,
-        pads=pads,
-        dilations=dilations,
-        output_padding=output_padding,
-        groups=groups,
-    )
+    attrs = conv_attrs(layout, kernel_layout, strides, pads, dilations, groups, output_padding=output_padding)
     check_declare("conv_transpose", attrs, [x, w], compile_=case in CONV_T_CASES[:2])
 
 
@@ -216,16 +173,7 @@ def test_dense_declare_matches_reference():
     check_declare("dense", {}, [rand(3, 17), rand(5, 17)], compile_=True)
 
 
-@pytest.mark.parametrize(
-    ("a_shape", "b_shape"),
-    [
-        ((3, 4), (4, 5)),
-        ((2, 3, 4), (4, 5)),
-        ((2, 1, 3, 4), (3, 4, 6)),
-        ((1, 7, 8), (2, 8, 3)),
-        ((5, 6), (2, 6, 3)),
-    ],
-)
+@pytest.mark.parametrize(("a_shape", "b_shape"), MATMUL_SHAPES)
 def test_matmul_declare_matches_reference(a_shape, b_shape):
     check_declare("matmul", {}, [rand(*a_shape), rand(*b_shape)], compile_=a_shape == (2, 3, 4))
 
@@ -248,7 +196,7 @@ def test_dense_and_matmul_infer_reject_bad_inputs():
 @pytest.mark.parametrize(("shape", "axis"), [((2, 3, 5, 4), 1), ((2, 5, 4, 3), 3)])
 def test_batch_norm_declare_matches_reference(shape, axis):
     c = shape[axis]
-    var = RNG.uniform(0.5, 2.0, c).astype(np.float32)
+    var = ARRAYS.uniform(0.5, 2.0, c)
     arrays = [rand(*shape), rand(c), rand(c), rand(c), var]
     check_declare("batch_norm", {"epsilon": 1e-3, "axis": axis}, arrays, compile_=axis == 1)
 
@@ -304,28 +252,20 @@ POOL_CASES = [
 ]
 
 
-def pool_attrs(case: tuple, **more: Any) -> dict[str, Any]:
+def case_pool_attrs(case: tuple, **more: Any) -> dict[str, Any]:
     layout, _, kernel, strides, pads, dilations, ceil_mode = case
-    return dict(
-        layout=layout,
-        kernel=kernel,
-        strides=strides,
-        pads=pads,
-        dilations=dilations,
-        ceil_mode=ceil_mode,
-        **more,
-    )
+    return pool_attrs(layout, kernel, strides, pads, dilations, ceil_mode, **more)
 
 
 @pytest.mark.parametrize("case", POOL_CASES)
 def test_max_pool_declare_matches_reference(case):
-    check_declare("max_pool", pool_attrs(case), [rand(*case[1])], compile_=case[0] == "NHWC")
+    check_declare("max_pool", case_pool_attrs(case), [rand(*case[1])], compile_=case[0] == "NHWC")
 
 
 @pytest.mark.parametrize("include", [False, True])
 @pytest.mark.parametrize("case", POOL_CASES)
 def test_avg_pool_declare_matches_reference(case, include):
-    attrs = pool_attrs(case, count_include_pad=include)
+    attrs = case_pool_attrs(case, count_include_pad=include)
     check_declare("avg_pool", attrs, [rand(*case[1])], compile_=case[0] in ("NHWC", "NCDHW"))
 
 
@@ -373,7 +313,7 @@ def test_nn_ops_in_a_graph():
         "gamma": rand(c),
         "beta": rand(c),
         "mean": rand(c),
-        "var": RNG.uniform(0.5, 2.0, c).astype(np.float32),
+        "var": ARRAYS.uniform(0.5, 2.0, c),
     }
     conv = dict(layout="NCHW", kernel_layout="OIHW", strides=(1, 1), pads=(1, 1, 1, 1), dilations=(1, 1))
     pool = dict(layout="NCHW", kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1), ceil_mode=True)

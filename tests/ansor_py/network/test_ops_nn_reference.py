@@ -8,52 +8,32 @@ that every layout pairing computes the same convolution.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
-
-from ansor_py.network.ops import get_op
-from ansor_py.network.types import TensorType
+from op_checks import (
+    MATMUL_SHAPES,
+    RandomArrays,
+    assert_scaled_close,
+    checked_reference,
+    conv_attrs,
+    pool_attrs,
+    run_onnxruntime,
+)
 
 RTOL = 1e-4
-RNG = np.random.default_rng(12)
-
-
-def rand(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
+ARRAYS = RandomArrays(12)
+rand = ARRAYS.floats
+#: the op's reference, checked against its own ``infer``
+run_op = checked_reference
+check = partial(assert_scaled_close, rtol=RTOL)
 
 
 def onnx_run(op_type: str, arrays: Sequence[np.ndarray], opset: int = 17, **attrs: Any) -> np.ndarray:
     """Run one ONNX node on ``arrays`` with onnxruntime (CPU)."""
-    names = [f"x{i}" for i in range(len(arrays))]
-    node = helper.make_node(op_type, names, ["y"], **attrs)
-    inputs = [
-        helper.make_tensor_value_info(n, TensorProto.FLOAT, list(a.shape))
-        for n, a in zip(names, arrays, strict=True)
-    ]
-    output = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    graph = helper.make_graph([node], "one_node", inputs, [output])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, dict(zip(names, arrays, strict=True)))[0]
-
-
-def run_op(op: str, attrs: dict[str, Any], arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """The op's reference, checked against its own ``infer``."""
-    opdef = get_op(op)
-    (expected_type,) = opdef.infer(attrs, [TensorType.of(a) for a in arrays])
-    (out,) = opdef.reference(attrs, arrays)
-    assert TensorType.of(out) == expected_type
-    return out
-
-
-def check(got: np.ndarray, want: np.ndarray, rtol: float = RTOL) -> None:
-    assert got.shape == want.shape
-    scale = float(np.abs(want).max()) or 1.0
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale)
+    return run_onnxruntime(op_type, arrays, attrs=attrs, opset=opset)
 
 
 def to_last(x: np.ndarray) -> np.ndarray:
@@ -80,19 +60,6 @@ CONV_CASES = [
     ((1, 3, 5, 7, 6), 4, (3, 3, 3), (1, 2, 2), (1, 1, 1, 0, 1, 2), (1, 1, 1), 1),
     ((1, 4, 6, 5, 5), 4, (2, 3, 3), (2, 1, 1), (0, 1, 1, 1, 1, 1), (1, 2, 1), 4),
 ]
-
-
-def conv_attrs(
-    layout: str, kernel_layout: str, strides: tuple, pads: tuple, dilations: tuple, groups: int
-) -> dict:
-    return {
-        "layout": layout,
-        "kernel_layout": kernel_layout,
-        "strides": strides,
-        "pads": pads,
-        "dilations": dilations,
-        "groups": groups,
-    }
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
@@ -137,15 +104,7 @@ def test_conv_transpose_reference_matches_onnxruntime(case):
         output_padding=output_padding,
         group=groups,
     )
-    attrs = {
-        "layout": "NCHW",
-        "kernel_layout": "IOHW",
-        "strides": strides,
-        "pads": pads,
-        "dilations": dilations,
-        "output_padding": output_padding,
-        "groups": groups,
-    }
+    attrs = conv_attrs("NCHW", "IOHW", strides, pads, dilations, groups, output_padding=output_padding)
     check(run_op("conv_transpose", attrs, [x, w]), want)
     w_hwoi = w.transpose(2, 3, 1, 0)
     last = dict(attrs, layout="NHWC", kernel_layout="HWOI")
@@ -161,16 +120,7 @@ def test_dense_reference_matches_onnxruntime():
     check(run_op("dense", {}, [x, w]), onnx_run("Gemm", [x, w], transB=1))
 
 
-@pytest.mark.parametrize(
-    ("a_shape", "b_shape"),
-    [
-        ((3, 4), (4, 5)),
-        ((2, 3, 4), (4, 5)),
-        ((2, 1, 3, 4), (3, 4, 6)),
-        ((1, 7, 8), (2, 8, 3)),
-        ((5, 6), (2, 6, 3)),
-    ],
-)
+@pytest.mark.parametrize(("a_shape", "b_shape"), MATMUL_SHAPES)
 def test_matmul_reference_matches_onnxruntime(a_shape, b_shape):
     a, b = rand(*a_shape), rand(*b_shape)
     check(run_op("matmul", {}, [a, b]), onnx_run("MatMul", [a, b]))
@@ -185,7 +135,7 @@ def test_batch_norm_reference_matches_onnxruntime(shape, axis):
     x = rand(*shape)
     c = shape[axis]
     gamma, beta, mean = rand(c), rand(c), rand(c)
-    var = RNG.uniform(0.5, 2.0, c).astype(np.float32)
+    var = ARRAYS.uniform(0.5, 2.0, c)
     got = run_op("batch_norm", {"epsilon": 1e-3, "axis": axis}, [x, gamma, beta, mean, var])
     moved = [np.moveaxis(x, axis, 1), gamma, beta, mean, var]
     want = onnx_run("BatchNormalization", moved, epsilon=1e-3)
@@ -211,25 +161,12 @@ def test_reduce_reference_matches_onnxruntime(op, axes, keepdims):
     x = rand(2, 3, 5, 4)
     onnx_op = {"reduce_mean": "ReduceMean", "reduce_sum": "ReduceSum", "reduce_max": "ReduceMax"}[op]
     if op == "reduce_sum":  # axes became an input in opset 13
-        want = onnx_run_with_axes(onnx_op, x, axes, keepdims)
+        want = run_onnxruntime(
+            onnx_op, [x], attrs={"keepdims": int(keepdims)}, constants=[np.array(axes, np.int64)]
+        )
     else:
         want = onnx_run(onnx_op, [x], axes=axes, keepdims=int(keepdims))
     check(run_op(op, {"axes": axes, "keepdims": keepdims}, [x]), want)
-
-
-def onnx_run_with_axes(op_type: str, x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    axes_init = helper.make_tensor("axes", TensorProto.INT64, [len(axes)], list(axes))
-    node = helper.make_node(op_type, ["x", "axes"], ["y"], keepdims=int(keepdims))
-    graph = helper.make_graph(
-        [node],
-        "one_node",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        initializer=[axes_init],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": x})[0]
 
 
 # ------------------------------------------------------------------------------------------
@@ -247,18 +184,6 @@ POOL_CASES = [
     ((1, 2, 5, 7, 6), (3, 3, 2), (2, 2, 1), (1, 1, 0, 1, 0, 1), (1, 1, 1), False),
     ((1, 2, 5, 7, 6), (2, 3, 2), (2, 2, 2), (0, 1, 1, 0, 1, 0), (1, 1, 1), True),
 ]
-
-
-def pool_attrs(layout: str, kernel, strides, pads, dilations, ceil_mode, **more: Any) -> dict:
-    return dict(
-        layout=layout,
-        kernel=kernel,
-        strides=strides,
-        pads=pads,
-        dilations=dilations,
-        ceil_mode=ceil_mode,
-        **more,
-    )
 
 
 @pytest.mark.parametrize("case", POOL_CASES)

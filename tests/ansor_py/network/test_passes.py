@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graph_builders import SmallNet, random_inputs
+from op_checks import assert_scaled_close
 
 from ansor_py.network.graph import Graph, Node
 from ansor_py.network.passes import optimize
@@ -14,34 +16,10 @@ from ansor_py.network.passes.fold_batch_norm import fold_batch_norm
 from ansor_py.network.passes.fold_constants import fold_constants
 from ansor_py.network.passes.simplify import simplify
 from ansor_py.network.reference import run_reference
-from ansor_py.network.types import TensorType
 
 
-class Net:
-    """A graph under construction: every node has one output named as the node."""
-
-    def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
-        self.inputs: dict[str, TensorType] = {}
-        self.constants: dict[str, np.ndarray] = {}
-        self.nodes: list[Node] = []
-
-    def input(self, name: str, shape: tuple[int, ...]) -> str:
-        self.inputs[name] = TensorType(shape)
-        return name
-
-    def const(self, array: np.ndarray) -> str:
-        name = f"c{len(self.constants)}"
-        self.constants[name] = np.asarray(array, dtype=np.float32)
-        return name
-
-    def random(self, *shape: int, low: float = -1.0, high: float = 1.0) -> str:
-        return self.const(self.rng.uniform(low, high, shape))
-
-    def node(self, op: str, *inputs: str, **attrs: object) -> str:
-        name = f"{op}{len(self.nodes)}"
-        self.nodes.append(Node(op, inputs, (name,), attrs, name=name))
-        return name
+class Net(SmallNet):
+    """``SmallNet`` with the NCHW layers an imported network starts from."""
 
     def conv(self, x: str, cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1) -> str:
         w = self.random(cout, cin // groups, k, k)
@@ -56,22 +34,13 @@ class Net:
         params.append(self.random(channels, low=0.5, high=1.5))
         return self.node("batch_norm", x, *params, epsilon=1e-5, axis=axis)
 
-    def build(self, *outputs: str) -> Graph:
-        return Graph(self.inputs, self.nodes, outputs, self.constants)
-
-
-def random_inputs(graph: Graph, seed: int = 1) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {name: rng.uniform(-1, 1, t.shape).astype(t.dtype) for name, t in graph.inputs.items()}
-
 
 def assert_same(before: Graph, after: Graph) -> None:
     inputs = random_inputs(before)
     expected, got = run_reference(before, inputs), run_reference(after, inputs)
     assert len(expected) == len(got)
     for e, g in zip(expected, got, strict=True):
-        assert e.shape == g.shape and e.dtype == g.dtype
-        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5 * float(np.abs(e).max()))
+        assert_scaled_close(g, e)
 
 
 def resnet_like(channels: int = 8) -> Graph:
@@ -342,16 +311,22 @@ def test_convert_layout_moves_broadcast_operands():
     assert_same(graph, nhwc)
 
 
-def test_convert_layout_conv_transpose():
+@pytest.mark.parametrize(
+    ("out_channels", "kernel_layout", "weight_shape"),
+    [(2, "HWOI", (4, 4, 2, 4)), (8, "HWIO", (4, 4, 4, 8))],
+)
+def test_convert_layout_conv_transpose(out_channels: int, kernel_layout: str, weight_shape: tuple) -> None:
+    """IOHW weights become HWIO (vectorised over output channels, as a convolution), or
+    HWOI when there are fewer than 8 output channels (DCGAN's RGB layer)."""
     net = Net()
     z = net.input("z", (1, 4, 3, 3))
     t = net.node(
-        "conv_transpose", z, net.random(4, 2, 4, 4), layout="NCHW", kernel_layout="IOHW",
+        "conv_transpose", z, net.random(4, out_channels, 4, 4), layout="NCHW", kernel_layout="IOHW",
         strides=(2, 2), pads=(1, 1, 1, 1), dilations=(1, 1), output_padding=(0, 0), groups=1,
     )  # fmt: skip
     graph = net.build(net.node("tanh", t))
     nhwc = convert_layout(graph)
     conv = conv_nodes(nhwc)[0]
-    assert (conv.attrs["layout"], conv.attrs["kernel_layout"]) == ("NHWC", "HWOI")
-    assert nhwc.types[conv.inputs[1]].shape == (4, 4, 2, 4)
+    assert (conv.attrs["layout"], conv.attrs["kernel_layout"]) == ("NHWC", kernel_layout)
+    assert nhwc.types[conv.inputs[1]].shape == weight_shape
     assert_same(graph, nhwc)
