@@ -223,13 +223,9 @@ def check_layering(root: Path) -> LayeringReport:
         members = frozenset(component)
         exempt = members in TYPE_ONLY_CIRCLES and not any(c & members for c in runtime_circles)
         if len(component) > 1 and not exempt:
-            circles.append(
-                tuple(e for e in internal if e.importer in members and e.imported in members)
-            )
+            circles.append(tuple(e for e in internal if e.importer in members and e.imported in members))
     rank = {package: level for level, package in enumerate(LAYERS)}
-    upward = [
-        e for e in internal if rank[e.imported.split(".")[0]] > rank[e.importer.split(".")[0]]
-    ]
+    upward = [e for e in internal if rank[e.imported.split(".")[0]] > rank[e.importer.split(".")[0]]]
     foreign = [
         e
         for e in external

@@ -44,7 +44,6 @@ from ir.topi.workloads import gemm
 X86_PREFIX = "env OMP_WAIT_POLICY=passive"
 
 
-
 @pytest.fixture(scope="module")
 def server():
     yield from ssh_server()
