@@ -47,6 +47,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from llvmlite import binding as llvm
 from tune_ops import import_torch, run_as_child  # beside this script
 
 from ansor_py.network.executor import NetworkBuildWarning, build_network
@@ -183,7 +184,8 @@ def run_network(name: str, args: argparse.Namespace, torch_peer: ModuleType | No
 
 
 def cpu_description() -> str:
-    """The CPU model and its widest vector ISA, from /proc/cpuinfo."""
+    """The CPU model (with LLVM's name of the core, e.g. znver5, where /proc/cpuinfo says
+    only "AMD EPYC") and its widest vector ISA."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -203,7 +205,7 @@ def cpu_description() -> str:
         ),
         "no AVX2",
     )
-    return f"{model} ({isa})"
+    return f"{model} ({llvm.get_host_cpu_name()}, {isa})"
 
 
 def format_table(rows: Sequence[Row], threads: int, load: float) -> str:
