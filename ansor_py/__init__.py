@@ -34,12 +34,14 @@ from ansor_py.search import (
     SketchPolicy,
 )
 from ansor_py.search_task import SearchTask
+from ansor_py.task_scheduler import LogEstimatedLatency, PrintTableInfo, TaskScheduler, TaskSchedulerCallback
 from ansor_py.tuning import TuningOptions, apply_best, auto_schedule, best_state, print_best
 from ansor_py.workload_registry import make_workload_key, register_workload
 from codegen.build import build
 from codegen.target import HardwareParams, Target
 from ir import te
 from ir.compute_dag import ComputeDAG
+from ir.layout_rewrite import LayoutRewriteOption
 from ir.loop_state.api import State, get_init_state
 from ir.loop_state.state import ScheduleError
 from ir.lower.bound import infer_bound_from_state
@@ -51,8 +53,10 @@ __all__ = [
     "CostModel",
     "EmptyPolicy",
     "HardwareParams",
+    "LayoutRewriteOption",
     "LocalBuilder",
     "LocalRunner",
+    "LogEstimatedLatency",
     "MeasureCallback",
     "MeasureErrorNo",
     "MeasureInput",
@@ -60,6 +64,7 @@ __all__ = [
     "Network",
     "PreloadCustomSketchRule",
     "PreloadMeasuredStates",
+    "PrintTableInfo",
     "ProgramMeasurer",
     "RandomModel",
     "RecordReader",
@@ -74,6 +79,8 @@ __all__ = [
     "SketchPolicy",
     "State",
     "Target",
+    "TaskScheduler",
+    "TaskSchedulerCallback",
     "TuningOptions",
     "XGBModel",
     "apply_best",

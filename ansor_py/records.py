@@ -1,7 +1,7 @@
 """Tuning records: one JSON line per measurement, in TVM's v0.6 layout
 (TVM ``python/tvm/auto_scheduler/measure_record.py``, ``src/auto_scheduler/measure_record.cc``).
 
-    {"i": [[workload_key, target, [8 hardware params], "", 0, []], [[], [steps...]]],
+    {"i": [[workload_key, target, [8 hardware params], "", layout_rewrite, []], [[], [steps...]]],
      "r": [[costs...], error_no, all_cost, timestamp], "v": "v0.6"}
 
 The log is the search's memory (Ansor paper section 6.1): ``RecordToFile`` appends and
@@ -52,6 +52,7 @@ from ansor_py.search_task import SearchTask
 from ansor_py.workload_registry import WORKLOAD_FUNCS, WorkloadError, decode_workload_key
 from codegen.target import HardwareParams, Target, as_target
 from ir.compute_dag import ComputeDAG
+from ir.layout_rewrite import LayoutRewriteOption
 from ir.loop_state.replay import replay_steps, state_to_record
 from ir.loop_state.state import LoopState, ScheduleError
 from ir.loop_state.steps import RecordError, Step, step_from_record
@@ -75,10 +76,17 @@ class IncompleteTask(SearchTask):
     hardware params only. Its ``compute_dag`` (and ``reference()``) raise WorkloadError;
     register the workload function, or pass the task to the reader, to get a full one."""
 
-    def __init__(self, workload_key: str, target: Target, hardware_params: HardwareParams):
+    def __init__(
+        self,
+        workload_key: str,
+        target: Target,
+        hardware_params: HardwareParams,
+        layout_rewrite_option: LayoutRewriteOption = LayoutRewriteOption.NO_REWRITE,
+    ):
         self.workload_key = workload_key
         self.target = target
         self.hardware_params = hardware_params
+        self.layout_rewrite_option = layout_rewrite_option
         self.desc = ""
         self.task_inputs = {}
         self._reference = None
@@ -119,6 +127,9 @@ class RawRecord:
     line: str
     #: the line's number in its file (1-based; 0 for a string not read from a file)
     lineno: int = 0
+    #: the task's layout rewrite option (the task record's 5th field, TVM's
+    #: ``LayoutRewriteOption`` value; 0, no rewrite, when absent)
+    layout_rewrite: int = 0
 
     @property
     def target_class(self) -> tuple[str, str]:
@@ -198,7 +209,12 @@ def parse_record(line: str) -> RawRecord:
     problem = result.cost_error
     if problem is not None:
         raise RecordFormatError(f"costs {list(result.costs)}: {problem}")
-    return RawRecord(key, target, hardware_params, steps, result, line.rstrip("\r\n"))
+    layout = task[4] if len(task) > 4 and isinstance(task[4], int) else 0
+    if layout not in tuple(LayoutRewriteOption):
+        raise RecordFormatError(
+            f"layout rewrite option {layout} is not one of {[int(o) for o in LayoutRewriteOption]}"
+        )
+    return RawRecord(key, target, hardware_params, steps, result, line.rstrip("\r\n"), layout_rewrite=layout)
 
 
 def dump_record_to_string(inp: MeasureInput, res: MeasureResult) -> str:
@@ -214,7 +230,14 @@ def dump_record_to_string(inp: MeasureInput, res: MeasureResult) -> str:
         )
     record = {
         "i": [
-            [task.workload_key, str(task.target), task.hardware_params.to_record(), "", 0, []],
+            [
+                task.workload_key,
+                str(task.target),
+                task.hardware_params.to_record(),
+                "",
+                int(task.layout_rewrite_option),
+                [],
+            ],
             state_to_record(inp.state),
         ],
         "r": [list(res.costs), int(res.error_no), res.all_cost, res.timestamp],
@@ -243,7 +266,7 @@ class _TaskBinder:
 
     def __init__(self, tasks: Iterable[SearchTask] = ()):
         self._given = {(normalize_key(t.workload_key), target_class(t.target)): t for t in tasks}
-        self._tasks: dict[tuple[str, str, tuple[int, ...]], SearchTask] = {}
+        self._tasks: dict[tuple[str, str, tuple[int, ...], int], SearchTask] = {}
         self._dags: dict[str, ComputeDAG | None] = {}
         self._failed: dict[str, str] = {}  # key -> why its function failed
 
@@ -252,17 +275,20 @@ class _TaskBinder:
         given = self._given.get((key, raw.target_class))
         if given is not None:
             return given
-        cache_key = (key, str(raw.target), tuple(raw.hardware_params.to_record()))
+        cache_key = (key, str(raw.target), tuple(raw.hardware_params.to_record()), raw.layout_rewrite)
         if cache_key not in self._tasks:
             dag = self._dag(raw.workload_key)
             if dag is None:
-                task: SearchTask = IncompleteTask(raw.workload_key, raw.target, raw.hardware_params)
+                task: SearchTask = IncompleteTask(
+                    raw.workload_key, raw.target, raw.hardware_params, LayoutRewriteOption(raw.layout_rewrite)
+                )
             else:
                 task = SearchTask(
                     compute_dag=dag,
                     workload_key=raw.workload_key,
                     target=raw.target,
                     hardware_params=raw.hardware_params,
+                    layout_rewrite_option=LayoutRewriteOption(raw.layout_rewrite),
                 )
             self._tasks[cache_key] = task
         return self._tasks[cache_key]

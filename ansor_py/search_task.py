@@ -14,6 +14,13 @@ TVM v0.6 records do not carry task inputs (TVM keeps them in a side registry by 
 key); here they live on the task only, so a log read back finds them when the task is
 passed to the reader: ``load_records(log, tasks=[task])``, ``apply_best(task, log)``.
 
+``layout_rewrite_option`` (TVM's ``LayoutRewriteOption``): with REWRITE_FOR_PRE_TRANSFORMED
+a candidate is built from the DAG rewritten for its state (``ir.layout_rewrite``: the
+layout-free weights in the order its tiles read them) and run on the reference weights
+transformed the same way (``layout_rewrite(state)``), so the tuner times the kernel a
+network built with layout rewrite gets. The default (None) is the single-operator one,
+NO_REWRITE; ``extract_tasks`` makes network tasks with REWRITE_FOR_PRE_TRANSFORMED.
+
 A task is data: the search, the measurer and the records all read it, and it imports none
 of them. Tuning a task and applying its best record are functions of
 ``ansor_py.tuning``.
@@ -31,6 +38,9 @@ from ansor_py.workload_registry import WorkloadFunc, make_workload_key, workload
 from codegen.target import HardwareParams, Target, as_target
 from ir import dtype as dt
 from ir.compute_dag import ComputeDAG
+from ir.layout_rewrite import LayoutRewrite, LayoutRewriteOption, rewrite_layout_from_state
+from ir.loop_state.replay import replay_steps
+from ir.loop_state.state import LoopState
 from ir.reference import evaluate, random_inputs
 
 
@@ -45,7 +55,11 @@ class SearchTask:
     (optionally with ``workload_key``). ``task_inputs`` maps placeholder names to arrays of
     exactly the placeholder's shape and dtype; they replace those placeholders' random
     inputs in ``reference()`` (copied: later changes to the caller's arrays do not count).
+    ``layout_rewrite_option``: see the module docstring.
     """
+
+    #: class default, so tasks made without ``__init__`` (records' IncompleteTask) have it
+    layout_rewrite_option: LayoutRewriteOption = LayoutRewriteOption.NO_REWRITE
 
     def __init__(
         self,
@@ -57,6 +71,7 @@ class SearchTask:
         hardware_params: HardwareParams | None = None,
         desc: str = "",
         task_inputs: dict[str, np.ndarray] | None = None,
+        layout_rewrite_option: LayoutRewriteOption | int | None = None,
     ):
         if func is not None:
             workload_key = make_workload_key(func, args)
@@ -70,6 +85,9 @@ class SearchTask:
         self.target: Target = as_target(target)
         self.hardware_params: HardwareParams = hardware_params or self.target.hardware_params
         self.desc = desc
+        if layout_rewrite_option is None:
+            layout_rewrite_option = LayoutRewriteOption.get_target_default(network=False)
+        self.layout_rewrite_option = LayoutRewriteOption(layout_rewrite_option)
         self.task_inputs: dict[str, np.ndarray] = _check_task_inputs(compute_dag, task_inputs or {})
         self._reference: tuple[list[np.ndarray], list[np.ndarray]] | None = None
         self._inputs_digest: str | None = None
@@ -101,6 +119,17 @@ class SearchTask:
                     inputs[position] = self.task_inputs[tensor.name]
             self._reference = (inputs, evaluate(self.compute_dag, inputs))
         return self._reference
+
+    def layout_rewrite(self, state: LoopState) -> LayoutRewrite | None:
+        """The DAG and weight layouts a candidate ``state`` is built and run with, None when
+        it runs on the task's own DAG (NO_REWRITE, or nothing the state tiles; the in-kernel
+        transform stage of INSERT_TRANSFORM_STAGE is not implemented, so it is NO_REWRITE
+        here). ``state``'s steps are replayed on the task's DAG first."""
+        if self.layout_rewrite_option is not LayoutRewriteOption.REWRITE_FOR_PRE_TRANSFORMED:
+            return None
+        return rewrite_layout_from_state(
+            self.compute_dag, replay_steps(self.compute_dag, state.transform_steps)
+        )
 
     def __repr__(self) -> str:
         return f"SearchTask({self.workload_key}, target={self.target})"

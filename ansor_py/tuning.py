@@ -32,6 +32,7 @@ from ansor_py.search_task import SearchTask
 from codegen.llvm import Kernel
 from codegen.llvm import build as llvm_build
 from codegen.llvm.build import LLVMModule
+from ir.layout_rewrite import LayoutRewrite, LayoutRewriteOption, rewrite_layout_from_state
 from ir.loop_state.python_printer import state_to_python
 from ir.loop_state.replay import replay_steps
 from ir.loop_state.state import LoopState
@@ -139,15 +140,35 @@ def best_state(task: SearchTask, log_file: PathLike) -> LoopState:
     return replay_steps(task.compute_dag, inp.state.transform_steps)
 
 
-def apply_best(task: SearchTask, log_file: PathLike) -> Kernel | LLVMModule:
+def apply_best(
+    task: SearchTask, log_file: PathLike, layout_rewrite_option: LayoutRewriteOption | None = None
+) -> Kernel | LLVMModule:
     """The best schedule of ``task`` in ``log_file`` compiled for the task's target (TVM's
     ``apply_history_best`` gives a schedule; this gives what one builds from it): for a
     target this process runs (x86-64 here), a kernel taking one array per tensor of
     ``task.compute_dag.tensors``; for another triple (AArch64), the compiled module, whose
     ``export_library(path)`` links the shared object for the board
-    (``SSHRunner.run_library`` runs it there)."""
-    module = llvm_build(lower(task.compute_dag, best_state(task, log_file)), task.target)
+    (``SSHRunner.run_library`` runs it there).
+
+    ``layout_rewrite_option`` REWRITE_FOR_PRE_TRANSFORMED compiles the DAG rewritten for the
+    best state instead: its layout-free weights are then passed transformed by
+    ``best_layout_rewrite(task, log_file).transform_inputs``. None (the default) and the
+    other options compile the task's own DAG, whatever the task's option."""
+    state = best_state(task, log_file)
+    dag = task.compute_dag
+    if layout_rewrite_option == LayoutRewriteOption.REWRITE_FOR_PRE_TRANSFORMED:
+        rewrite = rewrite_layout_from_state(dag, state)
+        if rewrite is not None:
+            dag, state = rewrite.dag, replay_steps(rewrite.dag, state.transform_steps)
+    module = llvm_build(lower(dag, state), task.target)
     return module.get_kernel() if task.target.is_host else module
+
+
+def best_layout_rewrite(task: SearchTask, log_file: PathLike) -> LayoutRewrite | None:
+    """The layout rewrite of the best state of ``task`` in ``log_file`` (the DAG that
+    ``apply_best(..., REWRITE_FOR_PRE_TRANSFORMED)`` compiles and the weights' layouts);
+    None when that state tiles no layout-free weight (the kernel takes the task's arrays)."""
+    return rewrite_layout_from_state(task.compute_dag, best_state(task, log_file))
 
 
 def print_best(task: SearchTask, log_file: PathLike) -> str:

@@ -60,6 +60,7 @@ from ansor_py.measure.types import (
 from ansor_py.measure.worker_process import WorkerDied, WorkerProcess, WorkerTimeout
 from codegen.llvm import build as llvm_build
 from ir.compute_dag import ComputeDAG
+from ir.layout_rewrite import LayoutRewrite
 from ir.loop_state.replay import replay_steps
 from ir.loop_state.state import LoopState, ScheduleError
 from ir.loop_state.steps import RecordError
@@ -83,6 +84,10 @@ COMPILE_ERRORS = (ValueError, RuntimeError, OSError, subprocess.SubprocessError)
 TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-4, 1e-4), "float64": (1e-8, 1e-8)}
 #: reductions up to this many terms keep the base tolerance
 TOLERANCE_FREE_TERMS = 1024
+#: task references the runner child keeps loaded (``run_worker.MAX_TASKS``)
+CHILD_TASKS = 4
+#: references of rewritten weight layouts kept written at once (one per recent layout)
+LAYOUT_REFERENCES = 8
 
 
 def output_tolerances(dag: ComputeDAG, dtype: str) -> tuple[float, float]:
@@ -104,8 +109,13 @@ def output_tolerances(dag: ComputeDAG, dtype: str) -> tuple[float, float]:
 
 
 def default_build_func(task: SearchTask, state: LoopState, output_path: str) -> None:
-    """Lower ``state``, compile it with the LLVM back end and link ``output_path``."""
-    module = llvm_build(lower(task.compute_dag, state, name=ENTRY_NAME), task.target)
+    """Lower ``state``, compile it with the LLVM back end and link ``output_path``; with
+    layout rewrite (``task.layout_rewrite``), from the DAG rewritten for the state."""
+    dag = task.compute_dag
+    rewrite = task.layout_rewrite(state)
+    if rewrite is not None:
+        dag, state = rewrite.dag, replay_steps(rewrite.dag, state.transform_steps)
+    module = llvm_build(lower(dag, state, name=ENTRY_NAME), task.target)
     module.export_library(output_path)
 
 
@@ -346,6 +356,8 @@ class LocalRunner:
         self._fastest: dict[str, float] = {}
         self._dir = Path(tempfile.mkdtemp(prefix="ansor_py_run_"))
         self._tasks: dict[str, tuple[int, list[dict[str, object]]]] = {}
+        self._next_task_id = 0
+        self._layout_keys: deque[str] = deque()  # references of rewritten layouts, oldest first
         self._workers: list[WorkerProcess] = []  # at most one, in a list the finalizer shares
         self._started = 0
         weakref.finalize(self, _shutdown, self._workers, self._dir)
@@ -435,7 +447,7 @@ class LocalRunner:
         failed = (ERROR_COST,)
         try:
             worker = self._worker()
-            task_id = self._load_task(worker, inp.task)
+            task_id = self._load_task(worker, inp.task, inp.state)
         except (WorkerDied, WorkerTimeout) as error:
             self.close()
             return failed, MeasureErrorNo.UNKNOWN_ERROR, f"the runner child failed to start: {error!r}"
@@ -484,13 +496,29 @@ class LocalRunner:
             return self.timeout, ""
         return limit, f" ({self.slowdown_limit:g}x the task's fastest program so far, {fastest * 1e3:.3g} ms)"
 
-    def _load_task(self, worker: WorkerProcess, task: SearchTask) -> int:
+    def _load_task(self, worker: WorkerProcess, task: SearchTask, state: LoopState) -> int:
         """Ship the task's reference to the child once (``.npy`` files written once); tasks
-        of one workload with different ``task_inputs`` have different references."""
+        of one workload with different ``task_inputs`` have different references, and so
+        do candidates whose weights a layout rewrite lays out differently (those files are
+        removed once ``LAYOUT_REFERENCES`` newer layouts followed)."""
         key = task.reference_key
+        rewrite = task.layout_rewrite(state)
+        if rewrite is not None:
+            key += "#layout=" + ";".join(f"{n}:{rewrite.layouts[n]}" for n in sorted(rewrite.layouts))
         if key not in self._tasks:
-            self._tasks[key] = (len(self._tasks), self._write_reference(task, len(self._tasks)))
+            task_id = self._next_task_id
+            self._next_task_id += 1
+            self._tasks[key] = (task_id, self._write_reference(task, task_id, rewrite))
+            if rewrite is not None:
+                self._layout_keys.append(key)
+                while len(self._layout_keys) > LAYOUT_REFERENCES:
+                    old_id, old_args = self._tasks.pop(self._layout_keys.popleft())
+                    for arg in old_args:
+                        if f"task_{old_id}_" in str(arg["file"]):
+                            Path(str(arg["file"])).unlink(missing_ok=True)
         task_id, args = self._tasks[key]
+        if task_id not in worker.loaded_tasks and len(worker.loaded_tasks) >= CHILD_TASKS:
+            worker.loaded_tasks.clear()  # the child keeps only its CHILD_TASKS latest
         if task_id not in worker.loaded_tasks:
             reply, _ = worker.request({"op": "task", "id": task_id, "args": args}, max(self.timeout, 60.0))
             if not reply.get("ok"):
@@ -498,10 +526,22 @@ class LocalRunner:
             worker.loaded_tasks.add(task_id)
         return task_id
 
-    def _write_reference(self, task: SearchTask, task_id: int) -> list[dict[str, object]]:
-        """Write the reference inputs and outputs in kernel-argument order; their descriptors."""
+    def _write_reference(
+        self, task: SearchTask, task_id: int, rewrite: LayoutRewrite | None = None
+    ) -> list[dict[str, object]]:
+        """Write the reference inputs and outputs in kernel-argument order; their
+        descriptors. With a layout rewrite only the transformed weights are written anew,
+        the other arguments are the task's own files."""
         args: list[dict[str, object]] = []
-        for position, arg in enumerate(reference_arguments(task)):
+        base = None if rewrite is None else self._tasks.get(task.reference_key)
+        if rewrite is not None and base is None:
+            base_id = self._next_task_id
+            self._next_task_id += 1
+            self._tasks[task.reference_key] = base = (base_id, self._write_reference(task, base_id))
+        for position, arg in enumerate(reference_arguments(task, rewrite)):
+            if base is not None and arg.name not in (rewrite.layouts if rewrite else {}):
+                args.append(base[1][position])
+                continue
             path = self._dir / f"task_{task_id}_arg_{position}.npy"
             np.save(path, arg.array)
             args.append(
@@ -522,12 +562,15 @@ class KernelArgument:
     atol: float = 0.0
 
 
-def reference_arguments(task: SearchTask) -> list[KernelArgument]:
+def reference_arguments(task: SearchTask, rewrite: LayoutRewrite | None = None) -> list[KernelArgument]:
     """The task's reference inputs and expected outputs in kernel-argument order
     (``compute_dag.tensors``), outputs with ``output_tolerances``: what every runner checks
-    a candidate against."""
+    a candidate against; with ``rewrite`` (``task.layout_rewrite(state)``) the weights it
+    rewrites in their new layouts."""
     dag = task.compute_dag
     inputs, outputs = task.reference()
+    if rewrite is not None:
+        inputs = rewrite.transform_inputs(inputs)
     arrays = dict(zip((t.name for t in dag.placeholders), inputs, strict=True))
     arrays.update(zip((t.name for t in dag.outputs), outputs, strict=True))
     output_names = {t.name for t in dag.outputs}

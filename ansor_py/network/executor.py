@@ -12,6 +12,14 @@ distinct subgraph (by workload key) is compiled once:
 
 Identical subgraphs (a ResNet stage's repeated blocks) share one kernel.
 
+Layout rewrite (``layout_rewrite_option``, TVM's ``LayoutRewriteOption``; default
+REWRITE_FOR_PRE_TRANSFORMED): a kernel whose schedule tiles a constant weight marked
+layout-free (fusion marks the constant operands of convolutions, dense and matmuls) is
+compiled from the DAG rewritten for its state (``ir.layout_rewrite``), and each of its
+calls reads that weight transformed once here, at build time, into the order its tiles
+read it: a new constant ``<value>#<kernel symbol>`` replaces the call's operand (the
+original constant stays only while something else reads it).
+
 The ``Network`` owns all its memory, allocated once at build time:
 
 - ONE arena (``memory_plan``) holding the input buffers and every intermediate and output
@@ -45,7 +53,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +73,9 @@ from codegen.llvm.kernel import BoundCall, Kernel
 from codegen.target import Target, as_target
 from ir import dtype as dt
 from ir.compute_dag import ComputeDAG
+from ir.layout_rewrite import LayoutRewriteOption, PlaceholderLayout, rewrite_dag
+from ir.layout_rewrite import placeholder_layouts as find_layouts
+from ir.loop_state.replay import replay_steps
 from ir.loop_state.state import LoopState, ScheduleError
 from ir.lower.lower import lower
 
@@ -81,7 +92,9 @@ class NetworkBuildWarning(UserWarning):
 @dataclass(frozen=True)
 class CompiledKernel:
     """One distinct subgraph compiled: ``symbol`` is its exported C name, ``state`` the
-    schedule it was compiled with (``tuned``: from a record, else the default schedule)."""
+    schedule it was compiled with (``tuned``: from a record, else the default schedule),
+    ``dag`` the DAG it was compiled from: the subgraph's, or with ``layouts`` (placeholder
+    name -> its new layout) the one rewritten for the state."""
 
     symbol: str
     workload_key: str
@@ -90,6 +103,7 @@ class CompiledKernel:
     tuned: bool
     module: LLVMModule
     kernel: Kernel
+    layouts: Mapping[str, PlaceholderLayout] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,17 +120,31 @@ class KernelCall:
 
 
 def build_network(
-    graph: Graph, target: str | Target = "llvm", records: RecordsLike = None, layout: str = "NHWC"
+    graph: Graph,
+    target: str | Target = "llvm",
+    records: RecordsLike = None,
+    layout: str = "NHWC",
+    layout_rewrite_option: LayoutRewriteOption | None = None,
 ) -> Network:
     """Optimise, fuse and compile ``graph`` for ``target`` (module docstring).
 
     ``records``: tuning records as a log path, a list of paths or an ``ApplyHistoryBest``;
     None uses the ``ApplyHistoryBest`` entered with ``with`` around the call, if any.
     ``layout``: the layout convolutions are converted to (``passes.optimize``).
+    ``layout_rewrite_option``: None is the network default, REWRITE_FOR_PRE_TRANSFORMED
+    (weights transformed once here); NO_REWRITE keeps every constant's layout
+    (INSERT_TRANSFORM_STAGE is treated as NO_REWRITE: constants need no in-kernel stage).
     """
     optimized, subgraphs = partition_network(graph, layout)
     return _assemble(
-        subgraphs, optimized.inputs, optimized.outputs, optimized.constants, target, records, graph.name
+        subgraphs,
+        optimized.inputs,
+        optimized.outputs,
+        optimized.constants,
+        target,
+        records,
+        graph.name,
+        layout_rewrite_option,
     )
 
 
@@ -128,10 +156,12 @@ def build_subgraphs(
     target: str | Target = "llvm",
     records: RecordsLike = None,
     name: str = "network",
+    layout_rewrite_option: LayoutRewriteOption | None = None,
 ) -> Network:
     """Compile ``subgraphs`` (in execution order) into a Network taking ``inputs`` and
-    returning ``outputs``; ``constants`` are the values no subgraph computes."""
-    return _assemble(subgraphs, inputs, outputs, constants, target, records, name)
+    returning ``outputs``; ``constants`` are the values no subgraph computes
+    (``layout_rewrite_option`` as in ``build_network``)."""
+    return _assemble(subgraphs, inputs, outputs, constants, target, records, name, layout_rewrite_option)
 
 
 def _assemble(
@@ -142,6 +172,7 @@ def _assemble(
     target: str | Target,
     records: RecordsLike,
     name: str,
+    layout_rewrite_option: LayoutRewriteOption | None = None,
 ) -> Network:
     """The body of both public builders (each calls it directly: the warning's stack
     level points at their caller)."""
@@ -149,7 +180,11 @@ def _assemble(
     if parsed.kind != "llvm":
         raise CodegenError(f"build_network compiles for 'llvm' targets only; target '{parsed}' is not one")
     history = _as_history(records)
-    kernels, untuned = _compile_kernels(subgraphs, parsed, history)
+    option = LayoutRewriteOption.get_target_default(network=True)
+    if layout_rewrite_option is not None:
+        option = LayoutRewriteOption(layout_rewrite_option)
+    rewritable = _rewritable(subgraphs, constants) if option is option.REWRITE_FOR_PRE_TRANSFORMED else {}
+    kernels, untuned = _compile_kernels(subgraphs, parsed, history, rewritable)
     if untuned:
         shown = "; ".join(untuned[:5]) + ("; ..." if len(untuned) > 5 else "")
         warnings.warn(
@@ -158,8 +193,49 @@ def _assemble(
             NetworkBuildWarning,
             stacklevel=3,
         )
-    calls = [KernelCall(sg, kernels[sg.workload_key]) for sg in subgraphs]
+    calls, constants = _rewrite_constants(subgraphs, kernels, constants, outputs)
     return Network(name, parsed, inputs, outputs, constants, calls)
+
+
+def _rewritable(subgraphs: Sequence[Subgraph], constants: Mapping[str, np.ndarray]) -> dict[str, set[str]]:
+    """Per workload key, the placeholders whose value is a constant in every subgraph of
+    that key (only those can be transformed ahead of time)."""
+    allowed: dict[str, set[str]] = {}
+    for sg in subgraphs:
+        names = {
+            t.name for t, value in zip(sg.dag.placeholders, sg.inputs, strict=True) if value in constants
+        }
+        key = sg.workload_key
+        allowed[key] = allowed[key] & names if key in allowed else names
+    return allowed
+
+
+def _rewrite_constants(
+    subgraphs: Sequence[Subgraph],
+    kernels: Mapping[str, CompiledKernel],
+    constants: Mapping[str, np.ndarray],
+    outputs: Sequence[str],
+) -> tuple[list[KernelCall], dict[str, np.ndarray]]:
+    """The calls, each reading its rewritten weights (module docstring), and the constants
+    then needed: the transformed ones, and the originals something still reads."""
+    calls: list[KernelCall] = []
+    result = dict(constants)
+    for sg in subgraphs:
+        kernel = kernels[sg.workload_key]
+        if not kernel.layouts:
+            calls.append(KernelCall(sg, kernel))
+            continue
+        inputs = list(sg.inputs)
+        for position, tensor in enumerate(sg.dag.placeholders):
+            layout = kernel.layouts.get(tensor.name)
+            if layout is not None:
+                value = sg.inputs[position]
+                inputs[position] = f"{value}#{kernel.symbol}"
+                if inputs[position] not in result:
+                    result[inputs[position]] = layout.transform(np.asarray(constants[value]))
+        calls.append(KernelCall(replace(sg, inputs=tuple(inputs), dag=kernel.dag), kernel))
+    read = {v for call in calls for v in call.arguments} | set(outputs)
+    return calls, {name: array for name, array in result.items() if name in read}
 
 
 def _as_history(records: RecordsLike) -> ApplyHistoryBest | None:
@@ -171,10 +247,14 @@ def _as_history(records: RecordsLike) -> ApplyHistoryBest | None:
 
 
 def _compile_kernels(
-    subgraphs: Sequence[Subgraph], target: Target, history: ApplyHistoryBest | None
+    subgraphs: Sequence[Subgraph],
+    target: Target,
+    history: ApplyHistoryBest | None,
+    rewritable: Mapping[str, set[str]],
 ) -> tuple[dict[str, CompiledKernel], list[str]]:
-    """One kernel per distinct workload key, with the record's state or the default one;
-    and the tasks that had no (usable) record."""
+    """One kernel per distinct workload key, with the record's state or the default one,
+    compiled from the DAG rewritten for the state's layouts of the placeholders
+    ``rewritable`` names for its key; and the tasks that had no (usable) record."""
     kernels: dict[str, CompiledKernel] = {}
     untuned: list[str] = []
     for subgraph in subgraphs:
@@ -187,8 +267,15 @@ def _compile_kernels(
             untuned.append(f"{subgraph.name} ({subgraph.desc}){problem}")
             state = default_schedule(subgraph.dag, target)
         symbol = unique_name(_c_identifier(subgraph.name), (k.symbol for k in kernels.values()))
-        module = llvm_build(lower(subgraph.dag, state, name=symbol), target)
-        kernels[key] = CompiledKernel(symbol, key, subgraph.dag, state, tuned, module, module.get_kernel())
+        dag, layouts = subgraph.dag, {}
+        if rewritable.get(key):
+            found = find_layouts(subgraph.dag, state)
+            layouts = {name: layout for name, layout in found.items() if name in rewritable[key]}
+            if layouts:
+                dag = rewrite_dag(subgraph.dag, layouts)
+                state = replay_steps(dag, state.transform_steps)
+        module = llvm_build(lower(dag, state, name=symbol), target)
+        kernels[key] = CompiledKernel(symbol, key, dag, state, tuned, module, module.get_kernel(), layouts)
     return kernels, untuned
 
 

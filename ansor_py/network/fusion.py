@@ -25,6 +25,9 @@ execution order.
 Each group becomes a ComputeDAG: one ``te.placeholder`` per input value (graph inputs,
 constants, outputs of earlier groups), named ``p0, p1, ...`` in order of first use, then
 each node's ``declare`` with a canonical name (``T_conv``, ``T_add``, ``T_add_1``, ...).
+The ``layout_free_placeholders`` attribute topi puts on convolutions, dense and matmuls
+keeps only the placeholders that are graph constants: their layout can be rewritten once
+when the network is built (``ir.layout_rewrite``), an activation's cannot.
 The DAG's text depends only on the group's structure and shapes, so identical blocks in
 different places of a network share one workload key, and one task.
 """
@@ -39,6 +42,8 @@ from ansor_py.network.ops.base import OpPattern
 from ansor_py.network.subgraph import Subgraph
 from ir import te
 from ir.compute_dag import ComputeDAG, topological_ops
+from ir.layout_rewrite import LAYOUT_FREE_PLACEHOLDERS
+from ir.te import ComputeOp
 
 
 def pattern(node: Node) -> OpPattern:
@@ -163,7 +168,14 @@ def declare_group(
         results = get_op(node.op, node=node.name).declare(node.attrs, [tensors[v] for v in node.inputs], name)
         taken.update(op.name for op in topological_ops(results))
         tensors.update(zip(node.outputs, results, strict=True))
-    return ComputeDAG([tensors[v] for v in (*inputs, *outputs)])
+    dag = ComputeDAG([tensors[v] for v in (*inputs, *outputs)])
+    constant = {f"p{k}" for k, value in enumerate(inputs) if graph.is_constant(value)}
+    for op in dag.ops:  # ops made just above: their attribute dicts are their own
+        if isinstance(op, ComputeOp) and LAYOUT_FREE_PLACEHOLDERS in op.attrs:
+            op.attrs[LAYOUT_FREE_PLACEHOLDERS] = [
+                n for n in op.attrs[LAYOUT_FREE_PLACEHOLDERS] if n in constant
+            ]
+    return dag
 
 
 def fuse(graph: Graph) -> list[Subgraph]:

@@ -21,6 +21,7 @@ from ansor_py.search_task import SearchTask
 from codegen.target import HardwareParams, Target
 from ir.compute_dag import ComputeDAG
 from ir.expr import Reduce
+from ir.layout_rewrite import LayoutRewriteOption
 from ir.te import ComputeOp
 
 
@@ -42,11 +43,16 @@ def extract_tasks(
     hardware_params: HardwareParams | None = None,
     layout: str = "NHWC",
     include_simple_tasks: bool = True,
+    layout_rewrite_option: LayoutRewriteOption | None = None,
 ) -> tuple[list[SearchTask], list[int]]:
     """(tasks, weights): one task per distinct workload key of the network's subgraphs, in
     order of first occurrence, and how often each occurs. Without ``include_simple_tasks``
     only the subgraphs with a reduction are tasks (purely elementwise or injective ones are
-    not worth a search, as TVM's default)."""
+    not worth a search, as TVM's default). ``layout_rewrite_option`` (default: the
+    network default, REWRITE_FOR_PRE_TRANSFORMED) is what ``build_network`` applies to the
+    constant weights, so candidates are measured reading the layout they will get."""
+    if layout_rewrite_option is None:
+        layout_rewrite_option = LayoutRewriteOption.get_target_default(network=True)
     _, subgraphs = partition_network(graph, layout=layout)
     first: dict[str, Subgraph] = {}
     weights: dict[str, int] = {}
@@ -63,6 +69,7 @@ def extract_tasks(
             target=target,
             hardware_params=hardware_params,
             desc=subgraph.desc,
+            layout_rewrite_option=layout_rewrite_option,
         )
         for key, subgraph in first.items()
     ]

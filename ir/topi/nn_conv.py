@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 from ir import te
 from ir.expr import Expr, IterVar
+from ir.layout_rewrite import layout_free_attrs
 from ir.te import Tensor
 from ir.topi.pad import pad
 from ir.topi.utils import (
@@ -136,7 +137,7 @@ def conv_nd(
     else:
         shape, names = (batch, out_c, *out_sizes), ("nn", "ff", *spatial)
     tag = f"conv{ndim}d_{data_layout.lower()}" if groups == 1 else f"group_conv{ndim}d_{data_layout.lower()}"
-    return compute_named(shape, names, body, name=name, tag=tag)
+    return compute_named(shape, names, body, name=name, tag=tag, attrs=layout_free_attrs(kernel))
 
 
 def conv1d_ncw(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ir import te
 from ir.expr import Expr, IterVar
+from ir.layout_rewrite import layout_free_attrs
 from ir.te import Tensor
 from ir.topi.elemwise import broadcast_shape
 from ir.topi.utils import TopiError, check_rank, compute_named, op_label
@@ -43,7 +44,7 @@ def matmul(
         b = B[j, k] if transpose_b else B[k, j]
         return te.sum(a.astype(dtype) * b.astype(dtype), axis=k)
 
-    return te.compute((n, m), body, name=name, tag="matmul")
+    return te.compute((n, m), body, name=name, tag="matmul", attrs=layout_free_attrs(B))
 
 
 def dense(
@@ -73,6 +74,7 @@ def dense(
         lambda i, j: te.sum(data[i, k].astype(dtype) * weight[j, k].astype(dtype), axis=k),
         name=name,
         tag="dense",
+        attrs=layout_free_attrs(weight),
     )
     if bias is None:
         return out
@@ -125,4 +127,11 @@ def batch_matmul(
         return te.sum(a.astype(dtype) * b.astype(dtype), axis=k)
 
     batch_names = ["b"] if nb == 1 else [f"b{d}" for d in range(nb)]
-    return compute_named((*batch, m, n), [*batch_names, "i", "j"], body, name=name, tag="batch_matmul")
+    return compute_named(
+        (*batch, m, n),
+        [*batch_names, "i", "j"],
+        body,
+        name=name,
+        tag="batch_matmul",
+        attrs=layout_free_attrs(B),
+    )

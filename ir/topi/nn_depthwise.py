@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ir import te
 from ir.expr import Expr, IterVar
+from ir.layout_rewrite import layout_free_attrs
 from ir.te import Tensor
 from ir.topi.nn_conv import IntOrTuple
 from ir.topi.pad import pad
@@ -87,11 +88,14 @@ def _depthwise(
 
     out_c = channels * mult
     tag = f"depthwise_conv2d_{layout.lower()}"
+    attrs = layout_free_attrs(kernel)
     if channels_last:
         return te.compute(
-            (batch, out_h, out_w, out_c), lambda b, i, j, c: read(b, i, j, c), name=name, tag=tag
+            (batch, out_h, out_w, out_c), lambda b, i, j, c: read(b, i, j, c), name=name, tag=tag, attrs=attrs
         )
-    return te.compute((batch, out_c, out_h, out_w), lambda b, c, i, j: read(b, i, j, c), name=name, tag=tag)
+    return te.compute(
+        (batch, out_c, out_h, out_w), lambda b, c, i, j: read(b, i, j, c), name=name, tag=tag, attrs=attrs
+    )
 
 
 def depthwise_conv2d_nchw(

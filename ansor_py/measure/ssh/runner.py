@@ -60,6 +60,7 @@ from codegen.target import Target
 
 if TYPE_CHECKING:
     from ansor_py.search_task import SearchTask
+    from ir.layout_rewrite import LayoutRewrite
 
 #: the default remote directory, relative to the board user's home
 DEFAULT_REMOTE_DIR = ".cache/ansor_py"
@@ -406,7 +407,7 @@ class SSHRunner:
             content = Path(library).read_bytes()
         except OSError as error:
             return (ERROR_COST,), MeasureErrorNo.UNKNOWN_ERROR, f"cannot read the built library: {error}"
-        task_dir = self._task_on(board, inp.task)
+        task_dir = self._task_on(board, inp.task, inp.task.layout_rewrite(inp.state))
         name = f"cand-{next(self._candidates)}.so"
         board.connection.write_files(self.session_dir, {name: content})
         return self._run_harness(board, harness, f"{self.session_dir}/{name}", f"{task_dir}/args.txt")
@@ -453,12 +454,17 @@ class SSHRunner:
             board.harnesses.add(harness.digest)
         return harness
 
-    def _task_on(self, board: _Board, task: SearchTask) -> str:
+    def _task_on(self, board: _Board, task: SearchTask, rewrite: LayoutRewrite | None = None) -> str:
+        """The board's directory of the task's reference arguments, written on first use:
+        one per task inputs (``reference_key``) and, under layout rewrite, per weight
+        layout (a candidate reads its weights in the layout its tiles ask for)."""
         key = task.reference_key  # one workload with other task_inputs is another reference
+        if rewrite is not None:
+            key += f"#layout={rewrite.dag.workload_key()}"
         task_id = self._task_ids.setdefault(key, len(self._task_ids))
         directory = f"{self.session_dir}/task-{task_id}"
         if key not in board.tasks:
-            board.connection.write_files(directory, task_files(reference_arguments(task)))
+            board.connection.write_files(directory, task_files(reference_arguments(task, rewrite)))
             board.tasks.add(key)
             board.session_made = True
         return directory
