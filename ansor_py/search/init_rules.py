@@ -8,6 +8,11 @@ loops, pick a random ``auto_unroll_max_step`` and vectorize inner loops. Each ru
 (policy, state, rng) and returns the new state, or None when the candidate is invalid;
 an illegal step (``ScheduleError``) also makes the candidate invalid.
 
+One extension of Ansor: a candidate whose register tile (the spatial loops inside the
+innermost reduction loop of a tiled stage) needs more vector accumulators than the target
+has registers is invalid (``fits_register_file``); ``replay`` applies it, so the tile-size
+mutation obeys it too.
+
 These rules run for every candidate of every sampled population (2048 at a time), so they
 apply step objects to immutable ``LoopState`` values directly, with no State handle, and
 run bound inference only when a step left an extent unknown.
@@ -15,6 +20,8 @@ run bound inference only when a step left an extent unknown.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,8 +40,10 @@ from ansor_py.search.stage_queries import (
 )
 from ansor_py.search.state_cache import StateCache
 from ansor_py.search.tiling import SplitFactorizationMemo
+from codegen.target import Target
+from ir.dtype import itemsize
 from ir.loop_state.enums import ComputeAtKind, IteratorAnnotation, IteratorKind, StageKind
-from ir.loop_state.state import LoopState, ScheduleError
+from ir.loop_state.state import LoopState, ScheduleError, Stage
 from ir.loop_state.steps import (
     AnnotationStep,
     ComputeAtStep,
@@ -45,9 +54,12 @@ from ir.loop_state.steps import (
     SplitStep,
     Step,
 )
+from ir.te import ComputeOp
 
 #: the auto_unroll_max_step values sampled on CPUs (TVM auto_unroll_configs_cpu)
 CPU_AUTO_UNROLL_CONFIGS = (0, 16, 64, 512)
+#: tile-size draws per candidate before InitFillTileSize gives up on a sketch
+FILL_ATTEMPTS = 8
 
 
 class PopulationContext(RuleContext, Protocol):
@@ -71,8 +83,68 @@ class InitRule:
 
 
 def replay(ctx: PopulationContext, steps: Sequence[Step]) -> LoopState | None:
-    """The state ``steps`` make from the task's initial state, or None if one is illegal."""
-    return ctx.state_cache.replay(steps)
+    """The state ``steps`` make from the task's initial state, or None if one is illegal
+    or its register tile overflows the vector register file (``fits_register_file``)."""
+    state = ctx.state_cache.replay(steps)
+    return state if state is not None and fits_register_file(ctx, state) else None
+
+
+@functools.lru_cache(maxsize=64)
+def vector_registers(target: Target) -> int:
+    """Vector registers an LLVM CPU target has: 32 with AVX-512 (zmm0-31) and on AArch64
+    (v0-v31), 16 otherwise (ymm0-15 with AVX2, xmm0-15 with SSE)."""
+    if target.arch_name != "x86_64":
+        return 32
+    return 32 if "avx512f" in target.enabled_features() else 16
+
+
+def register_tile_accumulators(stage: Stage, lanes: int) -> int:
+    """Vector accumulators of a tiled reduction's register tile: the spatial loops inside
+    its innermost non-trivial reduction loop accumulate across that loop, the innermost one
+    in vectors of ``lanes`` elements (``ceil(extent / lanes)`` of them), each other one
+    multiplying the count. 0 for a stage with no reduction loop of extent > 1."""
+    inner: list[int] = []
+    for it in reversed(stage.iters):
+        extent = _extent(it.extent)
+        if it.kind is IteratorKind.REDUCTION and extent != 1:
+            break
+        if it.kind is IteratorKind.SPATIAL and extent > 1:
+            inner.append(extent)
+    else:
+        return 0
+    if not inner:
+        return 0
+    return -(-inner[0] // lanes) * math.prod(inner[1:])
+
+
+def fits_register_file(ctx: PopulationContext, state: LoopState) -> bool:
+    """Whether every tiled reduction stage's register tile keeps its accumulators, one
+    vector of the other operand and one broadcast in the target's vector registers.
+
+    Ansor samples tile sizes from all factorizations (section 4.2) and leaves the cost
+    model to learn that an inner tile of 8 x 32 floats (32 ymm accumulators) spills on a
+    16-register AVX2 CPU; the model, trained on a few hundred noisy samples, often does
+    not, and the best program of a short search spills (an extension of Ansor: such tiles
+    are rejected as candidates, as a BLAS kernel designer sizes MR x NR to the register
+    file). Only LLVM CPU targets are checked."""
+    target = ctx.search_task.target
+    if target.kind != "llvm":
+        return True
+    budget = vector_registers(target) - 2
+    vector_bytes = ctx.search_task.hardware_params.vector_unit_bytes
+    for stage in state.stages:
+        if stage.op_type is not StageKind.COMPUTE or stage.compute_at is ComputeAtKind.INLINED:
+            continue
+        if not has_reduce_iter(stage) or not is_tiled(stage):
+            continue
+        lanes = max(1, vector_bytes // _dtype_bytes(stage))
+        if register_tile_accumulators(stage, lanes) > budget:
+            return False
+    return True
+
+
+def _dtype_bytes(stage: Stage) -> int:
+    return itemsize(stage.op.dtype) if isinstance(stage.op, ComputeOp) else 4
 
 
 def ensure_bound(ctx: PopulationContext, state: LoopState) -> LoopState | None:
@@ -92,22 +164,33 @@ def _extent(extent: int | None) -> int:
 def fill_tile_sizes(ctx: PopulationContext, state: LoopState, rng: np.random.Generator) -> LoopState | None:
     """InitFillTileSize: every split with unknown lengths gets a uniformly random exact
     factorization of its extent (innermost <= max_innermost_split_factor); then the
-    steps are replayed, so the stages show the chosen tiles."""
-    steps = list(state.transform_steps)
-    changed = False
+    steps are replayed, so the stages show the chosen tiles. A draw whose register tile
+    overflows the register file (``fits_register_file``) is drawn again, up to
+    ``FILL_ATTEMPTS`` times."""
     limit = ctx.params.max_innermost_split_factor
-    for index, step in enumerate(steps):
-        if not isinstance(step, SplitStep) or all(length is not None for length in step.lengths):
-            continue
-        if step.extent is None:
-            return None
-        schemes = ctx.split_memo.factorization_schemes(step.extent, len(step.lengths), limit)
-        if not schemes:
-            return None
-        lengths = schemes[int(rng.integers(len(schemes)))]
-        steps[index] = SplitStep(step.stage_id, step.iter_id, step.extent, lengths, step.inner_to_outer)
-        changed = True
-    return replay(ctx, steps) if changed else state
+    open_splits = [
+        index
+        for index, step in enumerate(state.transform_steps)
+        if isinstance(step, SplitStep) and any(length is None for length in step.lengths)
+    ]
+    if not open_splits:
+        return state
+    for _ in range(FILL_ATTEMPTS):
+        steps = list(state.transform_steps)
+        for index in open_splits:
+            step = steps[index]
+            assert isinstance(step, SplitStep)
+            if step.extent is None:
+                return None
+            schemes = ctx.split_memo.factorization_schemes(step.extent, len(step.lengths), limit)
+            if not schemes:
+                return None
+            lengths = schemes[int(rng.integers(len(schemes)))]
+            steps[index] = SplitStep(step.stage_id, step.iter_id, step.extent, lengths, step.inner_to_outer)
+        filled = replay(ctx, steps)
+        if filled is not None:
+            return filled
+    return None
 
 
 def change_compute_location(
