@@ -1,4 +1,5 @@
-"""Whole networks, untuned, beside onnxruntime and PyTorch (Ansor paper section 7.3, batch 1).
+"""Whole networks, untuned or tuned, beside onnxruntime and PyTorch (Ansor paper section 7.3,
+batch 1).
 
 For each network of the model zoo (``ansor_py.network.zoo``: resnet50, mobilenet_v2,
 resnet3d_18, dcgan, bert_base; ``--networks`` picks some):
@@ -25,15 +26,28 @@ overhead is ``Network.profile``'s: the share of a network call not spent in its 
 
     python benchmarks/networks.py [--networks resnet50 dcgan] [--repeat 15] [--threads 2] [--save]
 
+With ``--tune TRIALS`` ours is tuned instead (``network_tuning``, beside this script): the
+network's tasks are tuned by the task scheduler until ``<--log-dir>/<network>.json`` holds
+TRIALS of their records (resumable: a second run with a larger budget continues, and one
+with the same budget only re-times), and built from the log's first TRIALS records with
+layout rewrite (``--no-layout-rewrite`` to compare). It is also built from the log's first
+10%, 25% and 50% of the budget and with no records at all (untuned), and every build is
+checked and timed in the same interleaved repeats as the peers: the latency-versus-tuning-
+time curve.
+
+    python benchmarks/networks.py --tune 2000 --networks dcgan [--log-dir DIR] [--save]
+
 The whole run happens in a child process whose OMP_NUM_THREADS and OPENBLAS_NUM_THREADS
 equal ``--threads``, with OpenMP's default wait policy (``tune_ops.run_as_child``).
-``--save`` writes the table to ``benchmarks/results/networks.md``. Quote the ratios:
+``--save`` writes the table to ``benchmarks/results/networks.md`` (tuned:
+``networks_tuned.md``). Quote the ratios:
 absolute numbers move +-30% on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -48,15 +62,21 @@ from typing import Any
 
 import numpy as np
 from llvmlite import binding as llvm
+from network_tuning import CurvePoint, TuneOutcome, curve_points, history_after, tune_network  # beside
 from tune_ops import import_torch, run_as_child  # beside this script
 
-from ansor_py.network.executor import NetworkBuildWarning, build_network
+from ansor_py.network.executor import Network, NetworkBuildWarning, build_network
 from ansor_py.network.graph import Graph
 from ansor_py.network.onnx_writer import to_onnx
 from ansor_py.network.reference import run_reference
+from ansor_py.network.tasks import extract_tasks
 from ansor_py.network.zoo import NETWORKS, random_inputs
+from ir.layout_rewrite import LayoutRewriteOption
 
-RESULTS = Path(__file__).resolve().parent / "results" / "networks.md"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "networks.md"
+RESULTS_TUNED = HERE / "results" / "networks_tuned.md"
+DEFAULT_LOG_DIR = HERE / "out" / "networks"
 
 
 # ------------------------------------------------------------------------------------------
@@ -117,6 +137,11 @@ class Row:
     calls: int = 0
     compile_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    # --tune only: the tuning, the untuned build's latency, the curve (point, seconds)
+    tuned: TuneOutcome | None = None
+    tuned_kernels: int = 0
+    untuned_s: float | None = None
+    curve: list[tuple[CurvePoint, float | None]] = field(default_factory=list)
 
 
 def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
@@ -140,6 +165,57 @@ def onnxruntime_peer(graph: Graph, threads: int) -> Any:
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
+def build_untuned(graph: Graph) -> Network:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NetworkBuildWarning)  # untuned on purpose
+        return build_network(graph, "llvm")
+
+
+def layout_rewrite_option(args: argparse.Namespace) -> LayoutRewriteOption:
+    """How tuned builds lay out their weights (``--no-layout-rewrite``: as the graph has them)."""
+    if args.no_layout_rewrite:
+        return LayoutRewriteOption.NO_REWRITE
+    return LayoutRewriteOption.REWRITE_FOR_PRE_TRANSFORMED
+
+
+def curve_label(point: CurvePoint) -> str:
+    return f"ours after {point.fraction:.0%}"
+
+
+def tuned_builds(graph: Graph, row: Row, args: argparse.Namespace) -> dict[str, Network]:
+    """Tune the network (``network_tuning.tune_network``) and build it from its log after
+    each point of the curve; "ours" is the build after the whole budget, "untuned" the one
+    without records."""
+    tasks, weights = extract_tasks(graph, "llvm")
+    log = args.log_dir / f"{row.network}.json"
+    row.tuned = tune_network(graph, tasks, weights, log, args.tune, verbose=args.verbose)
+    builds: dict[str, Network] = {}
+    option = layout_rewrite_option(args)
+    for point in curve_points(row.tuned, args.tune):
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:  # tasks left untuned are counted below
+            warnings.simplefilter("always", NetworkBuildWarning)
+            network = build_network(
+                graph, "llvm", history_after(log, point.trials), layout_rewrite_option=option
+            )
+        label = "ours" if point.fraction == 1.0 else curve_label(point)
+        tuned = sum(kernel.tuned for kernel in network.kernels)
+        if label == "ours":
+            row.compile_s = time.perf_counter() - start
+            row.tuned_kernels = tuned
+            for warning in caught:
+                print(f"  {warning.message}", flush=True)
+        print(
+            f"  {label} ({point.trials} trials): {tuned} of {len(network.kernels)} kernels tuned, "
+            f"built in {time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
+        builds[label] = network
+        row.curve.append((point, None))
+    builds["untuned"] = build_untuned(graph)
+    return builds
+
+
 def run_network(name: str, args: argparse.Namespace, torch_peer: ModuleType | None) -> Row:
     row = Row(name)
     print(f"{name}:", flush=True)
@@ -147,18 +223,23 @@ def run_network(name: str, args: argparse.Namespace, torch_peer: ModuleType | No
     inputs = random_inputs(graph, seed=1)
     expected = run_reference(graph, inputs)[0]
 
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NetworkBuildWarning)  # untuned on purpose
-        network = build_network(graph, "llvm")
-    row.compile_s = time.perf_counter() - start
+    if args.tune:
+        builds = tuned_builds(graph, row, args)
+        builds = {"ours": builds.pop("ours"), **builds}
+    else:
+        start = time.perf_counter()
+        builds = {"ours": build_untuned(graph)}
+        row.compile_s = time.perf_counter() - start
+    network = builds["ours"]
     row.kernels, row.calls = len(network.kernels), len(network.calls)
     print(
         f"  ours: {row.calls} kernel calls, {row.kernels} kernels, compiled in {row.compile_s:.1f} s",
         flush=True,
     )
-    check(row, "ours", np.array(network.run_inputs(inputs)[0]), expected)
-    peers: dict[str, Callable[[], object]] = {"ours": lambda: network.run_inputs(inputs)}
+    peers: dict[str, Callable[[], object]] = {}
+    for label, build in builds.items():
+        check(row, label, np.array(build.run_inputs(inputs)[0]), expected)
+        peers[label] = functools.partial(build.run_inputs, inputs)
 
     session = onnxruntime_peer(graph, args.threads)
     check(row, "onnxruntime", np.asarray(session.run(None, inputs)[0]), expected)
@@ -171,6 +252,10 @@ def run_network(name: str, args: argparse.Namespace, torch_peer: ModuleType | No
 
     times = time_interleaved(peers, args)
     row.ours_s, row.onnxruntime_s, row.torch_s = times["ours"], times["onnxruntime"], times.get("torch")
+    row.untuned_s = times.get("untuned")
+    row.curve = [
+        (point, times["ours" if point.fraction == 1.0 else curve_label(point)]) for point, _ in row.curve
+    ]
     time.sleep(args.pause)
     report = network.profile(inputs, repeat=args.repeat)
     row.overhead = report.overhead
@@ -208,17 +293,30 @@ def cpu_description() -> str:
     return f"{model} ({llvm.get_host_cpu_name()}, {isa})"
 
 
-def format_table(rows: Sequence[Row], threads: int, load: float) -> str:
-    def ms(seconds: float | None) -> str:
-        return "-" if seconds is None else f"{seconds * 1e3:.2f}"
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.2f}"
 
-    def ratio(ours: float | None, theirs: float | None) -> str:
-        return "-" if ours is None or theirs is None else f"{ours / theirs:.2f}x"
 
-    lines = [
+def ratio(ours: float | None, theirs: float | None) -> str:
+    return "-" if ours is None or theirs is None else f"{ours / theirs:.2f}x"
+
+
+def machine_line(threads: int, load: float) -> str:
+    return (
         f"Machine: {cpu_description()}, {os.cpu_count()} cores; {threads} threads for every peer; "
         f"batch 1; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load:.1f} at the "
-        "start (other processes beside the benchmark slow the 2-thread peers unevenly).",
+        "start (other processes beside the benchmark slow the 2-thread peers unevenly)."
+    )
+
+
+def errors_of(rows: Sequence[Row]) -> list[str]:
+    errors = [f"- ERROR {e}" for r in rows for e in r.errors]
+    return [""] + errors if errors else []
+
+
+def format_table(rows: Sequence[Row], threads: int, load: float) -> str:
+    lines = [
+        machine_line(threads, load),
         "",
         "Latency in ms (median); `ours / peer` > 1 means we are slower. Ours is untuned: "
         "every task runs its default schedule.",
@@ -234,24 +332,74 @@ def format_table(rows: Sequence[Row], threads: int, load: float) -> str:
             f"| {ratio(r.ours_s, r.onnxruntime_s)} | {ratio(r.ours_s, r.torch_s)} | {overhead} "
             f"| {r.calls} ({r.kernels}) | {r.compile_s:.1f} |"
         )
-    errors = [f"- ERROR {e}" for r in rows for e in r.errors]
-    return "\n".join(lines + ([""] + errors if errors else []))
+    return "\n".join(lines + errors_of(rows))
+
+
+def format_tuned_table(rows: Sequence[Row], args: argparse.Namespace, load: float) -> str:
+    """The tuned run's table, then its latency-versus-tuning-time curve."""
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    rewrite = "without" if args.no_layout_rewrite else "with"
+    lines = [
+        machine_line(args.threads, load),
+        "",
+        f"Latency in ms (median of interleaved repeats); `ours / peer` > 1 means we are slower. Ours is "
+        f"tuned by the task scheduler with a budget of {args.tune} trials per network (logs in "
+        f"`{args.log_dir}`) and built from its log {rewrite} layout rewrite; tuning time is the "
+        "wall time of all runs that wrote the log (this run's in brackets).",
+        "",
+        "| network | tasks | trials | tuning s | ours (tuned) | ours (untuned) | onnxruntime | PyTorch eager "
+        "| ours / onnxruntime | ours / PyTorch | tuned kernels | kernel calls |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r.tuned
+        tuning = "-" if t is None else f"{seconds(t.total_s)} ({t.run_s:.0f})"
+        lines.append(
+            f"| {r.network} | {t.tasks if t else '-'} | {t.trials if t else '-'} | {tuning} "
+            f"| {ms(r.ours_s)} | {ms(r.untuned_s)} | {ms(r.onnxruntime_s)} | {ms(r.torch_s)} "
+            f"| {ratio(r.ours_s, r.onnxruntime_s)} | {ratio(r.ours_s, r.torch_s)} "
+            f"| {r.tuned_kernels} of {r.kernels} | {r.calls} |"
+        )
+    lines += [
+        "",
+        "Latency versus tuning time: the network built from the first trials of its log.",
+        "",
+        "| network | share of budget | trials | tuning s | ours, ms | ours / onnxruntime |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.network} | 0 (untuned) | 0 | 0 | {ms(r.untuned_s)} "
+            f"| {ratio(r.untuned_s, r.onnxruntime_s)} |"
+        )
+        for point, latency in r.curve:
+            lines.append(
+                f"| {r.network} | {point.fraction:.0%} | {point.trials} | {seconds(point.tuning_s)} "
+                f"| {ms(latency)} | {ratio(latency, r.onnxruntime_s)} |"
+            )
+    return "\n".join(lines + errors_of(rows))
 
 
 def save(table: str, args: argparse.Namespace) -> Path:
     command = "python benchmarks/networks.py " + " ".join(sys.argv[1:]).replace("--child", "").strip()
+    kind, path = ("tuned", RESULTS_TUNED) if args.tune else ("untuned", RESULTS)
     text = (
-        "# networks.py: whole networks, untuned, beside onnxruntime and PyTorch\n\n"
+        f"# networks.py: whole networks, {kind}, beside onnxruntime and PyTorch\n\n"
         f"Command: `{command.strip()}`.\n\n{table}\n"
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text)
-    return RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
 
 
 def run_child(args: argparse.Namespace) -> int:
     torch_peer = None if args.no_torch else import_torch_peer(args.threads)
     load = os.getloadavg()[0]
+    if args.tune:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.networks:
         try:
@@ -259,7 +407,7 @@ def run_child(args: argparse.Namespace) -> int:
         except Exception as error:  # the table reports it, and the exit status is 1
             print(f"  FAILED: {type(error).__name__}: {error}", flush=True)
             rows.append(Row(name, errors=[f"{name}: {type(error).__name__}: {error}"]))
-    table = format_table(rows, args.threads, load)
+    table = format_tuned_table(rows, args, load) if args.tune else format_table(rows, args.threads, load)
     print()
     print(table)
     if args.save:
@@ -277,12 +425,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pause", type=float, default=0.2, help="seconds of rest before each repeat")
     parser.add_argument("--threads", type=int, default=2, help="threads for ours, onnxruntime and PyTorch")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
-    parser.add_argument("--save", action="store_true", help=f"write the table to {RESULTS}")
+    parser.add_argument(
+        "--tune",
+        type=int,
+        default=0,
+        metavar="TRIALS",
+        help="tune each network with this many trials in all (resuming its log), not run it untuned",
+    )
+    parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR, help="tuning logs, one per network")
+    parser.add_argument(
+        "--no-layout-rewrite", action="store_true", help="build tuned networks without layout rewrite"
+    )
+    parser.add_argument("--verbose", type=int, default=1, help="the tuner's verbosity (0: quiet)")
+    parser.add_argument(
+        "--save", action="store_true", help=f"write the table to {RESULTS} (tuned: {RESULTS_TUNED})"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("repeat", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} {getattr(args, name)} must be at least 1")
+    if args.tune < 0:
+        parser.error(f"--tune {args.tune} must be a number of trials >= 1")
     if args.pause < 0:
         parser.error(f"--pause {args.pause} must not be negative")
     return args

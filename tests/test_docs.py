@@ -4,11 +4,13 @@ Every script in ``docs/tutorials/`` is run as its own process with ``--size 64``
 tutorial accepts ``--size`` to run small; the SSH tutorial also gets a local emulated
 board) and must exit 0 and print what it promises; the Python block under "## Scheduling
 by hand, in twenty lines" of README.md is executed with its matrices shrunk, and the one
-under "## Running a network" with its tuning budget cut to 4 trials.
+under "## Running a network" with its tuning budget cut to 4 trials, and the one under
+"## Tuning a network" with one trial per task and a small evolutionary search.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -19,6 +21,7 @@ import pytest
 from ssh_tools import ensure_tools
 
 from ansor_py.network import NetworkBuildWarning
+from ansor_py.task_scheduler import TaskScheduler
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("*.py"))
@@ -46,11 +49,38 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
         "numpy (OpenBLAS)",
         "all kernels verified against the numpy reference",
     ],
+    "tune_network_x86.py": [
+        "task 0: weight 1, conv2d_nhwc + bias + relu, 1x16x16x3 -> 16, 3x3",
+        "|  ID  |",
+        "Estimated total latency:",
+        "0 trials resumed from",
+        "network 'small_cnn' on llvm: 6 kernel calls, 6 distinct kernels (",
+        "latency: tuned ",
+        "[verified] the tuned and the untuned network match the numpy reference",
+    ],
+    "tune_network_arm_over_ssh.py": [
+        "task 0: weight 1, conv2d_nhwc + bias + relu, 1x8x8x3 -> 8, 3x3",
+        "Estimated total latency:",
+        "network 'small_cnn_arm' on llvm: 5 kernel calls, 5 distinct kernels (",
+        "on the board: ",
+        "[verified] small_cnn_arm.so ran on ",
+    ],
 }
 #: command lines of tutorials that need more than --size (the SSH one runs against a local
 #: sshd with AArch64 code under qemu-user: ``--local-emulated``)
 TUTORIAL_ARGS: dict[str, list[str]] = {
     "tune_raspberry_pi_over_ssh.py": ["--local-emulated", "--size", "32", "--trials", "4"],
+    # one round of each of its 4 tasks, from a small evolutionary search
+    "tune_network_x86.py": ["--size", "16", "--trials", "4", "--population", "32"],
+    "tune_network_arm_over_ssh.py": [
+        "--local-emulated",
+        "--size",
+        "8",
+        "--trials",
+        "3",
+        "--population",
+        "32",
+    ],
 }
 #: how many kernels each tutorial verifies against the numpy reference ("[verified]" lines)
 EXPECTED_VERIFIED = {"walkthrough_matmul.py": 6}
@@ -201,3 +231,41 @@ def test_readme_network_example_runs(
     assert "overhead" in out, out
     assert (tmp_path / "mobilenet_v2.so").stat().st_size > 3_000_000  # the weights are embedded
     assert len((tmp_path / "mobilenet_v2.json").read_text().splitlines()) == 4
+
+
+@pytest.mark.slow
+def test_readme_network_tuning_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's network tuning example (DCGAN, all its tasks tuned by the task
+    scheduler), cut to one trial per task and a 32-state evolutionary search, then run a
+    second time: the scheduler resumes from the log and measures nothing again."""
+    code = readme_block("Tuning a network")
+    substitutions = [
+        (r"num_measure_trials=100 \* len\(tasks\)", "num_measure_trials=len(tasks)"),
+        (
+            r"^scheduler\.tune\(options\)",
+            'scheduler.tune(options, search_policy_params={"evolutionary_search_population": 32})',
+        ),
+    ]
+    for pattern, replacement in substitutions:
+        code, count = re.subn(pattern, replacement, code, flags=re.M)
+        assert count == 1, f"the README network tuning example changed ({pattern}); update this test"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md, Tuning a network", "exec"), {"__name__": "readme_network_tuning"})
+    out = capsys.readouterr().out
+    assert "Estimated total latency:" in out and "|  ID  |" in out, out
+    assert "network 'dcgan' on llvm: 7 kernel calls, 7 distinct kernels (" in out, out
+    records = (tmp_path / "dcgan.json").read_text().splitlines()
+    assert len(records) == 7  # one round of one trial for each of DCGAN's 7 tasks
+
+    # again, with the log there: the scheduler restores the 7 records and measures 7 new
+    # programs (num_measure_trials counts this call's trials, as TVM's), none a repeat
+    resumed: dict[str, object] = {"__name__": "readme_network_tuning_resumed"}
+    exec(compile(code, "README.md, Tuning a network (resumed)", "exec"), resumed)
+    scheduler = resumed["scheduler"]
+    assert isinstance(scheduler, TaskScheduler) and scheduler.restored_trials == 7
+    after = (tmp_path / "dcgan.json").read_text().splitlines()
+    assert after[:7] == records and len(after) == 7 + scheduler.ct and scheduler.ct > 0
+    programs = [json.dumps(json.loads(line)["i"]) for line in after]
+    assert len(set(programs)) == len(programs), "a program was measured twice"

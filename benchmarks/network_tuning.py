@@ -1,0 +1,144 @@
+"""The tuned half of ``benchmarks/networks.py``: tune a network with the task scheduler,
+resumably, and build it from its log after a share of the budget (Ansor paper section 6
+and figure 10; TVM's ``tune_network_x86`` tutorial).
+
+- ``tune_network``: the network's tasks (``extract_tasks``) tuned by one ``TaskScheduler``
+  into ``<log-dir>/<network>.json`` until the log holds ``budget`` of their records. The
+  scheduler is made with ``load_log_file`` = that log, so a second run continues from its
+  records (never measuring a program twice: the scheduler marks them measured) and a run
+  whose budget is already spent only re-times. The budget is a total in trials per
+  network, as TVM users give it (``num_measure_trials = 200 * len(tasks)`` in TVM's
+  tutorials).
+- ``TuningClock``: a scheduler callback appending ``trials <tab> seconds <tab> estimated
+  ms`` to ``<log-dir>/<network>.progress.tsv`` after every round, the seconds counted
+  across runs (a resumed run starts from the file's last line), so the curve's tuning
+  times survive a restart. A round cut short by ``kill -9`` loses its time, not its
+  records.
+- ``curve_points``: the trial counts of the latency-versus-tuning-time curve (10%, 25%, 50%
+  and 100% of the budget) with the tuning time each was reached at; the network is built
+  from the log's first ``n`` records (``ApplyHistoryBest(log, n_lines=n)``), the state the
+  tuner had handed over after ``n`` trials.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ansor_py as ansor
+from ansor_py.network.graph import Graph
+from ansor_py.records import ApplyHistoryBest
+from ansor_py.search_task import SearchTask
+from ansor_py.task_scheduler.callbacks import SchedulerProgress, TaskSchedulerCallback, estimated_latency_ms
+
+#: shares of the budget the curve builds the network after
+CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+
+
+@dataclass
+class TuneOutcome:
+    """One network's tuning: ``trials`` records of its tasks in the log after this run
+    (``resumed`` of them there before it), ``run_s`` this run's tuning wall time and
+    ``total_s`` all runs' (None when the log has no progress file: tuned elsewhere)."""
+
+    log: Path
+    tasks: int
+    trials: int
+    resumed: int
+    run_s: float
+    total_s: float | None
+
+
+class TuningClock(TaskSchedulerCallback):
+    """Appends ``trials, seconds, estimated ms`` to ``path`` after each round (module
+    docstring); ``offset_s`` is the tuning time of the earlier runs."""
+
+    def __init__(self, path: Path, offset_s: float):
+        self.path = path
+        self.offset_s = offset_s
+        self.start = time.perf_counter()
+
+    def post_tune(self, task_scheduler: SchedulerProgress, task_id: int) -> None:
+        seconds = self.offset_s + time.perf_counter() - self.start
+        estimate = estimated_latency_ms(task_scheduler) or "-"
+        with open(self.path, "a") as f:
+            f.write(f"{task_scheduler.total_trials}\t{seconds:.1f}\t{estimate}\n")
+
+
+def read_progress(path: Path) -> list[tuple[int, float]]:
+    """The (trials, cumulative seconds) lines of a progress file; none when it is missing."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 2:
+            rows.append((int(fields[0]), float(fields[1])))
+    return rows
+
+
+def progress_path(log: Path) -> Path:
+    return log.with_suffix(".progress.tsv")
+
+
+def tune_network(
+    graph: Graph, tasks: list[SearchTask], weights: list[int], log: Path, budget: int, verbose: int = 1
+) -> TuneOutcome:
+    """Tune ``tasks`` until ``log`` holds ``budget`` of their records (module docstring)."""
+    if budget < len(tasks):
+        raise ValueError(
+            f"{graph.name}: a budget of {budget} trials is less than one per task ({len(tasks)} tasks)"
+        )
+    progress = read_progress(progress_path(log))
+    offset_s = progress[-1][1] if progress else 0.0
+    clock = TuningClock(progress_path(log), offset_s)
+    scheduler = ansor.TaskScheduler(
+        tasks, weights, load_log_file=log, callbacks=[ansor.PrintTableInfo(), clock]
+    )
+    resumed = scheduler.restored_trials
+    remaining = budget - resumed
+    start = time.perf_counter()
+    if remaining < len(tasks):
+        # a scheduler round needs at least one trial per task; what is left is less
+        print(f"  tuning: {resumed} records of {len(tasks)} tasks in {log}, budget {budget}: nothing to do")
+        if resumed and not progress:
+            print(f"  ({progress_path(log)} is missing: the tuning time of this log is unknown)")
+    else:
+        print(f"  tuning: {len(tasks)} tasks, {remaining} trials ({resumed} resumed from {log})", flush=True)
+        options = ansor.TuningOptions(
+            num_measure_trials=remaining, measure_callbacks=[ansor.RecordToFile(str(log))], verbose=verbose
+        )
+        scheduler.tune(options)
+    run_s = time.perf_counter() - start
+    trials = resumed + scheduler.ct
+    progress = read_progress(progress_path(log))
+    total_s = progress[-1][1] if progress else None
+    return TuneOutcome(log, len(tasks), trials, resumed, run_s, total_s)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """The network built after ``trials`` records of the log, reached after ``tuning_s``
+    seconds of tuning (None: unknown)."""
+
+    fraction: float
+    trials: int
+    tuning_s: float | None
+
+
+def curve_points(outcome: TuneOutcome, budget: int) -> list[CurvePoint]:
+    """The curve's points: ``CURVE_FRACTIONS`` of ``budget``, capped at the log's records."""
+    progress = read_progress(progress_path(outcome.log))
+    points = []
+    for fraction in CURVE_FRACTIONS:
+        trials = min(max(1, math.ceil(fraction * budget)), outcome.trials)
+        tuning_s = next((seconds for count, seconds in progress if count >= trials), None)
+        points.append(CurvePoint(fraction, trials, tuning_s))
+    return points
+
+
+def history_after(log: Path, trials: int) -> ApplyHistoryBest:
+    """The best records among the log's first ``trials`` (what ``build_network`` takes)."""
+    return ApplyHistoryBest(log, n_lines=trials)
