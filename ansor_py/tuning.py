@@ -14,9 +14,10 @@ and the measurer all sit below this module.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ from ansor_py.search_task import SearchTask
 from codegen.llvm import Kernel
 from codegen.llvm import build as llvm_build
 from codegen.llvm.build import LLVMModule
+from codegen.target import Target
 from ir.layout_rewrite import LayoutRewrite, LayoutRewriteOption, rewrite_layout_from_state
 from ir.loop_state.python_printer import state_to_python
 from ir.loop_state.replay import replay_steps
@@ -96,15 +98,33 @@ def auto_schedule(
     best. SIGTERM while it runs raises ``SystemExit`` (``forking.exit_on_sigterm``), so
     the runner's and builder's temporary directories are removed as the process exits.
     """
-    missing = task.target.missing_host_features()
+    if search_policy is None:
+        search_policy = SketchPolicy(task, XGBModel(), verbose=tuning_options.verbose)
+    with open_measurer(tuning_options, task.target, "auto_schedule") as measurer:
+        return search_policy.search(
+            tuning_options.num_measure_trials,
+            tuning_options.early_stopping,
+            tuning_options.num_measures_per_round,
+            measurer,
+        )
+
+
+@contextlib.contextmanager
+def open_measurer(tuning_options: TuningOptions, target: Target, caller: str) -> Iterator[ProgramMeasurer]:
+    """The ``ProgramMeasurer`` of ``tuning_options``, for the tuning entry points
+    (``auto_schedule``, ``TaskScheduler.tune``): the builder and runner "local" become
+    ``LocalBuilder()`` and ``LocalRunner()`` (a runner made here is closed on leaving);
+    a local runner for a target this machine cannot run is a ValueError naming ``caller``
+    and the missing features; SIGTERM inside the block raises ``SystemExit``
+    (``forking.exit_on_sigterm``), so temporary directories are removed as the process
+    exits."""
+    missing = target.missing_host_features()
     if isinstance(tuning_options.runner, (str, LocalRunner)) and missing:
         raise ValueError(
-            f"auto_schedule: the local runner cannot run code for target '{task.target}': this "
+            f"{caller}: the local runner cannot run code for target '{target}': this "
             f"machine lacks {', '.join(missing)} (every program would die of SIGILL); measure on a "
             "machine that has them (SSHRunner)"
         )
-    if search_policy is None:
-        search_policy = SketchPolicy(task, XGBModel(), verbose=tuning_options.verbose)
     builder = LocalBuilder() if isinstance(tuning_options.builder, str) else tuning_options.builder
     own_runner: LocalRunner | None = None  # "local": made here, so closed here
     runner: ProgramRunner
@@ -112,17 +132,10 @@ def auto_schedule(
         runner = own_runner = LocalRunner()
     else:
         runner = tuning_options.runner
-    # SIGTERM: exit through the finally blocks, so no temporary directory is left behind
     with exit_on_sigterm():
         try:
-            measurer = ProgramMeasurer(
+            yield ProgramMeasurer(
                 builder, runner, list(tuning_options.measure_callbacks), verbose=tuning_options.verbose
-            )
-            return search_policy.search(
-                tuning_options.num_measure_trials,
-                tuning_options.early_stopping,
-                tuning_options.num_measures_per_round,
-                measurer,
             )
         finally:
             if own_runner is not None:

@@ -39,10 +39,6 @@ from typing import Any
 
 import numpy as np
 
-from ansor_py.forking import exit_on_sigterm
-from ansor_py.measure.local import LocalBuilder, LocalRunner
-from ansor_py.measure.measurer import ProgramMeasurer
-from ansor_py.measure.types import ProgramRunner
 from ansor_py.search.params import SketchParams
 from ansor_py.search.search_policy import SearchPolicy
 from ansor_py.search_task import SearchTask
@@ -50,7 +46,7 @@ from ansor_py.task_scheduler.callbacks import LogEstimatedLatency, PrintTableInf
 from ansor_py.task_scheduler.gradient import derive_similarity_tag, task_gradient
 from ansor_py.task_scheduler.policies import make_search_policies
 from ansor_py.task_scheduler.restore import TaskLog, TaskState, read_task_log, rebuild_rounds
-from ansor_py.tuning import TuningOptions
+from ansor_py.tuning import TuningOptions, open_measurer
 
 STRATEGIES = ("gradient", "round-robin")
 #: a task tuned this many rounds more than every peer, still slower than best / beta,
@@ -225,28 +221,9 @@ class TaskScheduler:
         self.dead_tasks = set(self.exhausted_tasks) | {
             i for i, s in enumerate(self.states) if s.trials - s.best_trial > early_stopping_task
         }
-        missing = self.tasks[0].target.missing_host_features()
-        if isinstance(tune_option.runner, (str, LocalRunner)) and missing:
-            raise ValueError(
-                f"TaskScheduler.tune: the local runner cannot run code for target '{self.tasks[0].target}': "
-                f"this machine lacks {', '.join(missing)}; measure on a machine that has them (SSHRunner)"
-            )
-        builder = LocalBuilder() if isinstance(tune_option.builder, str) else tune_option.builder
-        own_runner: LocalRunner | None = None
-        runner: ProgramRunner
-        if isinstance(tune_option.runner, str):
-            runner = own_runner = LocalRunner()
-        else:
-            runner = tune_option.runner
-        with exit_on_sigterm():
-            try:
-                self.measurer = ProgramMeasurer(
-                    builder, runner, list(tune_option.measure_callbacks), verbose=tune_option.verbose
-                )
-                self._run(budget, early_stopping_all, early_stopping_task)
-            finally:
-                if own_runner is not None:
-                    own_runner.close()
+        with open_measurer(tune_option, self.tasks[0].target, "TaskScheduler.tune") as measurer:
+            self.measurer = measurer
+            self._run(budget, early_stopping_all, early_stopping_task)
 
     def _run(self, budget: int, early_stopping_all: float, early_stopping_task: float) -> None:
         for i in range(len(self.tasks)):  # warm-up: the tasks the log did not restore
