@@ -84,9 +84,19 @@ def progress_path(log: Path) -> Path:
 
 
 def tune_network(
-    graph: Graph, tasks: list[SearchTask], weights: list[int], log: Path, budget: int, verbose: int = 1
+    graph: Graph,
+    tasks: list[SearchTask],
+    weights: list[int],
+    log: Path,
+    budget: int,
+    verbose: int = 1,
+    population: int | None = None,
+    per_round: int = 64,
 ) -> TuneOutcome:
-    """Tune ``tasks`` until ``log`` holds ``budget`` of their records (module docstring)."""
+    """Tune ``tasks`` until ``log`` holds ``budget`` of their records (module docstring).
+    ``population`` replaces the evolutionary search's generation size (TVM's default 2048)
+    and ``per_round`` the programs measured per scheduler round (TVM's 64): smaller values
+    give each round less search, so a small budget reaches more tasks per hour."""
     if budget < len(tasks):
         raise ValueError(
             f"{graph.name}: a budget of {budget} trials is less than one per task ({len(tasks)} tasks)"
@@ -108,9 +118,13 @@ def tune_network(
     else:
         print(f"  tuning: {len(tasks)} tasks, {remaining} trials ({resumed} resumed from {log})", flush=True)
         options = ansor.TuningOptions(
-            num_measure_trials=remaining, measure_callbacks=[ansor.RecordToFile(str(log))], verbose=verbose
+            num_measure_trials=remaining,
+            num_measures_per_round=per_round,
+            measure_callbacks=[ansor.RecordToFile(str(log))],
+            verbose=verbose,
         )
-        scheduler.tune(options)
+        params = None if population is None else {"evolutionary_search_population": population}
+        scheduler.tune(options, search_policy_params=params)
     run_s = time.perf_counter() - start
     trials = resumed + scheduler.ct
     progress = read_progress(progress_path(log))

@@ -37,6 +37,12 @@ time curve.
 
     python benchmarks/networks.py --tune 2000 --networks dcgan [--log-dir DIR] [--save]
 
+``--population`` (the evolutionary search's generation, TVM's 2048) and ``--per-round``
+(programs measured per scheduler round, TVM's 64) trade search per round for rounds per
+hour when the budget is small; ``--tune-only`` tunes into the log and stops, so a long
+tuning can run unattended and a later run with the same budget builds and times on a quiet
+machine.
+
 The whole run happens in a child process whose OMP_NUM_THREADS and OPENBLAS_NUM_THREADS
 equal ``--threads``, with OpenMP's default wait policy (``tune_ops.run_as_child``).
 ``--save`` writes the table to ``benchmarks/results/networks.md`` (tuned:
@@ -182,13 +188,28 @@ def curve_label(point: CurvePoint) -> str:
     return f"ours after {point.fraction:.0%}"
 
 
+def tune(graph: Graph, row: Row, args: argparse.Namespace) -> Path:
+    """Tune the network into ``<--log-dir>/<network>.json`` (``network_tuning.tune_network``)."""
+    tasks, weights = extract_tasks(graph, "llvm")
+    log = args.log_dir / f"{row.network}.json"
+    row.tuned = tune_network(
+        graph,
+        tasks,
+        weights,
+        log,
+        args.tune,
+        verbose=args.verbose,
+        population=args.population,
+        per_round=args.per_round,
+    )
+    return log
+
+
 def tuned_builds(graph: Graph, row: Row, args: argparse.Namespace) -> dict[str, Network]:
     """Tune the network (``network_tuning.tune_network``) and build it from its log after
     each point of the curve; "ours" is the build after the whole budget, "untuned" the one
     without records."""
-    tasks, weights = extract_tasks(graph, "llvm")
-    log = args.log_dir / f"{row.network}.json"
-    row.tuned = tune_network(graph, tasks, weights, log, args.tune, verbose=args.verbose)
+    log = tune(graph, row, args)
     builds: dict[str, Network] = {}
     option = layout_rewrite_option(args)
     for point in curve_points(row.tuned, args.tune):
@@ -223,6 +244,9 @@ def run_network(name: str, args: argparse.Namespace, torch_peer: ModuleType | No
     inputs = random_inputs(graph, seed=1)
     expected = run_reference(graph, inputs)[0]
 
+    if args.tune_only:
+        tune(graph, row, args)
+        return row
     if args.tune:
         builds = tuned_builds(graph, row, args)
         builds = {"ours": builds.pop("ours"), **builds}
@@ -432,6 +456,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="TRIALS",
         help="tune each network with this many trials in all (resuming its log), not run it untuned",
     )
+    parser.add_argument(
+        "--population",
+        type=int,
+        default=None,
+        help="evolutionary search population per round (default: TVM's 2048)",
+    )
+    parser.add_argument(
+        "--per-round", type=int, default=64, help="programs measured per scheduler round (TVM's 64)"
+    )
+    parser.add_argument(
+        "--tune-only",
+        action="store_true",
+        help="tune into the log and stop: no builds, no timing (a later run with the same budget times)",
+    )
     parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR, help="tuning logs, one per network")
     parser.add_argument(
         "--no-layout-rewrite", action="store_true", help="build tuned networks without layout rewrite"
@@ -447,6 +485,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name} {getattr(args, name)} must be at least 1")
     if args.tune < 0:
         parser.error(f"--tune {args.tune} must be a number of trials >= 1")
+    for name in ("population", "per_round"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} {value} must be at least 1")
+    if args.tune_only and not args.tune:
+        parser.error("--tune-only needs --tune TRIALS")
     if args.pause < 0:
         parser.error(f"--pause {args.pause} must not be negative")
     return args
