@@ -12,6 +12,12 @@ model) or to distill a log to its best lines. The reader accepts TVM's shorter t
 (``[key, target]``, ``[key, target, hw]``) and target strings with options this project
 ignores (``-keys=cpu``).
 
+The best program of a workload is the one with the smallest mean cost, each program
+judged by its latest record (``ranked_programs``): the search measures a program once,
+so a later record of the same program is a re-measurement (``ansor_py.remeasure``, more
+samples, taken beside its rivals) and supersedes the one noisy sample of the search. The
+line is an ordinary record, so TVM reads it too (TVM ranks every line by its own mean).
+
 What a damaged log does:
 
 - Lines starting with ``#`` or a space are comments (as TVM's ``RecordReader``), even when
@@ -336,7 +342,7 @@ def replay_or_steps(task: SearchTask, steps: Sequence[Step]) -> LoopState:
 # files
 
 
-def _record_lines(filename: PathLike) -> Iterator[RawRecord]:
+def read_raw_records(filename: PathLike) -> Iterator[RawRecord]:
     """The records of a file, comments skipped, bad lines skipped with a RecordWarning.
     The file is read as bytes and decoded line by line, so one non-UTF-8 byte costs one
     line, not the log."""
@@ -388,7 +394,7 @@ class RecordReader:
         self._binder = _TaskBinder(tasks)
 
     def __iter__(self) -> Iterator[tuple[MeasureInput, MeasureResult]]:
-        return _bound(self.filename, _record_lines(self.filename), self._binder)
+        return _bound(self.filename, read_raw_records(self.filename), self._binder)
 
     def read_lines(
         self, max_lines: int | None = None, skip_lines: int = 0
@@ -490,24 +496,33 @@ class RecordToFile(MeasureCallback):
 # best records
 
 
-def _ranked_raws(
+def latest_per_program(records: Iterable[RawRecord]) -> dict[tuple[Step, ...], RawRecord]:
+    """The latest record of each program (step list), in order of the program's first
+    record: a later record of a program already recorded is a re-measurement of it
+    (``ansor_py.remeasure``) and supersedes the earlier one, errors included (a program
+    whose re-measurement failed is out)."""
+    latest: dict[tuple[Step, ...], RawRecord] = {}
+    for raw in records:
+        latest[raw.steps] = raw
+    return latest
+
+
+def ranked_programs(
     records: Iterable[RawRecord], workload_key: str | None, target: Target | None
-) -> Iterator[RawRecord]:
-    """The error-free records, smallest mean cost first, one per program (step list)."""
+) -> list[RawRecord]:
+    """The programs of ``workload_key`` (any when None) on ``target``'s class (any when
+    None) whose latest record is error-free, smallest mean cost first, one record each
+    (``latest_per_program``); ties keep the order of the programs' first records."""
     key = None if workload_key is None else normalize_key(workload_key)
-    candidates = [
+    latest = latest_per_program(
         raw
         for raw in records
-        if raw.result.error_no is MeasureErrorNo.NO_ERROR
-        and (key is None or normalize_key(raw.workload_key) == key)
+        if (key is None or normalize_key(raw.workload_key) == key)
         and (target is None or raw.target_class == target_class(target))
-    ]
-    candidates.sort(key=lambda raw: raw.result.mean_cost)  # stable: the first line wins ties
-    seen: set[tuple[Step, ...]] = set()
-    for raw in candidates:
-        if raw.steps not in seen:
-            seen.add(raw.steps)
-            yield raw
+    )
+    ranked = [raw for raw in latest.values() if raw.result.error_no is MeasureErrorNo.NO_ERROR]
+    ranked.sort(key=lambda raw: raw.result.mean_cost)  # stable
+    return ranked
 
 
 def load_best_records(
@@ -517,16 +532,16 @@ def load_best_records(
     target: str | Target | None = None,
     tasks: Iterable[SearchTask] = (),
 ) -> list[tuple[MeasureInput, MeasureResult]]:
-    """The ``k`` error-free records with the smallest mean costs, fastest first, one per
-    distinct program, filtered as ``load_best_record`` filters.
+    """The latest records of the ``k`` fastest programs, fastest first, one per distinct
+    program (``ranked_programs``), filtered as ``load_best_record`` filters.
 
-    A record's cost is one noisy sample (TVM's runner: ``repeat=1``), so the single best of
-    a thousand is partly luck; re-timing these few and keeping the fastest is the cheap
-    remedy (``benchmarks/tune_ops.py`` does)."""
+    A tuning record's cost is one noisy sample (TVM's runner: ``repeat=1``), so the single
+    best of a thousand is partly luck; re-timing these few and keeping the fastest is the
+    cheap remedy (``ansor_py.remeasure`` does it at the end of tuning)."""
     if k < 1:
         raise ValueError(f"load_best_records: k {k} must be >= 1")
     parsed = None if target is None else as_target(target)
-    ranked = _ranked_raws(_record_lines(filename), workload_key, parsed)
+    ranked = ranked_programs(read_raw_records(filename), workload_key, parsed)
     return list(itertools.islice(_bound(filename, ranked, _TaskBinder(tasks)), k))
 
 
@@ -536,27 +551,28 @@ def load_best_record(
     target: str | Target | None = None,
     tasks: Iterable[SearchTask] = (),
 ) -> tuple[MeasureInput | None, MeasureResult | None]:
-    """The error-free record with the smallest mean cost, among those of ``workload_key``
-    and of ``target``'s class (kind and architecture) when given; (None, None) if none."""
+    """The record of the fastest program: the smallest mean cost among the programs'
+    latest records (``ranked_programs``) that are error-free, among those of
+    ``workload_key`` and of ``target``'s class (kind and architecture) when given; (None,
+    None) if none."""
     best = load_best_records(filename, 1, workload_key, target, tasks)
     return best[0] if best else (None, None)
 
 
 def distill_record_file(in_file: PathLike, out_file: PathLike) -> None:
     """Write to ``out_file`` the best record per (workload key, target class) found in
-    ``in_file`` and in ``out_file`` itself (if it exists), in order of first appearance."""
-    sources = [in_file] + ([out_file] if os.path.isfile(out_file) else [])
-    best: dict[tuple[str, tuple[str, str]], RawRecord] = {}
+    ``out_file`` (if it exists) and ``in_file``, in order of first appearance: the record
+    ``load_best_record`` would pick, with ``in_file``'s records read after ``out_file``'s
+    (a re-measurement in ``in_file`` supersedes an older copy of the program's record)."""
+    sources = ([out_file] if os.path.isfile(out_file) else []) + [in_file]
+    groups: dict[tuple[str, tuple[str, str]], list[RawRecord]] = {}
     for source in sources:
-        for raw in _record_lines(source):
-            if raw.result.error_no is not MeasureErrorNo.NO_ERROR:
-                continue
-            group = (normalize_key(raw.workload_key), raw.target_class)
-            if group not in best or raw.result.mean_cost < best[group].result.mean_cost:
-                best[group] = raw
+        for raw in read_raw_records(source):
+            groups.setdefault((normalize_key(raw.workload_key), raw.target_class), []).append(raw)
+    best = [ranked[0] for ranked in (ranked_programs(raws, None, None) for raws in groups.values()) if ranked]
     Path(out_file).parent.mkdir(parents=True, exist_ok=True)
     with open(out_file, "w", encoding="utf-8") as f:
-        for raw in best.values():
+        for raw in best:
             f.write(raw.line + "\n")
 
 
@@ -565,7 +581,8 @@ def distill_record_file(in_file: PathLike, out_file: PathLike) -> None:
 
 
 class ApplyHistoryBest:
-    """The best record per (target class, workload key) of some logs (TVM dispatch context).
+    """The best record per (target class, workload key) of some logs (TVM dispatch context):
+    the fastest program by its latest record, as ``load_best_record`` picks it.
 
     ``records``: a log path, a list of paths, or (MeasureInput, MeasureResult) pairs;
     ``n_lines``: read at most that many records per file. ``query`` returns the best state
@@ -581,6 +598,8 @@ class ApplyHistoryBest:
         n_lines: int | None = None,
     ):
         self._best: dict[tuple[tuple[str, str], str], RawRecord] = {}
+        #: per group, the latest record of each program (``latest_per_program``)
+        self._latest: dict[tuple[tuple[str, str], str], dict[tuple[Step, ...], RawRecord]] = {}
         self._updated: dict[tuple[tuple[str, str], str], LoopState] = {}
         self.load(records, n_lines)
 
@@ -594,20 +613,26 @@ class ApplyHistoryBest:
             records = [records]
         for item in records:
             if isinstance(item, (str, os.PathLike)):
-                for count, raw in enumerate(_record_lines(item)):
+                for count, raw in enumerate(read_raw_records(item)):
                     if n_lines is not None and count >= n_lines:
                         break
                     self._consider(raw)
             else:
                 inp, res = item
                 self._consider(parse_record(dump_record_to_string(inp, res)))
+        self._rank()
 
     def _consider(self, raw: RawRecord) -> None:
-        if raw.result.error_no is not MeasureErrorNo.NO_ERROR:
-            return
         group = (raw.target_class, normalize_key(raw.workload_key))
-        if group not in self._best or raw.result.mean_cost < self._best[group].result.mean_cost:
-            self._best[group] = raw
+        self._latest.setdefault(group, {})[raw.steps] = raw
+
+    def _rank(self) -> None:
+        """``_best`` from ``_latest``: the fastest program of each group."""
+        self._best = {}
+        for group, programs in self._latest.items():
+            ranked = ranked_programs(programs.values(), None, None)
+            if ranked:
+                self._best[group] = ranked[0]
 
     def best(self, target: str | Target, workload_key: str) -> RawRecord | None:
         """The best parsed record of a workload on ``target``'s class, or None."""

@@ -4,9 +4,12 @@
 ``auto_scheduler.auto_schedule``): a search policy (``SketchPolicy`` with the ``XGBModel``
 cost model unless one is given) proposes programs, a ``ProgramMeasurer`` builds and times
 them, and every measurement goes through the options' callbacks, usually ``RecordToFile``,
-so the log is the run's result (Ansor paper section 6.1).
+so the log is the run's result (Ansor paper section 6.1). At the end, the best few programs
+are measured again and recorded (``ansor_py.remeasure``), so the best is not one lucky
+sample.
 
-The log is then read back: ``best_state`` replays the fastest correct record of the task,
+The log is then read back: ``best_state`` replays the fastest correct program of the task
+(each program judged by its latest record, ``records.ranked_programs``),
 ``apply_best`` compiles it for the task's target, ``print_best`` prints it as a Python step
 script. ``SearchTask`` itself is data and knows none of this: the records, the policies
 and the measurer all sit below this module.
@@ -21,12 +24,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansor_py.cost_model import XGBModel
 from ansor_py.forking import exit_on_sigterm
 from ansor_py.measure.local import LocalBuilder, LocalRunner
 from ansor_py.measure.measurer import ProgramMeasurer
 from ansor_py.measure.types import ProgramBuilder, ProgramRunner
 from ansor_py.records import load_best_record
+from ansor_py.remeasure import remeasure_best
 from ansor_py.search.search_policy import SearchPolicy
 from ansor_py.search.sketch_policy import SketchPolicy
 from ansor_py.search_task import SearchTask
@@ -51,6 +54,12 @@ class TuningOptions:
     measures nothing; ``early_stopping`` stops after that many measurements without
     improvement (None or a negative number: never); ``builder``/``runner`` "local" mean
     ``LocalBuilder()``/``LocalRunner()`` (any other string is refused here).
+
+    ``remeasure_top_k`` (0: off) and ``remeasure_repeat``: at the end of tuning, the
+    ``remeasure_top_k`` fastest distinct programs of each task are measured
+    ``remeasure_repeat`` times more, interleaved, and recorded through the callbacks, so
+    that the best read from the log is not one lucky sample (``ansor_py.remeasure``; not in
+    TVM). It needs a ``RecordToFile`` callback: the log is what it ranks and extends.
     """
 
     num_measure_trials: int = 0
@@ -60,9 +69,17 @@ class TuningOptions:
     builder: ProgramBuilder | str = "local"
     runner: ProgramRunner | str = "local"
     measure_callbacks: Sequence[Any] = field(default_factory=tuple)
+    remeasure_top_k: int = 5
+    remeasure_repeat: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("num_measure_trials", "num_measures_per_round", "early_stopping"):
+        for name in (
+            "num_measure_trials",
+            "num_measures_per_round",
+            "early_stopping",
+            "remeasure_top_k",
+            "remeasure_repeat",
+        ):
             value = getattr(self, name)
             if value is None and name == "early_stopping":
                 continue
@@ -78,6 +95,10 @@ class TuningOptions:
             raise ValueError(
                 f"TuningOptions: num_measures_per_round {self.num_measures_per_round} must be >= 1"
             )
+        if self.remeasure_top_k < 0:
+            raise ValueError(f"TuningOptions: remeasure_top_k {self.remeasure_top_k} must be >= 0 (0: off)")
+        if self.remeasure_repeat < 1:
+            raise ValueError(f"TuningOptions: remeasure_repeat {self.remeasure_repeat} must be >= 1")
         if self.verbose not in (0, 1, 2):
             raise ValueError(f"TuningOptions: verbose {self.verbose} must be 0, 1 or 2")
         for role, value in (("builder", self.builder), ("runner", self.runner)):
@@ -93,20 +114,35 @@ def auto_schedule(
     ``search_policy`` defaults to ``SketchPolicy(task, XGBModel())``; the builder and
     runner "local" become ``LocalBuilder()`` and ``LocalRunner()`` (the runner is closed
     afterwards); every measurement goes through ``tuning_options.measure_callbacks``
-    (e.g. ``RecordToFile``). Returns the best program measured (None if none ran
-    correctly), or with ``num_measure_trials <= 1`` the program the cost model predicts
-    best. SIGTERM while it runs raises ``SystemExit`` (``forking.exit_on_sigterm``), so
-    the runner's and builder's temporary directories are removed as the process exits.
+    (e.g. ``RecordToFile``). Then the best programs are measured again
+    (``TuningOptions.remeasure_top_k``, ``ansor_py.remeasure``). Returns the best program:
+    the one ``best_state`` reads from the log after re-measuring, else the best the search
+    measured (None if none ran correctly), or with ``num_measure_trials <= 1`` the program
+    the cost model predicts best. SIGTERM while it runs raises ``SystemExit``
+    (``forking.exit_on_sigterm``), so the runner's and builder's temporary directories are
+    removed as the process exits.
     """
     if search_policy is None:
+        from ansor_py.cost_model.xgb_model import XGBModel  # xgboost loads when a search needs it
+
         search_policy = SketchPolicy(task, XGBModel(), verbose=tuning_options.verbose)
     with open_measurer(tuning_options, task.target, "auto_schedule") as measurer:
-        return search_policy.search(
+        best = search_policy.search(
             tuning_options.num_measure_trials,
             tuning_options.early_stopping,
             tuning_options.num_measures_per_round,
             measurer,
         )
+        if tuning_options.num_measure_trials <= 1:
+            return best  # nothing was measured
+        (remeasured,) = remeasure_best(
+            [task],
+            measurer,
+            tuning_options.remeasure_top_k,
+            tuning_options.remeasure_repeat,
+            tuning_options.verbose,
+        )
+        return best if remeasured is None else remeasured.input.state
 
 
 @contextlib.contextmanager
@@ -134,9 +170,11 @@ def open_measurer(tuning_options: TuningOptions, target: Target, caller: str) ->
         runner = tuning_options.runner
     with exit_on_sigterm():
         try:
-            yield ProgramMeasurer(
+            measurer = ProgramMeasurer(
                 builder, runner, list(tuning_options.measure_callbacks), verbose=tuning_options.verbose
             )
+            with measurer.progress.running(tuning_options.num_measure_trials):
+                yield measurer
         finally:
             if own_runner is not None:
                 own_runner.close()

@@ -96,9 +96,7 @@ def phase_profile(inputs: Sequence[MeasureInput]) -> dict[str, float]:
             marks.append(time.perf_counter())
             func = lower(task.compute_dag, state, name=ENTRY_NAME)
             marks.append(time.perf_counter())
-            context = ModuleContext(func.name, task.target, options)
-            llvm_build.emit_primfunc(context, func)
-            text = str(context.module)
+            text = llvm_build.emit_module_text(ModuleContext(func.name, task.target, options), func)
             marks.append(time.perf_counter())
             machine = llvm_build._target_machine(task.target, options.opt_level, jit=False)
             module = llvm.parse_assembly(text)
@@ -131,9 +129,8 @@ def variant_check(inputs: Sequence[MeasureInput]) -> None:
     for inp in inputs:
         task = inp.task
         state = replay_steps(task.compute_dag, inp.state.transform_steps)
-        context = ModuleContext(ENTRY_NAME, task.target, BuildOptions())
-        llvm_build.emit_primfunc(context, lower(task.compute_dag, state, name=ENTRY_NAME))
-        text = str(context.module)
+        func = lower(task.compute_dag, state, name=ENTRY_NAME)
+        text = llvm_build.emit_module_text(ModuleContext(ENTRY_NAME, task.target, BuildOptions()), func)
         reference = b""
         for name, pipeline, codegen in VARIANTS:
             machine = llvm_build._target_machine(task.target, codegen, jit=False)

@@ -46,7 +46,8 @@ machine.
 The whole run happens in a child process whose OMP_NUM_THREADS and OPENBLAS_NUM_THREADS
 equal ``--threads``, with OpenMP's default wait policy (``tune_ops.run_as_child``).
 ``--save`` writes the table to ``benchmarks/results/networks.md`` (tuned:
-``networks_tuned.md``). Quote the ratios:
+``networks_tuned.md``, and the latency-versus-tuning-time curve, estimated and measured, as
+``networks_tuned.png`` when matplotlib is installed). Quote the ratios:
 absolute numbers move +-30% on a shared machine.
 """
 
@@ -68,7 +69,14 @@ from typing import Any
 
 import numpy as np
 from llvmlite import binding as llvm
-from network_tuning import CurvePoint, TuneOutcome, curve_points, history_after, tune_network  # beside
+from network_tuning import (  # beside this script
+    CurvePoint,
+    TuneOutcome,
+    curve_points,
+    history_after,
+    progress_path,
+    tune_network,
+)
 from tune_ops import import_torch, run_as_child  # beside this script
 
 from ansor_py.network.executor import Network, NetworkBuildWarning, build_network
@@ -77,6 +85,7 @@ from ansor_py.network.onnx_writer import to_onnx
 from ansor_py.network.reference import run_reference
 from ansor_py.network.tasks import extract_tasks
 from ansor_py.network.zoo import NETWORKS, random_inputs
+from ansor_py.plot import plot_network
 from ir.layout_rewrite import LayoutRewriteOption
 
 HERE = Path(__file__).resolve().parent
@@ -188,7 +197,7 @@ def curve_label(point: CurvePoint) -> str:
     return f"ours after {point.fraction:.0%}"
 
 
-def tune(graph: Graph, row: Row, args: argparse.Namespace) -> Path:
+def tune(graph: Graph, row: Row, args: argparse.Namespace) -> TuneOutcome:
     """Tune the network into ``<--log-dir>/<network>.json`` (``network_tuning.tune_network``)."""
     tasks, weights = extract_tasks(graph, "llvm")
     log = args.log_dir / f"{row.network}.json"
@@ -202,17 +211,18 @@ def tune(graph: Graph, row: Row, args: argparse.Namespace) -> Path:
         population=args.population,
         per_round=args.per_round,
     )
-    return log
+    return row.tuned
 
 
 def tuned_builds(graph: Graph, row: Row, args: argparse.Namespace) -> dict[str, Network]:
     """Tune the network (``network_tuning.tune_network``) and build it from its log after
     each point of the curve; "ours" is the build after the whole budget, "untuned" the one
     without records."""
-    log = tune(graph, row, args)
+    outcome = tune(graph, row, args)
+    log = outcome.log
     builds: dict[str, Network] = {}
     option = layout_rewrite_option(args)
-    for point in curve_points(row.tuned, args.tune):
+    for point in curve_points(outcome, args.tune):
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:  # tasks left untuned are counted below
             warnings.simplefilter("always", NetworkBuildWarning)
@@ -419,6 +429,26 @@ def save(table: str, args: argparse.Namespace) -> Path:
     return path
 
 
+def save_figure(rows: Sequence[Row]) -> None:
+    """The latency-versus-tuning-time curve of the tuned networks as a PNG beside the tuned
+    table: the task scheduler's estimate after each round (``<network>.progress.tsv``) and
+    the latencies measured here (untuned at 0 s, then the table's builds); a note instead
+    when matplotlib is missing or no network has a progress file."""
+    tuned = [r for r in rows if r.tuned is not None and progress_path(r.tuned.log).is_file()]
+    measured = {}
+    for r in tuned:
+        points = [(0.0, r.untuned_s * 1e3)] if r.untuned_s is not None else []
+        points += [(p.tuning_s, ms * 1e3) for p, ms in r.curve if p.tuning_s is not None and ms is not None]
+        measured[r.network] = points
+    path = RESULTS_TUNED.with_suffix(".png")
+    try:
+        plot_network([progress_path(r.tuned.log) for r in tuned if r.tuned], path, measured=measured)
+    except (ImportError, ValueError) as error:
+        print(f"no latency-curve figure: {error}")
+    else:
+        print(f"latency curve: {path}")
+
+
 def run_child(args: argparse.Namespace) -> int:
     torch_peer = None if args.no_torch else import_torch_peer(args.threads)
     load = os.getloadavg()[0]
@@ -436,6 +466,8 @@ def run_child(args: argparse.Namespace) -> int:
     print(table)
     if args.save:
         print(f"\nsaved to {save(table, args)}")
+        if args.tune:
+            save_figure(rows)
     return 1 if any(r.errors for r in rows) else 0
 
 

@@ -23,6 +23,10 @@ auto-scheduler tutorial's subgraph) and a softmax. For each operator, one config
     python benchmarks/tune_ops.py --trials 1000 [--ops GMM C2D ...] [--config-index 1]
         [--log-dir DIR] [--repeat 7] [--threads 2]
 
+At the end, the tuning curves of the operators run (best GFLOP/s so far against trials and
+wall time, ``ansor_py.plot.plot_tuning``) go to ``<log-dir>/tuning_curves.png`` beside
+``summary.json``, when matplotlib is installed (``pip install 'ansor-py[plot]'``).
+
 Every kernel and peer output is compared with ``ir.reference.evaluate`` on the task's
 seeded random inputs, with the tolerance the tuner's measurements use (rtol 1e-4, atol
 1e-4 times the output scale). Timings are medians of ``--repeat`` repeats of at least
@@ -64,6 +68,7 @@ from numpy_peers import numpy_formulations, torch_formulation  # beside this scr
 import ansor_py as ansor
 from ansor_py.cost_model import XGBModel
 from ansor_py.measure.run_worker import compare_output
+from ansor_py.plot import plot_tuning
 from ansor_py.records import load_task_records
 from ansor_py.search import PreloadMeasuredStates, SketchPolicy
 from ansor_py.timing import time_repeats
@@ -357,7 +362,7 @@ def run_op(op: str, args: argparse.Namespace, torch: ModuleType | None) -> Row:
     inputs, (expected,) = task.reference()
     arrays = [*inputs, np.empty_like(expected)]
     time_naive(dag, arrays, expected, row, args)
-    log = args.log_dir / f"{op}_{index}.json"
+    log = op_log(args, op, index)
     tune(task, log, row, args)
     top = []
     if log.is_file():
@@ -432,6 +437,33 @@ def save_summary(rows: Sequence[Row], args: argparse.Namespace) -> Path:
     return path
 
 
+def op_log(args: argparse.Namespace, op: str, index: int) -> Path:
+    """The tuning log of ``op``'s configuration ``index``."""
+    return args.log_dir / f"{op}_{index}.json"
+
+
+def save_figure(rows: Sequence[Row], args: argparse.Namespace) -> None:
+    """The tuning curves of this run's operators (``ansor_py.plot.plot_tuning``: best GFLOP/s
+    against trials and wall time) as ``tuning_curves.png`` beside the summary; a note
+    instead when matplotlib is missing or no log has a valid record."""
+    logged = [r for r in rows if op_log(args, r.op, r.index).is_file()]
+    tasks = [
+        ansor.SearchTask(
+            compute_dag=ansor.ComputeDAG(workload_tensors(r.op, r.config)),
+            target="llvm",
+            desc=f"{r.op} {r.config}",
+        )
+        for r in logged
+    ]
+    path = args.log_dir / "tuning_curves.png"
+    try:
+        plot_tuning([op_log(args, r.op, r.index) for r in logged], path, tasks=tasks)
+    except (ImportError, ValueError) as error:
+        print(f"no tuning-curve figure: {error}")
+    else:
+        print(f"tuning curves: {path}")
+
+
 def import_torch(threads: int) -> ModuleType | None:
     """PyTorch with ``threads`` intra-op threads, or None when it is not installed."""
     try:
@@ -455,6 +487,7 @@ def run_child(args: argparse.Namespace) -> int:
     print()
     print(format_table(rows, args.threads))
     print(f"\nsummary: {summary}")
+    save_figure(rows, args)
     return 1 if any(r.errors for r in rows) else 0
 
 

@@ -7,7 +7,9 @@ through the State API, ``build``.
 
 The kernel takes one numpy array per tensor of ``dag.tensors`` (inputs, then outputs),
 checks each array's shape, dtype, contiguity and writeability against the declaration
-(``KernelArgumentError`` otherwise), and writes the outputs in place.
+(``KernelArgumentError`` otherwise), and writes the outputs in place. It shows its own code:
+``kernel.llvm_ir`` (the optimised LLVM IR it was compiled from), ``kernel.assembly`` (the
+machine code it runs) and ``kernel.module`` (the ``LLVMModule``, with the IR as emitted).
 
 Before compiling, ``build`` checks what the machine code would otherwise trust blindly:
 the target is an LLVM one, and (in ``lower``, ``ir.loop_state.api.check_state_of``) the
@@ -36,7 +38,7 @@ def build(
     name: str = "default_function",
 ) -> Kernel:
     """Compile ``state`` of ``dag`` (None: the naive schedule) for an LLVM ``target`` this
-    process runs.
+    process runs, as the function ``name`` (the symbol in ``kernel.assembly``).
 
     Raises TypeError for a ``dag`` or ``state`` of the wrong type, ValueError for a target
     string that does not parse, CodegenError for a target that is not ``llvm`` (or cannot

@@ -222,14 +222,33 @@ class Target:
 
     @property
     def triple(self) -> str:
+        """The triple code is built for: -mtriple as given, except that a 32-bit ARM triple
+        is put in LLVM's four-part form (``armv7l-linux-gnueabihf`` ->
+        ``armv7l-unknown-linux-gnueabihf``). LLVM reads the three-part spelling as vendor
+        "linux", OS "gnueabihf" and no environment, and then calls libm with the soft-float
+        convention and names integer division ``__divsi3`` instead of the EABI's
+        ``__aeabi_idiv``: wrong results against a hard-float libm."""
         if self.kind == "cuda":
             return "nvptx64-nvidia-cuda"
-        return self.mtriple if self.mtriple is not None else host_triple()
+        if self.mtriple is None:
+            return host_triple()
+        if _is_arm32(self.mtriple.split("-")[0]):
+            parts = llvm.get_triple_parts(self.mtriple)
+            return f"{self.mtriple.split('-')[0]}-{parts.Vendor}-{parts.OS}-{parts.Env}"
+        return self.mtriple
 
     @property
     def arch_name(self) -> str:
         """The first component of the triple: "x86_64", "aarch64", "nvptx64", ..."""
         return self.triple.split("-")[0]
+
+    @property
+    def pointer_bits(self) -> int:
+        """The width of a pointer and of C's ``size_t`` on the target: 32 for 32-bit ARM
+        (``armv7l-linux-gnueabihf``: the packed ``void**`` arguments and the sizes passed to
+        ``aligned_alloc`` are 32-bit there), 64 for x86-64, AArch64 and NVPTX64."""
+        arch = self.arch_name
+        return 32 if _is_arm32(arch) or arch in ("i386", "i486", "i586", "i686", "nvptx") else 64
 
     @property
     def cpu(self) -> str:
@@ -340,6 +359,11 @@ def host_triple() -> str:
 
 # ------------------------------------------------------------------------------------------
 # helpers
+
+
+def _is_arm32(arch: str) -> bool:
+    """True for a 32-bit ARM architecture name ("armv7l", "armv7a", "arm", "thumbv7")."""
+    return arch.startswith(("arm", "thumb")) and arch not in ("arm64", "arm64e")
 
 
 def _vector_unit_bytes(target: Target) -> int:

@@ -44,9 +44,22 @@ ALLOWED_THIRD_PARTY: Mapping[str, frozenset[str]] = {
     "ir": frozenset({"numpy"}),
     "codegen": frozenset({"numpy", "llvmlite", "pycuda"}),
     # onnx (and google.protobuf, whose DecodeError onnx raises on a corrupt file): the ONNX
-    # frontend and writer of the network layer, imported inside them only
+    # frontend and writer of the network layer, imported inside them only; matplotlib:
+    # ansor_py.plot only, inside its functions (optional extra "plot"); onnxruntime: the
+    # optional peer of `ansor-py run` (ansor_py.cli.run), imported inside it
     "ansor_py": frozenset(
-        {"numpy", "llvmlite", "xgboost", "paramiko", "dask", "distributed", "onnx", "google"}
+        {
+            "numpy",
+            "llvmlite",
+            "xgboost",
+            "paramiko",
+            "dask",
+            "distributed",
+            "onnx",
+            "google",
+            "matplotlib",
+            "onnxruntime",
+        }
     ),
 }
 

@@ -5,6 +5,7 @@ to a shared object that the runner copies to a board and times with its harness.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 #: the matrices' side
@@ -35,13 +36,15 @@ int default_function(void** args, int nargs) {
 """
 
 
-def c_library(directory: Path, behaviour: str | None, compiler: str) -> str:
-    """The kernel compiled with ``compiler`` into ``directory`` (``behaviour``: None for the
-    correct kernel, else one of the macros above); the shared object's path."""
+def c_library(directory: Path, behaviour: str | None, compiler: Sequence[str]) -> str:
+    """The kernel compiled with the ``compiler`` command into ``directory`` (``behaviour``:
+    None for the correct kernel, else one of the macros above); the shared object's path."""
     name = behaviour or "GOOD"
     source = directory / f"{name}.c"
     source.write_text(KERNEL_C % N)
     library = directory / f"{name}.so"
     flags = [f"-D{behaviour}"] if behaviour else []
-    subprocess.run([compiler, "-O1", "-shared", "-fPIC", *flags, "-o", str(library), str(source)], check=True)
+    subprocess.run(
+        [*compiler, "-O1", "-shared", "-fPIC", *flags, "-o", str(library), str(source)], check=True
+    )
     return str(library)

@@ -1,9 +1,11 @@
-"""``python -m ansor_py demo``, the README's first command, at a tiny size: it tunes, prints
-the best program both ways, verifies every kernel against numpy and times them."""
+"""``python -m ansor_py demo``, the README's first command, at a tiny size: it tunes (the
+best programs measured again at the end), prints the best program both ways, verifies every
+kernel against numpy, times them taking turns and sets the tuner's speed beside its own."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+HEADER = (
+    "== every kernel verified against the numpy reference; speed (median of 7, interleaved: "
+    "tuned (ansor-py), hand-scheduled, naive, numpy (OpenBLAS), tuned (ansor-py), ...):"
+)
+REPORTED = re.compile(
+    r"the tuner reported the tuned program at (?P<reported>[\d.]+) GFLOP/s \(mean of (?P<samples>\d+) "
+    r"sample\(s\)\); timed here (?P<tuned>[\d.]+) GFLOP/s: ratio (?P<ratio>[\d.]+|inf|nan)"
+)
 
 
 @pytest.mark.slow
@@ -33,7 +43,7 @@ def test_demo_tunes_verifies_and_times_a_tiny_matmul(tmp_path: Path) -> None:
         "tuning took",
         "== the best program as Ansor's loop tree",
         "== ... and as a Python step script",
-        "== every kernel verified against the numpy reference; speed (median of 5):",
+        HEADER,
     ]
     for line in promised:
         assert line in out, f"missing {line!r} in the demo's output:\n{out}"
@@ -45,12 +55,24 @@ def test_demo_tunes_verifies_and_times_a_tiny_matmul(tmp_path: Path) -> None:
     # one speed line per kernel, in this order, each with a rate and a ratio to numpy (the
     # rates are not compared: on a loaded machine a tiny parallel kernel can round to 0.0)
     names = ("tuned (ansor-py)", "hand-scheduled", "naive", "numpy (OpenBLAS)")
-    speed = out.split("speed (median of 5):")[1].strip().splitlines()
+    *speed, reported = out.split(HEADER)[1].strip().splitlines()
     assert [line[:18].strip() for line in speed] == list(names), speed
     for line in speed:
         rate, ratio = line[18:].split("GFLOP/s")
         assert float(rate) >= 0 and ratio.strip().endswith("x numpy") and float(ratio.split("x")[0]) >= 0
-    # the record file: the 4 measured programs, at least one of them without an error
+    # the last line: the tuner's speed for its best program, the speed timed here, the ratio
+    match = REPORTED.fullmatch(reported)
+    assert match is not None, reported
+    assert float(match["tuned"]) == float(speed[0][18:].split("GFLOP/s")[0])
+    reported_rate, tuned_rate = float(match["reported"]), float(match["tuned"])
+    if reported_rate >= 1 and tuned_rate >= 1:  # printed to 0.1: the ratio is checkable
+        assert float(match["ratio"]) == pytest.approx(tuned_rate / reported_rate, rel=0.15)
+    # the record file: the 4 programs of the search, then re-measurements of the valid ones
+    # (each a later record of a program already there, with 5 samples)
     records = [json.loads(row) for row in log.read_text().splitlines() if row.strip()]
-    assert len(records) == 4
-    assert any(record["r"][1] == 0 for record in records), records
+    programs = [json.dumps(record["i"]) for record in records]
+    searched = [record for record in records[:4] if record["r"][1] == 0]
+    assert len(set(programs[:4])) == 4 and searched, records
+    assert len(records) > 4 and set(programs[4:]) <= {json.dumps(r["i"]) for r in searched}
+    assert all(len(record["r"][0]) == 5 for record in records[4:] if record["r"][1] == 0)
+    assert int(match["samples"]) == 5  # the tuner reported a re-measured mean

@@ -3,8 +3,13 @@
 ``CostModel`` is the contract the search codes against; ``XGBModel`` is Ansor's learned
 model on the 164 features per BufferStore of ``features``; ``RandomModel`` scores at random.
 ``feature_extraction`` holds the entry points (features of states, of measured pairs, of a
-log); ``feature_workers`` runs large batches in forked processes.
+log); ``feature_workers`` runs large batches in forked processes. ``XGBModel`` is imported
+on first use, so code that only names ``CostModel`` does not load xgboost.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ansor_py.cost_model.base import CostModel, PrefetchingCostModel
 from ansor_py.cost_model.feature_extraction import (
@@ -21,7 +26,19 @@ from ansor_py.cost_model.features import (
     named_features_from_primfunc,
 )
 from ansor_py.cost_model.random_model import RandomModel
-from ansor_py.cost_model.xgb_model import XGBModel
+
+if TYPE_CHECKING:
+    from ansor_py.cost_model.xgb_model import XGBModel
+
+
+def __getattr__(name: str) -> Any:
+    """``XGBModel`` on first use (PEP 562)."""
+    if name == "XGBModel":
+        from ansor_py.cost_model.xgb_model import XGBModel
+
+        return XGBModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_FEATURE_VEC_LEN",

@@ -28,6 +28,7 @@ reference arrays as ``.npy`` files written once per task.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import math
 import multiprocessing
@@ -40,7 +41,7 @@ import time
 import traceback
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -59,6 +60,8 @@ from ansor_py.measure.types import (
 )
 from ansor_py.measure.worker_process import WorkerDied, WorkerProcess, WorkerTimeout
 from codegen.llvm import build as llvm_build
+from codegen.llvm.toolchain import ToolchainError, find_linker
+from codegen.target import Target
 from ir.compute_dag import ComputeDAG
 from ir.layout_rewrite import LayoutRewrite
 from ir.loop_state.replay import replay_steps
@@ -178,6 +181,23 @@ class _BuildJob:
     start: float
 
 
+#: cross targets whose linker this process has made ready (``prepare_cross_linkers``)
+_PREPARED_TARGETS: set[str] = set()
+
+
+def prepare_cross_linkers(targets: Iterable[Target]) -> None:
+    """Make each cross target's linker ready in this process, once, outside any build's
+    timeout: zig's first link for a target builds its libc pieces and the libgomp
+    stand-in (tens of seconds, then cached on disk; ``codegen.llvm.toolchain.gomp_stub``).
+    A missing toolchain is left for the builds to report, each one classified."""
+    for target in targets:
+        if target.is_host or str(target) in _PREPARED_TARGETS:
+            continue
+        _PREPARED_TARGETS.add(str(target))
+        with contextlib.suppress(ToolchainError):
+            find_linker(target)
+
+
 class LocalBuilder:
     """Compile candidates in forked worker processes, ``n_parallel`` at a time.
 
@@ -206,6 +226,7 @@ class LocalBuilder:
 
     def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]:
         """One BuildResult per input, in order; prints ``.`` / ``.E`` / ``.T`` per input."""
+        prepare_cross_linkers(inp.task.target for inp in inputs)
         results: list[BuildResult | None] = [None] * len(inputs)
         pending = deque(range(len(inputs)))
         running: dict[int, _BuildJob] = {}

@@ -7,10 +7,14 @@ cost, its state and trial number), and hands every result to every ``MeasureCall
 as soon as the runner reports it final (``ProgramRunner.run``'s ``on_result``): each
 callback gets one-element lists, so ``RecordToFile`` has written and flushed a program's
 record before the next program runs, and a tuner killed mid-batch loses none it measured.
-Results a runner did not report are handed over when its ``run`` returns. As TVM's
-``ProgramMeasurer``: ``verbose=1`` prints the progress glyphs and a summary line per
-``measure`` call, ``verbose=2`` also every input and result, and more than
-``max_continuous_error`` errors in a row switch to ``verbose=2`` with a warning.
+Results a runner did not report are handed over when its ``run`` returns.
+
+What it prints: ``verbose=1`` feeds the measurer's ``progress`` (a ``TuningProgress``: a
+live status line on a terminal, one line per ``measure`` call elsewhere); ``verbose=2``
+prints as TVM's ``ProgramMeasurer`` does, a header, the builder's and runner's glyph per
+program, every input and result, and a summary per ``measure`` call; ``verbose=0``
+nothing. More than ``max_continuous_error`` errors in a row switch to ``verbose=2`` with
+a warning.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ansor_py.measure.progress import TuningProgress, task_label
 from ansor_py.measure.types import (
     ERROR_COST,
     MeasureErrorNo,
@@ -54,6 +59,9 @@ class ProgramMeasurer:
     ``best_state``, ``best_ct`` (the trial number it was measured at, counting from 1
     over this measurer's life) and ``has_valid`` (keys with any error-free result).
     ``ct`` counts measurements, ``error_ct`` the current run of consecutive errors.
+    ``progress`` shows the run at ``verbose=1`` (default: a ``TuningProgress`` whose mode
+    follows stdout, see ``ansor_py.measure.progress``); the tuning entry points wrap their
+    run in ``measurer.progress.running(budget)`` so that it knows the budget.
     """
 
     def __init__(
@@ -63,6 +71,7 @@ class ProgramMeasurer:
         callbacks: Sequence[MeasureCallback] | None = None,
         verbose: int = 1,
         max_continuous_error: int | None = 150,
+        progress: TuningProgress | None = None,
     ):
         if verbose not in (0, 1, 2):
             raise ValueError(f"ProgramMeasurer: verbose {verbose} must be 0, 1 or 2")
@@ -74,6 +83,7 @@ class ProgramMeasurer:
                 raise ValueError(f"ProgramMeasurer: callback {cb!r} has no callback(policy, inputs, results)")
         self.verbose = verbose
         self.max_continuous_error = 150 if max_continuous_error is None else max_continuous_error
+        self.progress = progress if progress is not None else TuningProgress(None if verbose == 1 else "off")
         self.reset()
 
     def reset(self) -> None:
@@ -88,19 +98,26 @@ class ProgramMeasurer:
     def measure(self, task: SearchTask, policy: Any, inputs: Sequence[MeasureInput]) -> list[MeasureResult]:
         """Build and run ``inputs``; one MeasureResult per input, in order."""
         start = time.monotonic()
-        if self.verbose >= 1:
+        if self.verbose >= 2:
             print(f"Get {len(inputs)} programs to measure:", flush=True)
+        elif self.verbose == 1:
+            self.progress.measuring(
+                task_label(task.desc, task.workload_key), self.best_flops.get(task.workload_key)
+            )
         batch_size = max(1, 2 * self.builder.n_parallel)
         results: list[MeasureResult] = []
         for offset in range(0, len(inputs), batch_size):
             results.extend(self._measure_batch(policy, list(inputs[offset : offset + batch_size])))
-        if self.verbose >= 1:
+        if self.verbose >= 2:
             print(f"\n{self._summary(task, results, time.monotonic() - start)}", flush=True)
+        elif self.verbose == 1:
+            self.progress.batch_done()
         return results
 
     def _measure_batch(self, policy: Any, batch: list[MeasureInput]) -> list[MeasureResult]:
         """Build and run one batch, recording each result when the runner reports it."""
-        built = self.builder.build(batch, self.verbose)
+        per_program = self.verbose if self.verbose >= 2 else 0  # glyphs only at verbose=2
+        built = self.builder.build(batch, per_program)
         recorded: dict[int, MeasureResult] = {}
         lock = threading.Lock()  # a runner may report from its own threads
         runner_name = type(self.runner).__name__
@@ -114,7 +131,7 @@ class ProgramMeasurer:
                     )
                 recorded[index] = self._measured(policy, batch[index], result)
 
-        ran = self.runner.run(batch, built, self.verbose, on_result=on_result)
+        ran = self.runner.run(batch, built, per_program, on_result=on_result)
         if len(ran) != len(batch):
             raise ValueError(
                 f"ProgramMeasurer: runner {runner_name} returned {len(ran)} results for {len(batch)} inputs"
@@ -126,10 +143,12 @@ class ProgramMeasurer:
 
     def _measured(self, policy: Any, inp: MeasureInput, res: MeasureResult) -> MeasureResult:
         """One final result: track it (``_record``), then hand what was recorded to every
-        callback; returns that."""
+        callback, then show it; returns that."""
         recorded = self._record(inp, res)
         for cb in self.callbacks:
             cb.callback(policy, [inp], [recorded])
+        if self.verbose == 1:
+            self.progress.add(recorded, self.best_flops.get(inp.task.workload_key))
         return recorded
 
     def _record(self, inp: MeasureInput, res: MeasureResult) -> MeasureResult:
@@ -164,6 +183,7 @@ class ProgramMeasurer:
         if self.verbose >= 2:
             print(f"\n==== MeasureInput {self.ct} ====\n{inp.state}==== MeasureResult ====\n{res}")
         if self.error_ct > self.max_continuous_error and self.verbose < 2:
+            self.progress.silence()
             warnings.warn(
                 f"ProgramMeasurer: {self.error_ct} errors in a row (more than max_continuous_error="
                 f"{self.max_continuous_error}); switching to verbose=2 to show each measurement",

@@ -30,17 +30,18 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ansor_py.measure.ssh.harness import cache_dir
-from ansor_py.measure.ssh.host import HostConnection, HostUnusable, SSHHost
 from ansor_py.network.export import DESCRIPTION_SECTION, ExportError, weights_path
 from ansor_py.network.types import TensorType
 from codegen.llvm.toolchain import ToolchainError, find_c_compiler
 from codegen.target import as_target
 from ir import dtype as dt
+
+if TYPE_CHECKING:  # the SSH machinery (paramiko) is imported when a network runs on a board
+    from ansor_py.measure.ssh.host import SSHHost
 
 DRIVER_SOURCE = Path(__file__).with_name("network_driver.c")
 #: ELF e_machine of the architectures an export targets
@@ -173,6 +174,8 @@ def load_exported(path: str | Path) -> ExportedNetwork:
 def build_driver(triple_target: str, compiler: str | tuple[str, ...] | None = None) -> Path:
     """``network_driver.c`` compiled for the target, cached by the digest of the source,
     the compiler command and the triple."""
+    from ansor_py.measure.ssh.harness import cache_dir
+
     target = as_target(triple_target)
     command = find_c_compiler(target, compiler)
     source = DRIVER_SOURCE.read_bytes()
@@ -219,6 +222,8 @@ def run_exported_over_ssh(
     if description.weights == "file":
         files[weights_path(library).name] = weights_path(library).read_bytes()
     files.update({f"in_{i}.bin": array.tobytes() for i, array in enumerate(arrays)})
+    from ansor_py.measure.ssh.host import HostConnection, HostUnusable
+
     connection = HostConnection(host)
     connection.connect()
     try:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ansor_py.cost_model import RandomModel, XGBModel
+from ansor_py.cost_model import RandomModel
 from ansor_py.cost_model.base import CostModel
 from ansor_py.measure.types import MeasureInput, MeasureResult
 from ansor_py.search.params import SketchParams
@@ -42,6 +42,8 @@ def make_cost_model(
     on the records of ``log``) or "random"."""
     if model_type == "random":
         return RandomModel(seed)
+    from ansor_py.cost_model.xgb_model import XGBModel  # xgboost loads when used
+
     model = XGBModel(
         num_warmup_sample=n_warmup, model_file=load_model_file, adaptive_training=adaptive_training, seed=seed
     )

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from ansor_py.measure.types import ERROR_COST, MeasureInput, MeasureResult
 from ansor_py.records import RecordWarning, load_records
 from ansor_py.search_task import SearchTask
+from ir.loop_state.steps import Step
 
 #: workload/target pairs named in the warning about foreign records
 NAMED_FOREIGN = 5
@@ -50,16 +51,21 @@ class TaskLog:
 def read_task_log(path: str | os.PathLike[str], tasks: list[SearchTask]) -> TaskLog:
     """The records of ``tasks`` in the log at ``path`` (see ``TaskLog``); warns once when
     some records belong to none of them. A log that does not exist yet has no records (a
-    run resumable from its log starts with it missing)."""
+    run resumable from its log starts with it missing). Only a program's first record is
+    kept: a later one is a re-measurement (``ansor_py.remeasure``), not a trial."""
     index = {id(task): i for i, task in enumerate(tasks)}
     log = TaskLog(os.fspath(path), [[] for _ in tasks])
     if not os.path.exists(path):
         return log
+    seen: list[set[tuple[Step, ...]]] = [set() for _ in tasks]
     for inp, res in load_records(path, tasks=tasks):
         i = index.get(id(inp.task))
         if i is None:
             log.ignored[(inp.task.workload_key, str(inp.task.target))] += 1
             continue
+        if inp.state.transform_steps in seen[i]:
+            continue  # a re-measurement of a program already recorded
+        seen[i].add(inp.state.transform_steps)
         log.records[i].append((inp, res))
         log.order.append(i)
     if log.ignored:

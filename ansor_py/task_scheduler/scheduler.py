@@ -39,10 +39,16 @@ from typing import Any
 
 import numpy as np
 
+from ansor_py.remeasure import remeasure_best
 from ansor_py.search.params import SketchParams
 from ansor_py.search.search_policy import SearchPolicy
 from ansor_py.search_task import SearchTask
-from ansor_py.task_scheduler.callbacks import LogEstimatedLatency, PrintTableInfo, TaskSchedulerCallback
+from ansor_py.task_scheduler.callbacks import (
+    NO_LATENCY,
+    LogEstimatedLatency,
+    PrintTableInfo,
+    TaskSchedulerCallback,
+)
 from ansor_py.task_scheduler.gradient import derive_similarity_tag, task_gradient
 from ansor_py.task_scheduler.policies import make_search_policies
 from ansor_py.task_scheduler.restore import TaskLog, TaskState, read_task_log, rebuild_rounds
@@ -224,6 +230,10 @@ class TaskScheduler:
         with open_measurer(tune_option, self.tasks[0].target, "TaskScheduler.tune") as measurer:
             self.measurer = measurer
             self._run(budget, early_stopping_all, early_stopping_task)
+            # the best programs of every task, measured again (not trials: ansor_py.remeasure)
+            remeasure_best(
+                self.tasks, measurer, tune_option.remeasure_top_k, tune_option.remeasure_repeat, self.verbose
+            )
 
     def _run(self, budget: int, early_stopping_all: float, early_stopping_task: float) -> None:
         for i in range(len(self.tasks)):  # warm-up: the tasks the log did not restore
@@ -264,6 +274,8 @@ class TaskScheduler:
             print(f"TaskScheduler: task {task_id} is dead", flush=True)
         self.ct += len(inputs)
         self.cur_score = self._score()
+        known = all(cost < NO_LATENCY for cost in self.best_costs)
+        self.measurer.progress.set_total_latency(self.cur_score if known else None)
         for callback in self.callbacks:
             callback.post_tune(self, task_id)
 

@@ -16,11 +16,15 @@ a cross linker for AArch64: ``codegen.llvm.toolchain``), loaded elsewhere with
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import re
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -47,9 +51,7 @@ def build(func: PrimFunc, target: str | Target = "llvm", options: BuildOptions |
             f"PrimFunc name {func.name!r} is not a C identifier; the kernel exports it as a symbol"
         )
     options = options or BuildOptions()
-    mc = ModuleContext(func.name, target, options)
-    emit_primfunc(mc, func)
-    text = str(mc.module)
+    text = emit_module_text(ModuleContext(func.name, target, options), func)
     _initialize_llvm()
     machine = _target_machine(target, options.opt_level, jit=False)
     module = llvm.parse_assembly(text)
@@ -58,6 +60,18 @@ def build(func: PrimFunc, target: str | Target = "llvm", options: BuildOptions |
     module.verify()
     _optimize(module, machine, options.opt_level)
     return LLVMModule(func, target, module, text, options)
+
+
+def emit_module_text(mc: ModuleContext, func: PrimFunc) -> str:
+    """``emit_primfunc``, then the module's LLVM IR text (what ``llvm.parse_assembly`` reads).
+
+    Python's cyclic garbage collector is paused meanwhile: emission allocates hundreds of
+    thousands of llvmlite objects that all stay alive until the text is printed, and every
+    collection the allocations trigger would walk them (and everything the process holds)
+    only to free nothing. The text is the same either way."""
+    with _cyclic_gc_paused():
+        emit_primfunc(mc, func)
+        return str(mc.module)
 
 
 def emit_primfunc(mc: ModuleContext, func: PrimFunc) -> None:
@@ -94,7 +108,15 @@ def emit_primfunc(mc: ModuleContext, func: PrimFunc) -> None:
 
 class LLVMModule:
     """A compiled PrimFunc: inspect it (``get_ir``, ``get_asm``), run it in-process
-    (``get_kernel()`` or calling the module), or export it (``export_library``)."""
+    (``get_kernel()`` or calling the module), or export it (``export_library``).
+
+    Two code generations of the one optimised module exist, and each has its assembly:
+    ``get_asm``/``get_object`` are the position-independent object that
+    ``export_library`` links; ``get_jit_asm``/``get_jit_object`` are the code of the
+    in-process kernel, made with the MCJIT engine's settings (the object is the very one
+    the engine loaded). The module itself is never changed by code generation: each
+    emission works on a clone.
+    """
 
     def __init__(
         self, func: PrimFunc, target: Target, module: llvm.ModuleRef, source: str, options: BuildOptions
@@ -105,45 +127,98 @@ class LLVMModule:
         self.options = options
         self._module = module
         self._source = source
-        self._kernel: Kernel | None = None
+        self._engine: llvm.ExecutionEngine | None = None
+        self._address = 0
+        self._kernel: weakref.ref[Kernel] | None = None
+        self._jit_object: bytes | None = None
+        self._jit_asm: str | None = None
         self.written = tuple(b.name for b in written_buffers(func.body) if b in func.params)
 
     # inspection ----------------------------------------------------------------------------
     def get_ir(self, optimized: bool = True) -> str:
-        """LLVM IR text, after the O3 pipeline (or as emitted)."""
+        """LLVM IR text, after the O<opt_level> pipeline (or as emitted)."""
         return str(self._module) if optimized else self._source
 
     def get_asm(self) -> str:
-        return _target_machine(self.target, self.options.opt_level, jit=False).emit_assembly(self._module)
+        """Assembly of the exported object (``get_object``, what ``export_library`` links)."""
+        machine = _target_machine(self.target, self.options.opt_level, jit=False)
+        return machine.emit_assembly(self._module.clone())
 
     def get_object(self) -> bytes:
         """A position-independent ELF object for the target triple."""
-        return _target_machine(self.target, self.options.opt_level, jit=False).emit_object(self._module)
+        machine = _target_machine(self.target, self.options.opt_level, jit=False)
+        return machine.emit_object(self._module.clone())
+
+    def get_jit_asm(self) -> str:
+        """Assembly of the in-process kernel: the optimised module through a TargetMachine
+        made as ``get_kernel`` makes the engine's (same triple, CPU, features, code model,
+        relocation model and O3 code generation), so it lists the instructions
+        ``get_jit_object`` holds. Host targets only, as ``get_kernel``."""
+        if self._jit_asm is None:
+            self._check_runs_here()
+            self._jit_asm = self._jit_machine().emit_assembly(self._module.clone())
+        return self._jit_asm
+
+    def get_jit_object(self) -> bytes:
+        """The object code the MCJIT engine compiled and loaded for ``get_kernel()`` (caught
+        through the engine's object cache; it compiles the kernel if not yet done)."""
+        if self._engine is None:
+            self._jit_compile()
+        if self._jit_object is None:
+            raise CodegenError(f"the JIT engine of '{self.entry_name}' reported no object code")
+        return self._jit_object
 
     # running in-process ---------------------------------------------------------------------
     def get_kernel(self) -> Kernel:
-        """The kernel, JIT-compiled into this process with MCJIT (compiled once)."""
-        if self._kernel is None:
-            if not self.target.is_host:
-                raise CodegenError(
-                    f"target triple {self.target.triple} cannot run in this process (host "
-                    f"{llvm.get_process_triple()}); use export_library with a cross linker"
-                )
-            missing = self.target.missing_host_features()
-            if missing:
-                raise CodegenError(
-                    f"target '{self.target}' uses CPU features this machine lacks: {', '.join(missing)}; "
-                    "its code would die of SIGILL in this process (export_library builds it for a "
-                    "machine that has them)"
-                )
-            _load_openmp()
-            engine = llvm.create_mcjit_compiler(
-                self._module.clone(), _target_machine(self.target, 3, jit=True)
+        """The kernel, JIT-compiled into this process with MCJIT (compiled once; the same
+        Kernel while one is alive). The kernel keeps this module, so ``kernel.llvm_ir`` and
+        ``kernel.assembly`` are its own; the module holds the engine and only a weak
+        reference to the kernel, so no reference cycle keeps the machine code alive."""
+        kernel = None if self._kernel is None else self._kernel()
+        if kernel is None:
+            if self._engine is None:
+                self._jit_compile()
+            kernel = Kernel(
+                self.entry_name,
+                self.func.params,
+                self._address,
+                self.written,
+                owner=self._engine,
+                module=self,
             )
-            engine.finalize_object()
-            address = engine.get_function_address(self.entry_name)
-            self._kernel = Kernel(self.entry_name, self.func.params, address, self.written, owner=engine)
-        return self._kernel
+            self._kernel = weakref.ref(kernel)
+        return kernel
+
+    def _jit_compile(self) -> None:
+        """Compile the optimised module with MCJIT, keeping the engine, the entry point's
+        address and the object code the engine loaded (caught through its object cache)."""
+        self._check_runs_here()
+        _load_openmp()
+        caught: list[bytes] = []
+        engine = llvm.create_mcjit_compiler(self._module.clone(), self._jit_machine())
+        engine.set_object_cache(lambda module, buffer: caught.append(bytes(buffer)), lambda module: None)
+        engine.finalize_object()
+        self._engine = engine
+        self._address = engine.get_function_address(self.entry_name)
+        self._jit_object = caught[-1] if caught else None
+
+    def _check_runs_here(self) -> None:
+        if not self.target.is_host:
+            raise CodegenError(
+                f"target triple {self.target.triple} cannot run in this process (host "
+                f"{llvm.get_process_triple()}); use export_library with a cross linker"
+            )
+        missing = self.target.missing_host_features()
+        if missing:
+            raise CodegenError(
+                f"target '{self.target}' uses CPU features this machine lacks: {', '.join(missing)}; "
+                "its code would die of SIGILL in this process (export_library builds it for a "
+                "machine that has them)"
+            )
+
+    def _jit_machine(self) -> llvm.TargetMachine:
+        """The TargetMachine settings of the in-process kernel (a fresh one per engine)."""
+        return _target_machine(self.target, 3, jit=True)
 
     def __call__(self, *arrays: object) -> None:
         self.get_kernel()(*arrays)  # type: ignore[arg-type]
@@ -180,6 +255,29 @@ class LLVMModule:
 
 # ------------------------------------------------------------------------------------------
 # LLVM plumbing
+
+_gc_pause_lock = threading.Lock()
+_gc_pause_depth = 0
+_gc_was_enabled = False
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """``gc.disable()`` for the duration, restored by the last of overlapping callers
+    (threads building at once must not leave the collector off, nor turn it on early)."""
+    global _gc_pause_depth, _gc_was_enabled
+    with _gc_pause_lock:
+        if _gc_pause_depth == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pause_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_pause_lock:
+            _gc_pause_depth -= 1
+            if _gc_pause_depth == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 @functools.cache

@@ -32,7 +32,7 @@ from codegen.llvm.analysis import check_store_dtype, count_steps, flat_index, is
 from codegen.llvm.context import ModuleContext
 from codegen.llvm.errors import CodegenError
 from codegen.llvm.parallel import emit_parallel
-from codegen.llvm.tables import I8_PTR, I64, memory_type, register_type
+from codegen.llvm.tables import I8_PTR, memory_type, register_type
 from codegen.llvm.vectorize import emit_vectorized
 from ir import dtype as dt
 from ir.expr import (
@@ -189,9 +189,10 @@ class FunctionEmitter:
                 self.stmt(s.body)
             return
         rounded = (nbytes + ALLOCA_ALIGN - 1) // ALLOCA_ALIGN * ALLOCA_ALIGN
-        alloc = self.mc.declare("aligned_alloc", I8_PTR, [I64, I64])
+        size_t = ir.IntType(self.mc.target.pointer_bits)  # 32-bit on armv7l
+        alloc = self.mc.declare("aligned_alloc", I8_PTR, [size_t, size_t])
         free = self.mc.declare("free", ir.VoidType(), [I8_PTR])
-        raw = self.b.call(alloc, [ir.Constant(I64, ALLOCA_ALIGN), ir.Constant(I64, rounded)])
+        raw = self.b.call(alloc, [ir.Constant(size_t, ALLOCA_ALIGN), ir.Constant(size_t, rounded)])
         with self.bind_buffer(buf, self.b.bitcast(raw, elem.as_pointer())):
             self.stmt(s.body)
         self.b.call(free, [raw])

@@ -8,20 +8,37 @@ machine code trusts them blindly, and raises ``KernelArgumentError`` naming the 
 A caller that runs a kernel many times on the same arrays (a network executor over its
 preallocated buffers) checks them once: ``kernel.bind(arrays)`` returns a ``BoundCall``
 holding the packed pointer array, and calling it only calls the C function.
+
+A kernel compiled in this process (``LLVMModule.get_kernel``, ``codegen.build``) shows its
+own code: ``kernel.llvm_ir`` is the optimised LLVM IR it was compiled from and
+``kernel.assembly`` the machine code it runs, as assembly (TVM's
+``module.get_source("ll")`` and ``get_source("asm")``). A kernel loaded from a shared
+library (``load_library``) keeps no IR.
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import numpy as np
 
-from codegen.llvm.errors import KernelArgumentError
+from codegen.llvm.errors import CodegenError, KernelArgumentError
 from ir import dtype as dt
 from ir.tir import Buffer
 
 PACKED_FUNC_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int32)
+
+
+class CompiledCode(Protocol):
+    """What a kernel reads its code from (``codegen.llvm.build.LLVMModule``)."""
+
+    def get_ir(self, optimized: bool = True) -> str: ...
+
+    def get_jit_asm(self) -> str: ...
+
+    def get_jit_object(self) -> bytes: ...
 
 
 class Kernel:
@@ -29,6 +46,7 @@ class Kernel:
 
     ``written`` names the parameters the kernel stores to (they must be writeable).
     ``owner`` keeps the JIT engine or shared library alive as long as the kernel.
+    ``module``: the compiled module the machine code came from (None for a shared library).
     """
 
     def __init__(
@@ -38,12 +56,38 @@ class Kernel:
         address: int,
         written: Iterable[str],
         owner: object,
+        module: CompiledCode | None = None,
     ):
         self.name = name
         self.params = tuple(params)
         self.written = frozenset(written)
+        self.address = address
+        self.module = module
         self._owner = owner
         self._fn = PACKED_FUNC_TYPE(address)
+
+    @property
+    def llvm_ir(self) -> str:
+        """The optimised LLVM IR this kernel's machine code was generated from."""
+        return self._code().get_ir(optimized=True)
+
+    @property
+    def assembly(self) -> str:
+        """The machine code this kernel runs, as assembly (its entry point is ``name``)."""
+        return self._code().get_jit_asm()
+
+    @property
+    def object_code(self) -> bytes:
+        """The ELF object the JIT engine compiled and loaded for this kernel."""
+        return self._code().get_jit_object()
+
+    def _code(self) -> CompiledCode:
+        if self.module is None:
+            raise CodegenError(
+                f"kernel '{self.name}' was loaded from a shared library and keeps no LLVM IR or "
+                "assembly; build it in this process (codegen.build) to inspect its code"
+            )
+        return self.module
 
     def __call__(self, *arrays: np.ndarray) -> None:
         self.check_arguments(arrays)

@@ -13,6 +13,9 @@ computes them): ``//`` and ``%`` round toward minus infinity (floordiv/floormod)
 
 from __future__ import annotations
 
+import functools
+import math
+
 from llvmlite import ir
 
 from codegen.llvm import vector_math
@@ -42,7 +45,18 @@ def lanes_of(value: ir.Value) -> int:
 
 
 def constant(dtype: str, value: int | float | bool, lanes: int = 1) -> ir.Constant:
-    """A constant of ``dtype``; a splat vector when ``lanes > 1``."""
+    """A constant of ``dtype``; a splat vector when ``lanes > 1``.
+
+    Equal constants are one shared object (an llvmlite constant is never changed once made,
+    and a shared one formats its text once): unrolled loops emit the same few index
+    constants thousands of times."""
+    # -0.0 == 0.0 in Python but not in LLVM IR: the sign of a float is part of the key
+    sign = math.copysign(1.0, value) if isinstance(value, float) else 0.0
+    return _shared_constant(dtype, value, lanes, sign)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _shared_constant(dtype: str, value: int | float | bool, lanes: int, sign: float) -> ir.Constant:
     scalar = ir.Constant(register_type(dtype), _python_value(dtype, value))
     return scalar if lanes == 1 else ir.Constant(register_type(dtype, lanes), [scalar] * lanes)
 
@@ -65,7 +79,7 @@ def int_constant(value: ir.Value) -> int | None:
 def splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
     """Broadcast a scalar to ``lanes`` lanes."""
     if isinstance(value, ir.Constant) and not isinstance(value.type, ir.VectorType):
-        return ir.Constant(ir.VectorType(value.type, lanes), [value] * lanes)
+        return _splat_constant(value, lanes)
     vec_type = ir.VectorType(value.type, lanes)
     one = b.insert_element(ir.Constant(vec_type, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
     return b.shuffle_vector(
@@ -73,6 +87,13 @@ def splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
         ir.Constant(vec_type, ir.Undefined),
         ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes),
     )
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _splat_constant(value: ir.Constant, lanes: int) -> ir.Constant:
+    """A scalar constant in every lane, shared as ``constant`` shares scalars (llvmlite
+    constants hash and compare by their text, so equal keys mean the same vector text)."""
+    return ir.Constant(ir.VectorType(value.type, lanes), [value] * lanes)
 
 
 def to_i64(b: ir.IRBuilder, index: ir.Value, dtype: str) -> ir.Value:

@@ -9,6 +9,7 @@ in ``vector_math.py``.
 from __future__ import annotations
 
 import enum
+import functools
 
 from llvmlite import ir
 
@@ -67,6 +68,7 @@ class Kind(enum.Enum):
     BOOL = "bool"
 
 
+@functools.cache
 def kind_of(dtype: str) -> Kind:
     if dt.is_float(dtype):
         return Kind.FLOAT
@@ -75,12 +77,16 @@ def kind_of(dtype: str) -> Kind:
     return Kind.SINT if dt.is_signed_int(dtype) else Kind.UINT
 
 
+@functools.cache
 def register_type(dtype: str, lanes: int = 1) -> ir.Type:
-    """The LLVM type of a value of ``dtype`` in a register, a vector when ``lanes > 1``."""
+    """The LLVM type of a value of ``dtype`` in a register, a vector when ``lanes > 1``.
+    (One shared object per type: llvmlite types are never changed once made, and a shared
+    one formats its text once. The same holds for ``memory_type``.)"""
     scalar = REGISTER_TYPES[dt.check_dtype(dtype)]
     return scalar if lanes == 1 else ir.VectorType(scalar, lanes)
 
 
+@functools.cache
 def memory_type(dtype: str, lanes: int = 1) -> ir.Type:
     scalar = MEMORY_TYPES[dt.check_dtype(dtype)]
     return scalar if lanes == 1 else ir.VectorType(scalar, lanes)

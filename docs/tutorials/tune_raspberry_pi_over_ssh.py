@@ -1,11 +1,16 @@
 """Tune a matmul for a Raspberry Pi over plain SSH.
 
 The board needs nothing but sshd: ansor-py cross-compiles every candidate here (llvmlite
-emits the AArch64 object, ``aarch64-linux-gnu-gcc`` or ``ld.lld`` links it), copies it over
-SSH, and times it on the board with a small C harness (cross-compiled once, cached there).
-On Debian/Ubuntu, the tools on this machine are:
+emits the AArch64 object, zig links it for glibc 2.17), copies it over SSH, and times it on
+the board with a small C harness (cross-compiled once, cached there). Built for glibc 2.17,
+both run on old systems (Raspberry Pi OS Bullseye, Ubuntu 20.04, JetPack 5) as on new
+ones. The toolchain on this machine is a pip package:
 
-    sudo apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    pip install ziglang
+
+(``aarch64-linux-gnu-gcc`` or ``ld.lld`` still work, through ``ANSOR_PY_AARCH64_CC`` /
+``ANSOR_PY_AARCH64_LINKER``, for boards with the build machine's glibc or newer.) A Pi under
+32-bit Raspberry Pi OS takes ``-mtriple=armv7l-linux-gnueabihf``: ``check-host`` says which.
 
 Steps:
 

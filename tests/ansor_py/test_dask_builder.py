@@ -197,6 +197,7 @@ def tune_records(task: SearchTask, builder: object, log: Path) -> list[tuple[str
             runner=runner,
             verbose=0,
             measure_callbacks=[RecordToFile(str(log))],
+            remeasure_top_k=0,
         )
         auto_schedule(task, options, search_policy=policy)
     return [(str(state_to_record(inp.state)), int(res.error_no)) for inp, res in load_records(str(log))]

@@ -317,6 +317,7 @@ def test_apply_best_compiles_the_rewritten_dag_on_request(tmp_path: Path) -> Non
 def test_records_carry_the_layout_rewrite_option(tmp_path: Path) -> None:
     """The task record's 5th field holds the option (TVM's v0.6 layout), so a log read back
     without the task still measures and applies candidates with the same weight layout."""
+
     @register_workload("layout_rewrite_records_dense", override=True)
     def dense_workload(n: int, k: int, m: int) -> list[te.Tensor]:
         data = te.placeholder((n, k), name="data")

@@ -3,6 +3,7 @@ result recorded (and written by ``RecordToFile``) as soon as the runner reports 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from ansor_py.measure import (
     MeasureResult,
     ProgramMeasurer,
 )
+from ansor_py.measure.progress import task_label
 from ansor_py.measure.types import ResultCallback
 from ansor_py.records import RecordToFile
 from ansor_py.search_task import SearchTask
@@ -96,15 +98,26 @@ def test_measure_batches_tracks_best_and_calls_back(task: SearchTask, runner: Lo
     assert measurer.best_cost[key] == min(results[best].mean_cost, again[0].mean_cost)
 
 
-def test_progress_output(task: SearchTask, runner: LocalRunner, capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_output(
+    task: SearchTask, runner: LocalRunner, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verbose=2: TVM's header, glyphs, inputs and summary; verbose=1: the progress status
+    (one plain line here: capsys is not a terminal); verbose=0: nothing."""
+    monkeypatch.delenv("ANSOR_PROGRESS", raising=False)
     inputs = [MeasureInput(task, states(task)[0]), MeasureInput(task, broken(task))]
+    ProgramMeasurer(LocalBuilder(n_parallel=1), runner, verbose=2).measure(task, None, inputs)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Get 2 programs to measure:"
+    assert lines[1] == "..E"  # built; then each run's "*" follows its input and result
+    assert [line for line in lines if line.startswith("*")] == ["*", "*E"]
+    assert lines[-1].startswith("Measured 2 programs in ")
+    assert ": 1 valid, 1 errors; best " in lines[-1] and " GFLOP/s (" in lines[-1] and "trial 1)" in lines[-1]
     ProgramMeasurer(LocalBuilder(n_parallel=1), runner, verbose=1).measure(task, None, inputs)
     out = capsys.readouterr().out
-    lines = out.splitlines()
-    assert lines[0] == "Get 2 programs to measure:"
-    assert lines[1] == "..E**E"
-    assert lines[2].startswith("Measured 2 programs in ")
-    assert ": 1 valid, 1 errors; best " in lines[2] and " GFLOP/s (" in lines[2] and "trial 1)" in lines[2]
+    label = re.escape(task_label(task.desc, task.workload_key))
+    assert re.fullmatch(
+        rf"trials 2 \| {label} \| best [0-9.e-]+ GFLOP/s \| 1 instantiation error \| elapsed \d+s\n", out
+    ), out
     ProgramMeasurer(LocalBuilder(n_parallel=1), runner, verbose=0).measure(task, None, inputs)
     assert capsys.readouterr().out == ""
 

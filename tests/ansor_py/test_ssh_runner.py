@@ -29,6 +29,7 @@ from ansor_py.measure.types import BuildResult, MeasureErrorNo, MeasureInput
 from ansor_py.records import RecordToFile, load_records
 from ansor_py.search_task import SearchTask
 from ansor_py.tuning import TuningOptions, apply_best, auto_schedule
+from codegen.llvm.toolchain import find_c_compiler
 from codegen.target import Target
 from ir.compute_dag import ComputeDAG
 from ir.loop_state.api import get_init_state
@@ -65,7 +66,7 @@ def tiled_states(task: SearchTask, count: int) -> list:
 
 
 def c_library(directory: Path, behaviour: str | None) -> str:
-    return ssh_kernels.c_library(directory, behaviour, "aarch64-linux-gnu-gcc")
+    return ssh_kernels.c_library(directory, behaviour, find_c_compiler(Target.parse(AARCH64_TARGET)))
 
 
 def records_of(log: Path) -> tuple[list, list]:
@@ -104,7 +105,11 @@ def test_tune_for_aarch64_end_to_end(server: SSHServer, tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     runner = SSHRunner([server.host()], command_prefix=QEMU_PREFIX, timeout=30, remote_dir=str(remote))
     options = TuningOptions(
-        num_measure_trials=6, runner=runner, measure_callbacks=[RecordToFile(str(log))], verbose=0
+        num_measure_trials=6,
+        runner=runner,
+        measure_callbacks=[RecordToFile(str(log))],
+        verbose=0,
+        remeasure_top_k=0,
     )
     auto_schedule(task, options)
     inputs, results = records_of(log)
@@ -197,7 +202,11 @@ def test_an_unreachable_host_leaves_the_pool_and_tuning_goes_on(
     auto_schedule(
         task,
         TuningOptions(
-            num_measure_trials=8, runner=runner, measure_callbacks=[RecordToFile(str(log))], verbose=0
+            num_measure_trials=8,
+            runner=runner,
+            measure_callbacks=[RecordToFile(str(log))],
+            verbose=0,
+            remeasure_top_k=0,
         ),
     )
     runner.close()
@@ -214,7 +223,11 @@ def test_with_no_reachable_host_every_candidate_is_an_error_record(tmp_path: Pat
     auto_schedule(
         task,
         TuningOptions(
-            num_measure_trials=4, runner=runner, measure_callbacks=[RecordToFile(str(log))], verbose=0
+            num_measure_trials=4,
+            runner=runner,
+            measure_callbacks=[RecordToFile(str(log))],
+            verbose=0,
+            remeasure_top_k=0,
         ),
     )
     _, results = records_of(log)
@@ -261,7 +274,10 @@ def test_sshd_killed_mid_round_moves_its_work_to_the_other_host(tmp_path: Path, 
         runner = _slow_runner([doomed.host(), steady.host()], tmp_path)
         kill_mid_round(doomed, runner, 2.0)
         options = TuningOptions(
-            num_measure_trials=16, runner=runner, measure_callbacks=[RecordToFile(str(log))]
+            num_measure_trials=16,
+            runner=runner,
+            measure_callbacks=[RecordToFile(str(log))],
+            remeasure_top_k=0,
         )
         auto_schedule(task, options)
         _, results = records_of(log)  # nothing lost: one record per trial, every one measured

@@ -187,6 +187,7 @@ def tune_synthetic(
         builder=CurveBuilder(),
         runner=runner,  # type: ignore[arg-type]
         measure_callbacks=[RecordToFile(log)] if log else [],
+        remeasure_top_k=0,
     )
     limits = limits or [1024] * len(curves)
     policies = [CurvePolicy(task, limit) for task, limit in zip(TASKS, limits)]
@@ -448,8 +449,12 @@ def resume_and_check(
         assert scheduler.task_trials == first.task_trials and scheduler.best_costs == first.best_costs
         assert scheduler.task_cts == first.task_cts
         assert [s.history for s in scheduler.states] == [s.history for s in first.states]
-    options = TuningOptions(
-        num_measure_trials=trials, num_measures_per_round=4, verbose=0, measure_callbacks=[RecordToFile(log)]
+    options = TuningOptions(  # no re-measuring: every line of the log is then one trial
+        num_measure_trials=trials,
+        num_measures_per_round=4,
+        verbose=0,
+        measure_callbacks=[RecordToFile(log)],
+        remeasure_top_k=0,
     )
     scheduler.tune(options, search_policy_params=SMALL_SEARCH)
     after = record_keys(log)
@@ -466,7 +471,11 @@ def test_real_tuning_resumes_from_its_log_without_measuring_twice(tmp_path: Path
     log = tmp_path / "log.json"
     first = TaskScheduler(tasks, weights, callbacks=[], seed=3)
     options = TuningOptions(
-        num_measure_trials=16, num_measures_per_round=4, verbose=0, measure_callbacks=[RecordToFile(log)]
+        num_measure_trials=16,
+        num_measures_per_round=4,
+        verbose=0,
+        measure_callbacks=[RecordToFile(log)],
+        remeasure_top_k=0,
     )
     first.tune(options, search_policy_params=SMALL_SEARCH)
     assert first.ct == 16 and sum(first.task_trials) == 16
@@ -501,8 +510,9 @@ from test_task_scheduler import SMALL_SEARCH, small_mlp
 tasks, weights = extract_tasks(small_mlp())
 scheduler = TaskScheduler(tasks, weights, callbacks=[], seed=7)
 options = TuningOptions(
-    num_measure_trials=int(sys.argv[2]), num_measures_per_round=4, verbose=1,
+    num_measure_trials=int(sys.argv[2]), num_measures_per_round=4, verbose=2,
     measure_callbacks=[RecordToFile(sys.argv[1])],
+    remeasure_top_k=0,
 )
 scheduler.tune(options, search_policy_params=SMALL_SEARCH)
 print("TUNING DONE", flush=True)

@@ -15,8 +15,8 @@ import pytest
 from codegen_helpers import loop
 from ssh_tools import ensure_tools
 
-from codegen.llvm import CodegenError, build, load_library
-from codegen.llvm.toolchain import ToolchainError, find_linker
+from codegen.llvm import CodegenError, build, load_library, toolchain
+from codegen.llvm.toolchain import ToolchainError, find_c_compiler, find_linker
 from codegen.target import Target
 from ir.expr import Var
 from ir.tir import Buffer, BufferLoad, BufferStore, ForKind, PrimFunc
@@ -104,21 +104,24 @@ def test_aarch64_module_cannot_run_here_or_link_without_a_cross_toolchain(tmp_pa
     with pytest.raises(CodegenError, match=r"aarch64-linux-gnu cannot run in this process"):
         module.get_kernel()
     monkeypatch.setenv("PATH", str(tmp_path))  # no cross tools on it
+    monkeypatch.setattr(toolchain, "zig_cc", lambda: None)  # and no ziglang package
     monkeypatch.delenv("ANSOR_PY_AARCH64_LINKER", raising=False)
     with pytest.raises(
         ToolchainError,
-        match=r"no linker for triple aarch64-linux-gnu: tried ANSOR_PY_AARCH64_LINKER, "
-        r"aarch64-linux-gnu-gcc, ld.lld .*Install gcc-aarch64-linux-gnu",
+        match=r"no linker for triple aarch64-linux-gnu: tried ANSOR_PY_AARCH64_LINKER, zig \(pip package "
+        r"ziglang\), aarch64-linux-gnu-gcc, ld.lld .*Install ziglang \(pip install ziglang\), or "
+        r"gcc-aarch64-linux-gnu",
     ):
         module.export_library(tmp_path / "k.so")
 
 
-@pytest.mark.parametrize("linker", ["aarch64-linux-gnu-gcc", "ld.lld"])
+@pytest.mark.parametrize("linker", [None, "ld.lld"])
 def test_aarch64_library_links_and_runs_under_qemu(tmp_path, linker):
-    """Cross-linked with GCC's driver or lld, the library loads and runs on AArch64 (qemu)."""
+    """Cross-linked with the default (zig, for glibc 2.17) or lld, the library loads and runs
+    on AArch64 (qemu)."""
     ensure_tools()
     module = build(_saxpy(), AARCH64)
-    library = module.export_library(tmp_path / "saxpy.so", linker=[linker])
+    library = module.export_library(tmp_path / "saxpy.so", linker=[linker] if linker else None)
     assert _elf_machine(library.read_bytes()) == EM_AARCH64
     needed = subprocess.run(
         ["readelf", "-d", str(library)], capture_output=True, text=True, check=True
@@ -128,7 +131,8 @@ def test_aarch64_library_links_and_runs_under_qemu(tmp_path, linker):
     driver = tmp_path / "driver.c"
     driver.write_text(DRIVER_C)
     exe = tmp_path / "driver"
-    subprocess.run(["aarch64-linux-gnu-gcc", "-O1", "-o", str(exe), str(driver), "-ldl"], check=True)
+    compiler = find_c_compiler(Target.parse(AARCH64))
+    subprocess.run([*compiler, "-O1", "-o", str(exe), str(driver), "-ldl"], check=True)
     done = subprocess.run(
         ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(exe), str(library)],
         capture_output=True, text=True, timeout=60, check=False,

@@ -184,9 +184,10 @@ policy = SketchPolicy(
 options = TuningOptions(
     num_measure_trials=trials,
     num_measures_per_round=8,
-    verbose=1,
+    verbose=2,  # the per-result glyphs the parent counts
     runner=LocalRunner(min_repeat_ms=10),  # timings are not what is tested: short ones
     measure_callbacks=[RecordToFile(log)],
+    remeasure_top_k=0,  # every record one trial: what the parent counts
 )
 auto_schedule(task, options, policy)
 print("TUNING DONE", flush=True)

@@ -50,7 +50,7 @@ def server():
 
 
 def c_library(directory: Path, behaviour: str | None = None) -> str:
-    return ssh_kernels.c_library(directory, behaviour, "cc")
+    return ssh_kernels.c_library(directory, behaviour, ("cc",))
 
 
 def candidates(libraries: list[str]) -> tuple[list[MeasureInput], list[BuildResult]]:
@@ -140,6 +140,7 @@ def test_a_board_frozen_mid_tuning_stops_it_only_for_its_timeouts(tmp_path: Path
             runner=runner,
             measure_callbacks=[RecordToFile(str(log))],
             verbose=0,
+            remeasure_top_k=0,
         )
         frozen_at = freeze_when_measuring(board, runner, 0.2)
         try:

@@ -138,7 +138,11 @@ def test_tune_a_gather_and_apply_its_best_record(tmp_path: Path, given: bool) ->
     task = gather_task(task_inputs)
     log = tmp_path / "gather.json"
     options = TuningOptions(
-        num_measure_trials=6, num_measures_per_round=3, verbose=0, measure_callbacks=[RecordToFile(log)]
+        num_measure_trials=6,
+        num_measures_per_round=3,
+        verbose=0,
+        measure_callbacks=[RecordToFile(log)],
+        remeasure_top_k=0,
     )
     policy = SketchPolicy(task, params={"evolutionary_search_population": 64}, verbose=0)
     best = auto_schedule(task, options, policy)

@@ -2,10 +2,11 @@
 
 A board needs nothing but sshd (no TVM runtime, no compiler), so the program that loads
 and times a candidate on the board is C compiled on this machine with the target's C
-compiler (``codegen.llvm.toolchain.find_c_compiler``: ``cc`` for the host,
-``aarch64-linux-gnu-gcc`` for AArch64). The binary is cached locally under
-``~/.cache/ansor_py/harness`` and on each board by a digest of the source, the compiler
-command and the triple, so a changed harness or toolchain is rebuilt and uploaded again,
+compiler (``codegen.llvm.toolchain.find_c_compiler``: ``cc`` for the host; for AArch64 and
+32-bit ARM zig's clang for glibc 2.17, so the harness runs on boards with an old glibc, or
+Debian's cross GCC). The binary is cached locally under ``~/.cache/ansor_py/harness`` and
+on each board by a digest of the source, the compiler command (which names the glibc
+version) and the triple, so a changed harness or toolchain is rebuilt and uploaded again,
 and an unchanged one never is.
 
 ``task_files`` writes what the harness reads for one task: ``args.txt`` (one line per
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ansor_py.measure.local import KernelArgument
-from codegen.llvm.toolchain import ToolchainError, find_c_compiler
+from codegen.llvm.toolchain import ToolchainError, cache_dir, find_c_compiler
 from codegen.target import Target
 
 HARNESS_SOURCE = Path(__file__).with_name("harness.c")
@@ -56,12 +57,6 @@ class HarnessBinary:
     @property
     def remote_name(self) -> str:
         return f"harness-{self.digest[:20]}"
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/ansor_py`` (default ``~/.cache/ansor_py``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ansor_py"
 
 
 def build_harness(target: Target, compiler: str | tuple[str, ...] | None = None) -> HarnessBinary:

@@ -7,11 +7,13 @@ read or touched), and writes a ``known_hosts`` file holding its key; ``host()`` 
 included), and so does interpreter exit for a server nobody stopped; ``sftp=False``
 leaves out the ``Subsystem sftp`` line (a board like dropbear without sftp-server), and
 ``freeze()`` / ``thaw()`` stop and continue every sshd process (a board that hangs with
-its connections open). AArch64 programs run on it under qemu-user through the
-runner's command prefix (``QEMU_PREFIX``), which checks correctness and plumbing, never ARM
-speed (emulation is orders of magnitude slower than the board). The tests, the SSH
+its connections open). AArch64 and 32-bit ARM programs run on it under qemu-user through
+the runner's command prefix (``QEMU_PREFIX``, ``QEMU_ARM_PREFIX``: the target's glibc and
+libgomp come from Debian's runtime packages ``libc6-arm64-cross libgomp1-arm64-cross`` and
+``libc6-armhf-cross libgomp1-armhf-cross``), which checks correctness and plumbing, never
+ARM speed (emulation is orders of magnitude slower than the board). The tests, the SSH
 tutorial and ``benchmarks/ssh_overhead.py`` use it; it needs ``openssh-server`` (and
-``qemu-user`` for AArch64).
+``qemu-user`` for ARM).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from ansor_py.measure.ssh.host import SSHHost
 AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"
 #: the command prefix that runs AArch64 programs on an x86-64 "board" (qemu-user)
 QEMU_PREFIX = f"qemu-aarch64 -L {AARCH64_SYSROOT}"
+ARMHF_SYSROOT = "/usr/arm-linux-gnueabihf"
+#: the command prefix that runs 32-bit ARM (armv7l, hard float) programs on an x86-64 "board"
+QEMU_ARM_PREFIX = f"qemu-arm -L {ARMHF_SYSROOT}"
 
 
 def descendants(pid: int) -> list[int]:

@@ -3,9 +3,13 @@
 ``check_host`` logs in (host keys checked as for tuning), reads ``uname -m``, the online
 CPU count and ``/proc/cpuinfo`` (model name, or the ARM implementer and part numbers, which
 name the core: 0xd08 is a Cortex-A72, the Raspberry Pi 4's), and suggests the target
-string. Given a target, it also cross-compiles a small kernel, runs it on the board through
-the harness (with the command prefix) and compares the result with numpy, which proves the
-toolchain, the harness and the board's libraries (libgomp) fit together.
+string: AArch64 for an ``aarch64`` board, 32-bit ARM with hard float
+(``armv7l-linux-gnueabihf``, NEON when ``/proc/cpuinfo`` lists it) for an ``armv7l`` one
+and for a 64-bit kernel under a 32-bit userland (``getconf LONG_BIT`` is 32), such as a
+Raspberry Pi 4 running 32-bit Raspberry Pi OS. Given a target, it also
+cross-compiles a small kernel, runs it on the board through the harness (with the command
+prefix) and compares the result with numpy, which proves the toolchain, the harness and
+the board's libraries (glibc, libgomp) fit together.
 
 From the shell: ``python -m ansor_py check-host pi@raspberrypi.local -i ~/.ssh/id_ed25519
 --target "llvm -mtriple=aarch64-linux-gnu -mattr=+neon"``.
@@ -25,6 +29,11 @@ from codegen.target import Target, as_target
 
 #: ARM main ID register part numbers (implementer 0x41, Arm Ltd) -> LLVM -mcpu names
 ARM_PARTS = {
+    "0xc07": "cortex-a7",
+    "0xc08": "cortex-a8",
+    "0xc09": "cortex-a9",
+    "0xc0e": "cortex-a17",
+    "0xc0f": "cortex-a15",
     "0xd03": "cortex-a53",
     "0xd04": "cortex-a35",
     "0xd05": "cortex-a55",
@@ -52,12 +61,17 @@ class HostReport:
     model: str
     mcpu: str | None
     kernel_check: str | None  # None when no target was given
+    neon: bool = True  # /proc/cpuinfo lists NEON (always so on AArch64)
 
     @property
     def suggested_target(self) -> str:
         if self.arch in ("aarch64", "arm64"):
             cpu = f" -mcpu={self.mcpu}" if self.mcpu else ""
             return f"llvm -mtriple=aarch64-linux-gnu{cpu} -mattr=+neon -num-cores={self.cores}"
+        if self.arch.startswith("armv7"):
+            cpu = f" -mcpu={self.mcpu}" if self.mcpu else ""
+            neon = " -mattr=+neon" if self.neon else ""
+            return f"llvm -mtriple=armv7l-linux-gnueabihf{cpu}{neon} -num-cores={self.cores}"
         return f"llvm -num-cores={self.cores}"
 
     def __str__(self) -> str:
@@ -97,15 +111,20 @@ def check_host(
     connection = HostConnection(host)
     connection.connect()
     try:
-        arch = connection.check("uname -m").strip()
+        machine = connection.check("uname -m").strip()
+        long_bits = connection.check("getconf LONG_BIT 2>/dev/null || echo 64").strip()
         cores_text = connection.check("getconf _NPROCESSORS_ONLN 2>/dev/null || nproc").strip()
         cpuinfo = connection.check("cat /proc/cpuinfo")
     finally:
         connection.close()
     model, mcpu = describe_cpu(cpuinfo)
+    # a 64-bit kernel under a 32-bit userland (Raspberry Pi OS 32-bit on a Pi 4) runs armhf programs
+    arch = "armv7l" if long_bits == "32" and machine.startswith(("aarch64", "armv8")) else machine
     cores = int(cores_text) if re.fullmatch(r"\d+", cores_text) else 1
+    listed = re.search(r"^Features\s*:.*\b(neon|asimd)\b", cpuinfo, re.MULTILINE) is not None
+    neon = arch in ("aarch64", "arm64") or listed
     check = None if target is None else run_check_kernel(host, as_target(target), command_prefix, timeout)
-    return HostReport(str(host), arch, cores, model, mcpu, check)
+    return HostReport(str(host), arch, cores, model, mcpu, check, neon)
 
 
 def run_check_kernel(host: SSHHost, target: Target, command_prefix: str, timeout: float) -> str:

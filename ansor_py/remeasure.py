@@ -1,0 +1,239 @@
+"""Re-measuring the best programs at the end of tuning, so that the best is not a lucky sample.
+
+A tuning record's cost is one sample of a noisy clock (the search measures each candidate
+once; TVM's runner times it with ``repeat=1``). The fastest of hundreds of samples is partly luck: its sample
+is the one that noise pulled down the most, so the tuner's best is both the wrong program
+now and then and, nearly always, slower than the tuner said. The remedy here: once the
+search is over, the ``top_k`` fastest distinct programs of each task are timed again,
+``passes`` times each, interleaved (1, 2, ..., k, 1, 2, ..., k, ...), so that a burst of
+load on the machine falls on all of them alike. Each program gets one new record holding
+all its samples, appended through the measure callbacks (``RecordToFile``): an ordinary
+TVM record line. A later record of a program supersedes the earlier one
+(``records.ranked_programs``), so ``apply_best``, ``best_state`` and ``ApplyHistoryBest``
+then rank the re-measured programs by their re-measured means, while the readers that
+count trials count programs, not lines (``PreloadMeasuredStates`` marks each program
+measured once; the task scheduler's ``read_task_log`` keeps a program's first record).
+
+One more session may be needed: when a program that was not re-measured still ranks first
+(its one sample beats every re-measured mean), it and up to ``top_k - 1`` more such
+challengers are timed again beside the best re-measured program, until the first-ranked
+program has been re-measured or ``MAX_SESSIONS`` sessions have run. A program whose
+re-measurement fails (wrong answer, crash, or a timeout in every pass) gets that error as
+its latest record and drops out of the ranking; a pass that timed out while others
+finished is left out of its samples.
+
+The cost kept is the mean of the samples, not their median: the records' readers (this
+project's and TVM's) rank by the mean of ``costs``, and each sample is already the mean of
+a repeat lasting ``min_repeat_ms`` or more, so a single late call is diluted; interleaving
+spreads longer bursts over every program alike. The record keeps all samples, so a reader
+wanting the median can still take it.
+
+Not in TVM: its ``auto_schedule`` returns the best single sample.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ansor_py.measure.local import LocalRunner
+from ansor_py.measure.measurer import MeasureCallback, ProgramMeasurer
+from ansor_py.measure.types import MeasureErrorNo, MeasureInput, MeasureResult, ProgramRunner
+from ansor_py.records import RecordToFile, ranked_programs, read_raw_records, replay_or_steps
+from ansor_py.search_task import SearchTask
+from ir.loop_state.steps import Step
+from ir.lower.bound import infer_bound_from_state
+
+#: sessions of re-measurement per task at most (see the module docstring)
+MAX_SESSIONS = 3
+#: outcomes of a pass that leave the program's other passes standing
+TOLERATED = (MeasureErrorNo.NO_ERROR, MeasureErrorNo.RUN_TIMEOUT)
+
+Program = tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Remeasured:
+    """The outcome for one task: its best program by the latest records (``input``, the
+    state bound-inferred as the search's states are), that program's ``result`` (its
+    re-measured samples when ``retimed``), its mean cost in seconds before
+    (``earlier_cost``: the search's sample, or an earlier re-measurement's mean), and how
+    many programs were re-measured in how many sessions."""
+
+    input: MeasureInput
+    result: MeasureResult
+    retimed: bool
+    earlier_cost: float
+    programs: int
+    sessions: int
+
+    @property
+    def flops(self) -> float:
+        """FLOP/s of the best program at its latest mean cost."""
+        return self.input.task.compute_dag.flop_ct / self.result.mean_cost
+
+
+def remeasure_runner(runner: ProgramRunner) -> tuple[ProgramRunner, bool]:
+    """The runner re-measurements use, and whether it was made here (then the caller closes
+    it): for a ``LocalRunner``, a new one with its settings, one repeat per pass (the passes
+    are the repeats) and no slowdown cut (these programs are the fastest there are, and a
+    cut under load would drop one); any other runner is used as it is."""
+    if not isinstance(runner, LocalRunner):
+        return runner, False
+    made = LocalRunner(
+        timeout=runner.timeout,
+        number=runner.number,
+        repeat=1,
+        min_repeat_ms=runner.min_repeat_ms,
+        cooldown_interval=runner.cooldown_interval,
+        enable_cpu_cache_flush=runner.enable_cpu_cache_flush,
+        slowdown_limit=None,
+    )
+    return made, True
+
+
+def record_log(callbacks: Sequence[MeasureCallback]) -> RecordToFile | None:
+    """The first ``RecordToFile`` among ``callbacks``: the log re-measurement ranks and extends."""
+    return next((cb for cb in callbacks if isinstance(cb, RecordToFile)), None)
+
+
+def remeasure_best(
+    tasks: Sequence[SearchTask], measurer: ProgramMeasurer, top_k: int, passes: int, verbose: int = 1
+) -> list[Remeasured | None]:
+    """Re-measure the ``top_k`` best programs of each task ``passes`` times, interleaved,
+    with the builder of the tuning ``measurer`` and its runner (``remeasure_runner``), and
+    hand one record per program to ``measurer``'s callbacks (see the module docstring).
+    The programs are ranked from the log of the first ``RecordToFile`` callback; without
+    one, or with ``top_k`` 0, nothing is measured. Returns, per task, its best program
+    afterwards (None when nothing was measured or it has no valid record); ``verbose`` 1
+    or more prints one line per task (``describe``). ``measurer``'s counts and bests stay
+    as the search left them: these are not trials."""
+    if top_k < 0 or passes < 1:
+        raise ValueError(f"remeasure_best: top_k {top_k} must be >= 0 and passes {passes} >= 1")
+    log = record_log(measurer.callbacks)
+    if top_k == 0 or log is None:
+        return [None] * len(tasks)
+    runner, made_here = remeasure_runner(measurer.runner)
+    try:
+        timer = ProgramMeasurer(measurer.builder, runner, verbose=0)
+        outcomes = []
+        for task in tasks:
+            outcome = _remeasure_task(task, log, measurer.callbacks, timer, top_k, passes)
+            if outcome is not None and verbose >= 1:
+                print(describe(outcome, passes), flush=True)
+            outcomes.append(outcome)
+        return outcomes
+    finally:
+        if made_here and isinstance(runner, LocalRunner):
+            runner.close()
+
+
+def _remeasure_task(
+    task: SearchTask,
+    log: RecordToFile,
+    callbacks: Sequence[MeasureCallback],
+    timer: ProgramMeasurer,
+    top_k: int,
+    passes: int,
+) -> Remeasured | None:
+    ranked = ranked_programs(read_raw_records(log.filename), task.workload_key, task.target)
+    if not ranked:
+        return None
+    earlier = {raw.steps: raw.result.mean_cost for raw in ranked}
+    latest = {raw.steps: raw.result for raw in ranked}
+    retimed: set[Program] = set()
+    batch = [raw.steps for raw in ranked[:top_k]]
+    sessions = 0
+    while batch and sessions < MAX_SESSIONS:
+        sessions += 1
+        inputs = [MeasureInput(task, replay_or_steps(task, steps)) for steps in batch]
+        results = _interleaved(timer, task, inputs, passes)
+        for steps, inp, result in zip(batch, inputs, results, strict=True):
+            for cb in callbacks:
+                cb.callback(None, [inp], [result])
+            latest[steps] = result
+            retimed.add(steps)
+        batch = _next_batch(latest, retimed, top_k)
+    valid = [steps for steps, result in latest.items() if result.error_no is MeasureErrorNo.NO_ERROR]
+    if not valid:
+        return None
+    best = min(valid, key=lambda steps: latest[steps].mean_cost)
+    state = replay_or_steps(task, best)
+    if state.stages:  # as the search hands its states over: with bounds inferred
+        state = infer_bound_from_state(task.compute_dag, state)
+    return Remeasured(
+        MeasureInput(task, state),
+        latest[best],
+        best in retimed,
+        earlier[best],
+        len(retimed),
+        sessions,
+    )
+
+
+def _next_batch(latest: dict[Program, MeasureResult], retimed: set[Program], top_k: int) -> list[Program]:
+    """The next session's programs: none when the fastest program was re-measured; else the
+    fastest re-measured one (the incumbent, timed again beside them) and the ``top_k - 1``
+    (at least one) fastest programs not re-measured that rank above it."""
+    valid = sorted(
+        (steps for steps, result in latest.items() if result.error_no is MeasureErrorNo.NO_ERROR),
+        key=lambda steps: latest[steps].mean_cost,
+    )
+    if not valid or valid[0] in retimed:
+        return []
+    incumbent = next((steps for steps in valid if steps in retimed), None)
+    challengers = [steps for steps in valid if steps not in retimed]
+    if incumbent is None:  # every re-measured program failed
+        return challengers[:top_k]
+    cost = latest[incumbent].mean_cost
+    challengers = [steps for steps in challengers if latest[steps].mean_cost < cost]
+    return [*challengers[: max(1, top_k - 1)], incumbent]
+
+
+def _interleaved(
+    timer: ProgramMeasurer, task: SearchTask, inputs: list[MeasureInput], passes: int
+) -> list[MeasureResult]:
+    """One result per input from ``passes`` interleaved measurements: the first failing
+    pass's result when a pass failed other than by a timeout (a wrong answer or a crash
+    condemns the program), or when every pass timed out; else the samples of the passes
+    that finished (a timeout on a loaded machine says nothing about the program)."""
+    results = timer.measure(task, None, inputs * passes)
+    merged = []
+    for index in range(len(inputs)):
+        mine = results[index :: len(inputs)]
+        failed = next((r for r in mine if r.error_no not in TOLERATED), None)
+        finished = [r for r in mine if r.error_no is MeasureErrorNo.NO_ERROR]
+        if failed is not None or not finished:
+            merged.append(failed or mine[0])
+            continue
+        merged.append(
+            MeasureResult(
+                tuple(cost for r in finished for cost in r.costs),
+                MeasureErrorNo.NO_ERROR,
+                "",
+                sum(r.all_cost for r in mine),
+                max(r.timestamp for r in mine),
+            )
+        )
+    return merged
+
+
+def describe(outcome: Remeasured, passes: int) -> str:
+    """The line the tuner prints for one task after re-measuring."""
+    task = outcome.input.task
+    name = task.desc or task.workload_key
+    result = outcome.result
+    if not outcome.retimed:
+        return (
+            f"Re-measured {outcome.programs} program(s) of {name} in {outcome.sessions} session(s); the "
+            f"best is still one not re-measured: {outcome.flops / 1e9:.2f} GFLOP/s "
+            f"({result.mean_cost * 1e3:.4f} ms, one search sample)"
+        )
+    earlier_flops = task.compute_dag.flop_ct / outcome.earlier_cost
+    return (
+        f"Re-measured {outcome.programs} program(s) of {name} ({passes} interleaved passes, "
+        f"{outcome.sessions} session(s)): best {outcome.flops / 1e9:.2f} GFLOP/s (mean "
+        f"{result.mean_cost * 1e3:.4f} ms, median {statistics.median(result.costs) * 1e3:.4f} ms "
+        f"of {len(result.costs)} samples); measured before at {earlier_flops / 1e9:.2f} GFLOP/s"
+    )
