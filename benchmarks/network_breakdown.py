@@ -71,6 +71,7 @@ from networks import (  # beside this script
     layout_rewrite_option,
     machine_line,
     ms,
+    onnxruntime_options,
     onnxruntime_peer,
     ratio,
     time_interleaved,
@@ -80,7 +81,6 @@ from tune_ops import run_as_child  # beside this script
 from ansor_py.measure.types import MeasureErrorNo
 from ansor_py.network.executor import KernelCall, Network, NetworkBuildWarning, build_network
 from ansor_py.network.graph import Graph, Node
-from ansor_py.network.onnx_writer import to_onnx
 from ansor_py.network.reference import run_reference
 from ansor_py.network.zoo import NETWORKS, random_inputs
 from ansor_py.records import ApplyHistoryBest, RawRecord, normalize_key, read_raw_records
@@ -158,18 +158,14 @@ def profile_onnxruntime(
     nodes of the graph it optimised ``graph`` into. The session is ``onnxruntime_peer``'s
     with profiling on and the optimised model written out."""
     import onnx
-    import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="network_breakdown_") as workdir:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+        options = onnxruntime_options(threads)
         options.log_severity_level = 3  # not the warning that an NCHWc model is machine-specific
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(workdir, "profile")
         options.optimized_model_filepath = os.path.join(workdir, "optimized.onnx")
-        model = to_onnx(graph, opset=17).SerializeToString()
-        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        session = onnxruntime_peer(graph, threads, options)
         for _ in range(runs + 1):
             session.run(None, dict(inputs))
         events = json.loads(Path(session.end_profiling()).read_text())

@@ -170,13 +170,24 @@ def check(row: Row, peer: str, got: np.ndarray, expected: np.ndarray) -> None:
         row.errors.append(f"{row.network} {peer}: max relative error {error:.2e} (shape {got.shape})")
 
 
-def onnxruntime_peer(graph: Graph, threads: int) -> Any:
+def onnxruntime_options(threads: int) -> Any:
+    """The peer's session options: ``threads`` intra-op threads, one inter-op thread, all
+    graph optimisations (onnxruntime's default)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    return options
+
+
+def onnxruntime_peer(graph: Graph, threads: int, options: Any = None) -> Any:
+    """A CPU session of ``graph`` written as ONNX (opset 17) with ``options`` (default
+    ``onnxruntime_options(threads)``)."""
+    import onnxruntime as ort
+
     model = to_onnx(graph, opset=17).SerializeToString()
+    options = options or onnxruntime_options(threads)
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
