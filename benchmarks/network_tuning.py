@@ -6,7 +6,8 @@ and figure 10; TVM's ``tune_network_x86`` tutorial).
   into ``<log-dir>/<network>.json`` until the log holds ``budget`` of their records. The
   scheduler is made with ``load_log_file`` = that log, so a second run continues from its
   records (never measuring a program twice: the scheduler marks them measured) and a run
-  whose budget is already spent only re-times. The budget is a total in trials per
+  whose budget is already spent only re-times. Each task's default schedule (the one the
+  network runs untuned) is measured first, as one of its trials. The budget is a total in trials per
   network, as TVM users give it (``num_measure_trials = 200 * len(tasks)`` in TVM's
   tutorials).
 - ``TuningClock``: a scheduler callback appending ``trials <tab> seconds <tab> estimated
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ansor_py as ansor
+from ansor_py.network.default_schedule import default_schedule
 from ansor_py.network.graph import Graph
 from ansor_py.records import ApplyHistoryBest
 from ansor_py.search_task import SearchTask
@@ -105,7 +107,11 @@ def tune_network(
     offset_s = progress[-1][1] if progress else 0.0
     clock = TuningClock(progress_path(log), offset_s)
     scheduler = ansor.TaskScheduler(
-        tasks, weights, load_log_file=log, callbacks=[ansor.PrintTableInfo(), clock]
+        tasks,
+        weights,
+        load_log_file=log,
+        callbacks=[ansor.PrintTableInfo(), clock],
+        baseline_schedules=default_schedule,  # tuned is never slower than untuned
     )
     resumed = scheduler.restored_trials
     remaining = budget - resumed

@@ -104,13 +104,17 @@ class TaskState:
     def add_round(self, results: list[MeasureResult]) -> None:
         """Count one round of measured ``results``."""
         self.rounds += 1
+        self.add_results(results)
+        self.history.append(self.best_cost)
+
+    def add_results(self, results: list[MeasureResult]) -> None:
+        """Count measured ``results`` as trials of the current round (or before the first)."""
         for result in results:
             self.trials += 1
             if result.ok and result.mean_cost < self.best_cost:
                 self.best_cost = result.mean_cost
                 self.best_round = self.rounds
                 self.best_trial = self.trials
-        self.history.append(self.best_cost)
 
 
 def rebuild_rounds(log: TaskLog, num_measures_per_round: int) -> list[TaskState]:

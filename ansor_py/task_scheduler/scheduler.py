@@ -17,6 +17,12 @@ task searched and measured (``SearchPolicy.continue_search_one_round``):
 4. tuning stops when the trial budget is spent, every task is dead, or (``early_stopping``
    of the options) the objective did not improve over that many trials.
 
+With ``baseline_schedules`` (a function of the DAG and the target, e.g. the network
+layer's ``default_schedule``), each task's baseline program is measured once before the
+warm-up, as one trial of the task, unless the log holds it: with a small budget the search
+competes with the program the network runs untuned, instead of replacing it by a slower
+one. (TVM has no such step: its untuned fallback is TOPI's schedule, never measured.)
+
 The objective is ``sum_i w_i g_i`` (``task_weights``; all 1 when None) of the tasks' best
 latencies g_i, or any ``objective_func(best_costs)``. All tasks share one cost model and
 one measurer, whose callbacks (``RecordToFile``) write every task's records to one log.
@@ -39,9 +45,11 @@ from typing import Any
 
 import numpy as np
 
+from ansor_py.measure.types import MeasureInput
 from ansor_py.remeasure import remeasure_best
 from ansor_py.search.params import SketchParams
 from ansor_py.search.search_policy import SearchPolicy
+from ansor_py.search.sketch_policy import SketchPolicy
 from ansor_py.search_task import SearchTask
 from ansor_py.task_scheduler.callbacks import (
     NO_LATENCY,
@@ -53,6 +61,10 @@ from ansor_py.task_scheduler.gradient import derive_similarity_tag, task_gradien
 from ansor_py.task_scheduler.policies import make_search_policies
 from ansor_py.task_scheduler.restore import TaskLog, TaskState, read_task_log, rebuild_rounds
 from ansor_py.tuning import TuningOptions, open_measurer
+from codegen.target import Target
+from ir.compute_dag import ComputeDAG
+from ir.loop_state.api import State, as_loop_state
+from ir.loop_state.state import LoopState
 
 STRATEGIES = ("gradient", "round-robin")
 #: a task tuned this many rounds more than every peer, still slower than best / beta,
@@ -86,6 +98,7 @@ class TaskScheduler:
         callbacks: Sequence[TaskSchedulerCallback] | None = None,
         eps_greedy: float = 0.05,
         seed: int | None = None,
+        baseline_schedules: Callable[[ComputeDAG, Target], State | LoopState] | None = None,
     ):
         self.tasks = list(tasks)
         if not self.tasks:
@@ -117,6 +130,8 @@ class TaskScheduler:
         self.eps_greedy = eps_greedy
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self.baseline_schedules = baseline_schedules
+        self._baselined: set[int] = set()  # tasks whose baseline is measured or logged
         if callbacks is None:
             callbacks = [PrintTableInfo(), LogEstimatedLatency("total_latency.tsv")]
         self.callbacks = list(callbacks)
@@ -229,11 +244,36 @@ class TaskScheduler:
         }
         with open_measurer(tune_option, self.tasks[0].target, "TaskScheduler.tune") as measurer:
             self.measurer = measurer
+            if self.baseline_schedules is not None:
+                self._measure_baselines(budget)
             self._run(budget, early_stopping_all, early_stopping_task)
             # the best programs of every task, measured again (not trials: ansor_py.remeasure)
             remeasure_best(
                 self.tasks, measurer, tune_option.remeasure_top_k, tune_option.remeasure_repeat, self.verbose
             )
+
+    def _measure_baselines(self, budget: int) -> None:
+        """Measure each task's baseline schedule (``baseline_schedules(dag, target)``,
+        e.g. the network layer's ``default_schedule``) once, as one trial of the task,
+        unless the log holds it: the search then competes with the program the network
+        would run untuned, so a small budget never makes a task slower than untuned."""
+        assert self.search_policies is not None and self.baseline_schedules is not None
+        for i, task in enumerate(self.tasks):
+            if i in self._baselined or self.ct >= budget:
+                continue
+            self._baselined.add(i)
+            state = as_loop_state(task.compute_dag, self.baseline_schedules(task.compute_dag, task.target))
+            logged = self.log.records[i] if self.log is not None else []
+            if any(inp.state.transform_steps == state.transform_steps for inp, _ in logged):
+                continue
+            policy = self.search_policies[i]
+            results = self.measurer.measure(task, policy, [MeasureInput(task, state)])
+            if isinstance(policy, SketchPolicy):
+                throughput = 1.0 / results[0].mean_cost if results[0].ok else 0.0
+                policy.add_measured_state(state, throughput)  # never measured again
+            self.states[i].add_results(results)
+            self.ct += 1
+        self.cur_score = self._score()
 
     def _run(self, budget: int, early_stopping_all: float, early_stopping_task: float) -> None:
         for i in range(len(self.tasks)):  # warm-up: the tasks the log did not restore

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from measure_fakes import FakeBuilder
 
 from ansor_py.measure import (
     BuildResult,
@@ -144,16 +145,6 @@ def test_bad_arguments(runner: LocalRunner) -> None:
         ProgramMeasurer(LocalBuilder(), runner, ["file.json"])  # type: ignore[list-item]
 
 
-class FakeBuilder:
-    """Builds nothing: every candidate 'builds'; batches of 2 * n_parallel = 4."""
-
-    n_parallel = 2
-    timeout = 1.0
-
-    def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]:
-        return [BuildResult("", MeasureErrorNo.NO_ERROR, "", 0.0) for _ in inputs]
-
-
 class ReportingRunner:
     """'Runs' candidate i of a batch in (i + 1) ms. Before each candidate it notes how many
     lines ``log`` has; ``report(results, on_result)`` reports what it chooses (default:
@@ -192,7 +183,7 @@ def test_each_result_is_written_before_the_next_candidate_runs(task: SearchTask,
     log = tmp_path / "log.json"
     runner = ReportingRunner(log)
     collect = Collect()
-    measurer = ProgramMeasurer(FakeBuilder(), runner, [RecordToFile(log), collect], verbose=0)
+    measurer = ProgramMeasurer(FakeBuilder(n_parallel=2), runner, [RecordToFile(log), collect], verbose=0)
     inputs = [MeasureInput(task, s) for s in states(task)] + [MeasureInput(task, states(task)[0])]
     results = measurer.measure(task, "the policy", inputs)
     assert runner.lines_before == [0, 1, 2, 3, 4, 5]  # over two batches (4 + 2)
@@ -212,7 +203,8 @@ def test_results_reported_out_of_order_or_not_at_all(task: SearchTask) -> None:
         on_result(0, results[0])
 
     collect = Collect()
-    measurer = ProgramMeasurer(FakeBuilder(), ReportingRunner(report=report_2_then_0), [collect], verbose=0)
+    runner = ReportingRunner(report=report_2_then_0)
+    measurer = ProgramMeasurer(FakeBuilder(n_parallel=2), runner, [collect], verbose=0)
     inputs = [MeasureInput(task, s) for s in states(task)[:4]]
     results = measurer.measure(task, None, inputs)
     assert [inps[0] for _, inps, _ in collect.calls] == [inputs[2], inputs[0], inputs[1], inputs[3]]
@@ -227,7 +219,7 @@ def test_a_runner_reporting_an_input_twice_is_a_bug(task: SearchTask) -> None:
         on_result(1, results[1])
         on_result(1, results[1])
 
-    measurer = ProgramMeasurer(FakeBuilder(), ReportingRunner(report=twice), verbose=0)
+    measurer = ProgramMeasurer(FakeBuilder(n_parallel=2), ReportingRunner(report=twice), verbose=0)
     inputs = [MeasureInput(task, s) for s in states(task)[:4]]
     with pytest.raises(ValueError, match=r"runner ReportingRunner reported input 1 of a batch of 4 twice"):
         measurer.measure(task, None, inputs)

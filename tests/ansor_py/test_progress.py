@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import pytest
 import search_workloads as W
+from measure_fakes import FakeBuilder
 from search_workloads import SMALL_PARAMS, check_program
 
 from ansor_py.cost_model import RandomModel
@@ -276,14 +277,6 @@ def test_an_off_display_prints_nothing_and_leaves_stdout(monkeypatch: pytest.Mon
 
 # ---------------------------------------------------------------------------------------
 # fed by the measurer
-
-
-class FakeBuilder:
-    n_parallel = 1
-    timeout = 1.0
-
-    def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]:
-        return [BuildResult("", MeasureErrorNo.NO_ERROR, "", 0.0) for _ in inputs]
 
 
 class ScriptedRunner:

@@ -36,10 +36,11 @@ from process_tools import group_members, wait_until
 from ansor_py.cost_model import RandomModel, XGBModel
 from ansor_py.measure.measurer import ProgramMeasurer
 from ansor_py.measure.types import BuildResult, MeasureErrorNo, MeasureInput, MeasureResult
+from ansor_py.network.default_schedule import default_schedule
 from ansor_py.network.graph import Graph, Node
 from ansor_py.network.tasks import extract_tasks
 from ansor_py.network.types import TensorType
-from ansor_py.records import RecordToFile, parse_record, save_records
+from ansor_py.records import RecordToFile, load_records, parse_record, save_records
 from ansor_py.search.search_policy import SearchPolicy
 from ansor_py.search.sketch_policy import SketchPolicy
 from ansor_py.search_task import SearchTask
@@ -629,3 +630,49 @@ def test_a_similar_task_that_never_reaches_its_peers_speed_leaves_the_group():
     scheduler.tune(options, search_policy=[CurvePolicy(t) for t in tasks])
     assert scheduler.task_tags[1] == "" and list(scheduler.group_task_ids.values()) == [[0]]
     assert scheduler.task_trials == [8, 152]
+
+
+@pytest.mark.slow
+def test_the_baseline_schedules_are_measured_first_and_once(tmp_path: Path):
+    """``baseline_schedules``: each task's default schedule is its first trial, so the
+    tuned best is never slower than it; a resumed run finds it in the log and does not
+    measure it again."""
+    tasks, weights = extract_tasks(small_mlp())
+    baselines = {t.workload_key: default_schedule(t.compute_dag, t.target).transform_steps for t in tasks}
+    log = tmp_path / "log.json"
+
+    def tune(trials: int) -> TaskScheduler:
+        scheduler = TaskScheduler(
+            tasks, weights, load_log_file=log, callbacks=[], seed=2, baseline_schedules=default_schedule
+        )
+        options = TuningOptions(
+            num_measure_trials=trials,
+            num_measures_per_round=2,
+            verbose=0,
+            measure_callbacks=[RecordToFile(log)],
+            remeasure_top_k=0,
+        )
+        scheduler.tune(options, search_policy_params=SMALL_SEARCH)
+        return scheduler
+
+    first = tune(6)
+    records = load_records(log, tasks=tasks)
+    assert first.ct == 6 == len(records)
+    firsts = {}
+    for inp, _ in records:
+        firsts.setdefault(inp.task.workload_key, inp.state.transform_steps)
+    assert firsts == baselines  # each task's first record is its baseline
+    for i, task in enumerate(tasks):
+        baseline_cost = min(
+            res.mean_cost
+            for inp, res in records
+            if inp.task.workload_key == task.workload_key
+            and inp.state.transform_steps == baselines[task.workload_key]
+        )
+        assert first.best_costs[i] <= baseline_cost
+
+    second = tune(4)
+    after = load_records(log, tasks=tasks)
+    assert second.ct == 4 and len(after) == 10
+    steps = Counter((inp.task.workload_key, inp.state.transform_steps) for inp, _ in after)
+    assert all(count == 1 for count in steps.values()), "a program was measured twice"

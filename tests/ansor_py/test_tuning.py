@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import search_workloads as W
+from measure_fakes import FakeBuilder
 
 from ansor_py.cost_model import XGBModel
 from ansor_py.measure.local import LocalRunner
@@ -41,16 +42,6 @@ from codegen.llvm import Kernel
 from ir.loop_state.api import State
 from ir.loop_state.state import LoopState
 from ir.reference import random_inputs
-
-
-class FakeBuilder:
-    """Builds nothing: every candidate 'builds'."""
-
-    n_parallel = 1
-    timeout = 1.0
-
-    def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]:
-        return [BuildResult("", MeasureErrorNo.NO_ERROR, "", 0.0) for _ in inputs]
 
 
 class FakeRunner:
