@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from search_workloads import search_test_double_matmul, search_test_matmul
 
 import ansor_py as ansor
 from ansor_py.explainer import Explanation, explain, explain_record, run_kernel
@@ -28,7 +29,6 @@ from ir import te
 from ir.compute_dag import ComputeDAG
 from ir.loop_state.state import ScheduleError, initial_state
 from ir.lower.lower import PASSES, lower
-from tests.ansor_py.search_workloads import search_test_double_matmul, search_test_matmul
 
 N = 64
 #: a packed (vector) fused multiply-add: vfmadd231ps, vfmadd213ps ... on xmm/ymm/zmm
