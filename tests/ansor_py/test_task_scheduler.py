@@ -656,7 +656,7 @@ def test_the_baseline_schedules_are_measured_first_and_once(tmp_path: Path):
         return scheduler
 
     first = tune(6)
-    records = load_records(log, tasks=tasks)
+    records = list(load_records(log, tasks=tasks))
     assert first.ct == 6 == len(records)
     firsts = {}
     for inp, _ in records:
@@ -672,7 +672,7 @@ def test_the_baseline_schedules_are_measured_first_and_once(tmp_path: Path):
         assert first.best_costs[i] <= baseline_cost
 
     second = tune(4)
-    after = load_records(log, tasks=tasks)
+    after = list(load_records(log, tasks=tasks))
     assert second.ct == 4 and len(after) == 10
     steps = Counter((inp.task.workload_key, inp.state.transform_steps) for inp, _ in after)
     assert all(count == 1 for count in steps.values()), "a program was measured twice"
