@@ -21,7 +21,7 @@ auto-scheduler tutorial's subgraph) and a softmax. For each operator, one config
    inputs.
 
     python benchmarks/tune_ops.py --trials 1000 [--ops GMM C2D ...] [--config-index 1]
-        [--log-dir DIR] [--repeat 7] [--threads 2]
+        [--log-dir DIR] [--repeat 7] [--threads 2] [--target "llvm -mcpu=znver3"]
 
 At the end, the tuning curves of the operators run (best GFLOP/s so far against trials and
 wall time, ``ansor_py.plot.plot_tuning``) go to ``<log-dir>/tuning_curves.png`` beside
@@ -209,11 +209,16 @@ class PackedCall:
 
 
 def compile_packed(
-    dag: ansor.ComputeDAG, state: LoopState, name: str, directory: Path, arrays: list[np.ndarray]
+    dag: ansor.ComputeDAG,
+    state: LoopState,
+    name: str,
+    directory: Path,
+    arrays: list[np.ndarray],
+    target: str = "llvm",
 ) -> PackedCall:
-    """``state`` lowered, compiled to a shared library in ``directory`` (as the tuner's
-    builder does), loaded and bound to ``arrays``."""
-    module = llvm_build(ansor.lower(dag, state, name=name), "llvm")
+    """``state`` lowered, compiled for ``target`` to a shared library in ``directory`` (as
+    the tuner's builder does), loaded and bound to ``arrays``."""
+    module = llvm_build(ansor.lower(dag, state, name=name), target)
     path = str(module.export_library(directory / f"{name}.so"))
     return PackedCall(load_library(path, name, module.func.params, module.written), path, arrays)
 
@@ -255,7 +260,7 @@ def time_naive(
         row.naive_note = f"skipped (est. {estimate:.0f} s/run)"
         print(f"  naive: {row.naive_note}", flush=True)
         return
-    call = compile_packed(dag, initial_state(dag), f"{row.op}_naive", args.work_dir, arrays)
+    call = compile_packed(dag, initial_state(dag), f"{row.op}_naive", args.work_dir, arrays, args.target)
     out = arrays[-1]
     out.fill(np.nan)
     start = time.perf_counter()
@@ -337,7 +342,7 @@ def pick_fastest(
     sample that won this pick."""
     timed: list[tuple[float, int, PackedCall]] = []
     for rank, state in enumerate(states, start=1):
-        call = compile_packed(dag, state, f"{row.op}_tuned_{rank}", args.work_dir, arrays)
+        call = compile_packed(dag, state, f"{row.op}_tuned_{rank}", args.work_dir, arrays, args.target)
         arrays[-1].fill(np.nan)
         call()
         errors_before = len(row.errors)
@@ -356,7 +361,7 @@ def run_op(op: str, args: argparse.Namespace, torch: ModuleType | None) -> Row:
     """Naive, tuned, numpy and torch timings of one operator (see the module docstring)."""
     index, config = resolve_config(op, args.config_index)
     dag = ansor.ComputeDAG(workload_tensors(op, config))
-    task = ansor.SearchTask(compute_dag=dag, target="llvm")
+    task = ansor.SearchTask(compute_dag=dag, target=args.target)
     row = Row(op, index, config, dag.flop_ct)
     print(f"== {op} config {index} {config}: {dag.flop_ct / 1e6:.1f} MFLOP", flush=True)
     inputs, (expected,) = task.reference()
@@ -450,7 +455,7 @@ def save_figure(rows: Sequence[Row], args: argparse.Namespace) -> None:
     tasks = [
         ansor.SearchTask(
             compute_dag=ansor.ComputeDAG(workload_tensors(r.op, r.config)),
-            target="llvm",
+            target=args.target,
             desc=f"{r.op} {r.config}",
         )
         for r in logged
@@ -512,6 +517,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="threads for ours, OpenBLAS and torch")
     parser.add_argument("--naive-limit-s", type=float, default=10.0, help="skip longer naive runs")
     parser.add_argument("--seed", type=int, default=None, help="search seed (default: random)")
+    parser.add_argument(
+        "--target",
+        default="llvm",
+        help='LLVM target to tune and build for (e.g. "llvm -mcpu=znver3": AVX2 only, 16 registers)',
+    )
     parser.add_argument("--verbose", type=int, choices=[0, 1], default=0, help="tuning progress")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

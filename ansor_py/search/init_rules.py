@@ -163,7 +163,10 @@ def _extent(extent: int | None) -> int:
 
 def fill_tile_sizes(ctx: PopulationContext, state: LoopState, rng: np.random.Generator) -> LoopState | None:
     """InitFillTileSize: every split with unknown lengths gets a uniformly random exact
-    factorization of its extent (innermost <= max_innermost_split_factor); then the
+    factorization of its extent (innermost <= max_innermost_split_factor), or, for a
+    register-tile split (``StateCache.register_tile_splits``) with probability
+    ``padded_tile_probability``, a padded one (``SplitFactorizationMemo.padded_schemes``:
+    the 12-accumulator tiles of a 16-register CPU over a power-of-two extent); then the
     steps are replayed, so the stages show the chosen tiles. A draw whose register tile
     overflows the register file (``fits_register_file``) is drawn again, up to
     ``FILL_ATTEMPTS`` times."""
@@ -175,6 +178,8 @@ def fill_tile_sizes(ctx: PopulationContext, state: LoopState, rng: np.random.Gen
     ]
     if not open_splits:
         return state
+    padding = ctx.params.padded_tile_probability
+    tile_splits = ctx.state_cache.register_tile_splits(state.transform_steps) if padding > 0 else frozenset()
     for _ in range(FILL_ATTEMPTS):
         steps = list(state.transform_steps)
         for index in open_splits:
@@ -183,6 +188,8 @@ def fill_tile_sizes(ctx: PopulationContext, state: LoopState, rng: np.random.Gen
             if step.extent is None:
                 return None
             schemes = ctx.split_memo.factorization_schemes(step.extent, len(step.lengths), limit)
+            if index in tile_splits and rng.random() < padding:
+                schemes = ctx.split_memo.padded_schemes(step.extent, len(step.lengths), limit) or schemes
             if not schemes:
                 return None
             lengths = schemes[int(rng.integers(len(schemes)))]

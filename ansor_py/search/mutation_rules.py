@@ -71,7 +71,7 @@ def mutate_tile_size(ctx: PopulationContext, state: LoopState, rng: np.random.Ge
     else:
         return None
     inner = [length for length in split.lengths if length is not None]
-    lengths = [split.extent // math.prod(inner), *inner]
+    lengths = [-(-split.extent // math.prod(inner)), *inner]  # ceil: a padded split's tiles
     order = rng.permutation(len(lengths))
     for position, src in enumerate(order):
         length = lengths[src]

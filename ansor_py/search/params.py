@@ -19,7 +19,7 @@ class SketchParamsError(ValueError):
 @dataclass(frozen=True)
 class SketchParams:
     """SketchPolicy parameters (Ansor paper sections 4 and 5; names and defaults as TVM's
-    ``auto_scheduler.SketchPolicy.DEFAULT_PARAMS``)."""
+    ``auto_scheduler.SketchPolicy.DEFAULT_PARAMS``, plus ``padded_tile_probability``)."""
 
     #: share of each measured batch picked at random instead of by the cost model
     eps_greedy: float = 0.05
@@ -45,11 +45,16 @@ class SketchParams:
     max_vectorize_size: int = 16
     #: 1 turns off InitChangeComputeLocation and MutateComputeLocation
     disable_change_compute_location: int = 0
+    #: probability that a register-tile split draws a padded scheme (an innermost length
+    #: not dividing the extent, ``SplitFactorizationMemo.padded_schemes``) instead of an
+    #: exact one; not in TVM, whose space is the exact schemes only (0 restores it)
+    padded_tile_probability: float = 0.25
 
     def __post_init__(self) -> None:
         _check_range("eps_greedy", self.eps_greedy, 0.0, 1.0)
         _check_range("sample_init_use_measured_ratio", self.sample_init_use_measured_ratio, 0.0, 1.0)
         _check_range("evolutionary_search_mutation_prob", self.evolutionary_search_mutation_prob, 0.0, 1.0)
+        _check_range("padded_tile_probability", self.padded_tile_probability, 0.0, 1.0)
         for name in (
             "sample_init_min_population",
             "evolutionary_search_population",

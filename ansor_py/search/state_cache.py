@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ansor_py.search.stage_queries import STAGE_CHANGING_STEPS
-from ir.loop_state.enums import ComputeAtKind, StageKind
+from ir.loop_state.enums import ComputeAtKind, IteratorKind, StageKind
 from ir.loop_state.state import LoopState, ScheduleError, initial_state
-from ir.loop_state.steps import Step
+from ir.loop_state.steps import SplitStep, Step
 from ir.lower.bound import BoundCache, infer_bound
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class StateCache:
         self._prefixes: dict[History, LoopState | None] = {}
         self._replayed: dict[History, LoopState | None] = {}
         self._bound: dict[History, LoopState | None] = {}
+        self._tile_splits: dict[History, frozenset[int]] = {}
 
     def replay(self, steps: Sequence[Step]) -> LoopState | None:
         """The state ``steps`` make from the DAG's initial state; None if one is illegal."""
@@ -90,6 +91,36 @@ class StateCache:
             bound = None
         self._remember(self._bound, history, bound)
         return bound
+
+    def register_tile_splits(self, steps: Sequence[Step]) -> frozenset[int]:
+        """Indices of the split steps in ``steps`` that split a spatial iterator of a stage
+        with a reduction iterator whose values are not a kernel parameter (a cache stage,
+        or an intermediate one): the splits whose innermost length is a register tile
+        dimension under multi-level tiling, and whose tail lowering can compute into a
+        private buffer. Memoised per history (a sketch's, mostly)."""
+        history = tuple(steps)
+        found = self._tile_splits.get(history)
+        if found is not None:
+            return found
+        parameters = {tensor.name for tensor in self.dag.tensors}
+        indices: set[int] = set()
+        state = self.initial_state
+        try:
+            for index, step in enumerate(history):
+                if isinstance(step, SplitStep):
+                    stage = state.stages[step.stage_id]
+                    kinds = [it.kind for it in stage.iters]
+                    spatial = kinds[step.iter_id] is IteratorKind.SPATIAL
+                    if spatial and IteratorKind.REDUCTION in kinds and stage.name not in parameters:
+                        indices.add(index)
+                state = step.apply(state, self.dag)
+        except ScheduleError:
+            pass
+        found = frozenset(indices)
+        if len(self._tile_splits) >= self.max_entries:
+            self._tile_splits.clear()
+        self._tile_splits[history] = found
+        return found
 
     def _prefix(self, history: History) -> LoopState | None:
         if not history:

@@ -119,6 +119,10 @@ def follow_tiling(
     return s.loop_state
 
 
+#: the most extra work a padded tile scheme may add, as a share of the extent
+MAX_PADDED_WASTE = 1 / 32
+
+
 class SplitFactorizationMemo:
     """All ways to fill ``n`` split lengths of an extent with exact divisors, innermost
     at most a limit; memoised per (extent, n, limit) (TVM SplitFactorizationMemo)."""
@@ -146,6 +150,32 @@ class SplitFactorizationMemo:
         if found is None:
             result: list[tuple[int, ...]] = []
             self._enumerate((), extent, n_lengths, max_innermost, result)
+            found = tuple(result)
+            self._schemes[key] = found
+        return found
+
+    def padded_schemes(self, extent: int, n_lengths: int, max_innermost: int) -> tuple[tuple[int, ...], ...]:
+        """The (l_1, ..., l_n) whose innermost l_n (2 <= l_n <= max_innermost) does NOT
+        divide ``extent`` but pads it by at most ``MAX_PADDED_WASTE`` (``ceil(extent / l_n)
+        * l_n``), the other lengths an exact factorization of ``ceil(extent / l_n)``: a
+        register tile of 6 rows over 1024 (171 tiles, the last one computing 2 rows past
+        the edge), which exact factorizations of a power of two never reach. Lowering
+        computes such a tail into the cache stage's private buffer without a branch
+        (``ir.lower.schedule_ops``). An extension of Ansor's space; memoised."""
+        key = (-extent, n_lengths, max_innermost)  # negative: apart from the exact schemes
+        found = self._schemes.get(key)
+        if found is None:
+            result: list[tuple[int, ...]] = []
+            for inner in range(2, min(max_innermost, extent - 1) + 1):
+                tiles = -(-extent // inner)
+                if extent % inner == 0 or tiles * inner - extent > MAX_PADDED_WASTE * extent:
+                    continue
+                if n_lengths == 1:
+                    result.append((inner,))
+                    continue
+                outer: list[tuple[int, ...]] = []
+                self._enumerate((), tiles, n_lengths - 1, tiles, outer)
+                result.extend((*lengths, inner) for lengths in outer)
             found = tuple(result)
             self._schemes[key] = found
         return found

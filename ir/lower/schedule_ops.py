@@ -13,7 +13,15 @@ One stage's nest, from its leaf iterators outermost first:
   Barrier before and after the fill when the buffer is shared and a GPU thread loop
   encloses it;
 * each guard (a non-dividing split, an attached region leaving the domain) just inside the
-  deepest loop it reads, so it is tested as early as possible;
+  deepest loop it reads, so it is tested as early as possible; except that a stage whose
+  values live in a compact buffer of its own (a cache stage attached inside a consumer)
+  computes its spatial tail instead of testing it, when every such store stays inside the
+  buffer: its reads of full-size buffers clamp the overshooting axes to the domain, so the
+  extra iterations compute from real data into buffer slots no consumer keeps (the
+  consumer's own stores stay guarded). The register tile of a GEMM then runs without a
+  branch even when its MR or NR does not divide the extent (BLIS's 6x16 on AVX2), which
+  is what lets LLVM keep the accumulators in registers (TVM keeps the guard and relies on
+  LoopPartition instead);
 * for a reduction, as TVM does: the init store before the outermost reduction loop, inside
   its own loops over the spatial iterators nested deeper, then
   ``acc = combine(acc, source)`` at the innermost level, guarded by the ``where`` condition.
@@ -38,12 +46,15 @@ from ir.expr import (
     const,
     free_vars,
     map_children,
+    max_expr,
+    min_expr,
     substitute,
 )
 from ir.loop_state.enums import THREAD_BINDINGS, ComputeAtKind, IteratorAnnotation, IteratorKind, StageKind
 from ir.loop_state.state import FuseRelation, ScheduleError, SplitRelation, Stage, StorageAlign
 from ir.lower.bound import BoundInfo
 from ir.lower.passes import map_stmt
+from ir.lower.simplify import Simplifier
 from ir.te import ComputeOp
 from ir.tir import (
     Allocate,
@@ -222,21 +233,27 @@ class _Emitter:
             return tuple(indices)
         return tuple(i - m for i, m in zip(indices, offsets, strict=True))
 
-    def translate(self, e: Expr, k: int) -> Expr:
-        """Stage k's (inlined-expanded) expression over loop variables, reads as loads."""
-        values = self.info.stages[k].axis_values
+    def translate(self, e: Expr, k: int, clamped: dict[Var, Expr] | None = None) -> Expr:
+        """Stage k's (inlined-expanded) expression over loop variables, reads as loads.
 
-        def visit(node: Expr) -> Expr:
+        ``clamped``: axis values kept inside the domain, for the reads of full-size
+        buffers of a stage that computes its tail (``_StageNest.tail_axis_values``);
+        reads of compact buffers keep the plain values, which their regions cover."""
+        plain = self.info.stages[k].axis_values
+        reads_full = clamped if clamped is not None else plain
+
+        def visit(node: Expr, values: dict[Var, Expr] = plain) -> Expr:
             if isinstance(node, TensorRead):
                 p = self.stage_of_op[id(node.tensor.op)]
-                indices = [visit(i) for i in node.indices]
+                values = plain if p in self.plan.offsets else reads_full
+                indices = [visit(i, values) for i in node.indices]
                 buffer = self.plan.buffers[p]
                 if p in self.plan.outputs:  # output value_index of a tuple reduction
                     buffer = self.plan.outputs[p][node.tensor.value_index]
                 return BufferLoad(buffer, self.access_indices(p, indices))
             if isinstance(node, IterVar):
                 return values.get(node, node)
-            return map_children(node, visit)
+            return map_children(node, lambda child: visit(child, values))
 
         return visit(e)
 
@@ -268,7 +285,46 @@ class _StageNest:
             depths = [var_depth[id(v)] for v in free_vars(g) if id(v) in var_depth]
             spatial = all(self.spatial[d] for d in depths)
             self.guards.append((max(depths, default=-1), g, spatial))
+        #: axis values with the overshooting axes clamped, when the stage computes its tail
+        self.clamped = self.tail_axis_values()
+        if self.clamped is not None:
+            self.guards = [guard for guard in self.guards if not guard[2]]
         self.pragmas = self._loop_annotations()
+
+    def tail_axis_values(self) -> dict[Var, Expr] | None:
+        """The axis values its reads of full-size buffers use when this stage may run the
+        iterations its spatial guards would skip; None when it may not.
+
+        It may when its buffer is a compact allocation of its own (not a parameter, not
+        shared by GPU threads), its loops do not mix spatial and reduction iterators, and
+        every store of every iteration, guarded or not, falls inside that buffer. The axes
+        whose values can leave the domain are clamped to it, so those reads stay in
+        bounds; only stores into this private buffer change, at slots consumers never read
+        for a value they keep."""
+        plan = self.emitter.plan
+        buffer = plan.attached_allocs.get(self.k)
+        if buffer is None or self.mixed or self.stage.scope is MemoryScope.SHARED:
+            return None
+        if not any(spatial for _, _, spatial in self.guards):
+            return None
+        simp = Simplifier(self.emitter.info.ranges)
+        values = self.bound.axis_values
+        offsets = plan.offsets[self.k]
+        for axis, offset, extent in zip(self.op.axis, offsets, buffer.shape, strict=True):
+            lo, hi = simp.bounds(values[axis] - offset)
+            if lo < 0 or hi >= extent:
+                return None
+        clamped = dict(values)
+        for axis in self.op.axis:
+            first, last = int(axis.dom_min), int(axis.dom_min) + axis.extent - 1
+            lo, hi = simp.bounds(values[axis])
+            value = values[axis]
+            if hi > last:
+                value = min_expr(value, const(last, value.dtype))
+            if lo < first:
+                value = max_expr(value, const(first, value.dtype))
+            clamped[axis] = value
+        return clamped
 
     def emit(self) -> Stmt:
         inner = self.level(0, init=False)
@@ -333,14 +389,14 @@ class _StageNest:
     def store(self) -> Stmt:
         indices = self.out_indices()
         if self.reduce is None:
-            return BufferStore(self.buffer, self.emitter.translate(self.body, self.k), indices)
+            return BufferStore(self.buffer, self.emitter.translate(self.body, self.k, self.clamped), indices)
         if self.reduce.is_tuple:
             return self.tuple_store(indices)
-        source = self.emitter.translate(self.reduce.source, self.k)
+        source = self.emitter.translate(self.reduce.source, self.k, self.clamped)
         acc = BufferLoad(self.buffer, indices)
         update: Stmt = BufferStore(self.buffer, self.reduce.reducer.combine(acc, source), indices)
         if self.reduce.condition is not None:
-            update = IfThenElse(self.emitter.translate(self.reduce.condition, self.k), update)
+            update = IfThenElse(self.emitter.translate(self.reduce.condition, self.k, self.clamped), update)
         return update
 
     def tuple_store(self, indices: tuple[Expr, ...]) -> Stmt:
@@ -351,15 +407,15 @@ class _StageNest:
         xs, ys, combined = self.reduce.reducer.combine_exprs(dtypes)
         buffers = self.emitter.plan.outputs[self.k]
         mapping: dict[Var, Expr] = {x: BufferLoad(b, indices) for x, b in zip(xs, buffers, strict=True)}
-        mapping.update(
-            {y: self.emitter.translate(s, self.k) for y, s in zip(ys, self.reduce.sources, strict=True)}
-        )
+        sources = self.reduce.sources
+        translate = self.emitter.translate
+        mapping.update({y: translate(s, self.k, self.clamped) for y, s in zip(ys, sources, strict=True)})
         temps = [Var(f"{self.stage.name}.v{n}.next", d) for n, d in enumerate(dtypes)]
         update = seq(*(BufferStore(b, t, indices) for b, t in zip(buffers, temps, strict=True)))
         for temp, value in reversed(list(zip(temps, combined, strict=True))):
             update = LetStmt(temp, substitute(value, mapping), update)
         if self.reduce.condition is not None:
-            update = IfThenElse(self.emitter.translate(self.reduce.condition, self.k), update)
+            update = IfThenElse(self.emitter.translate(self.reduce.condition, self.k, self.clamped), update)
         return update
 
     def identity_stores(self, indices: tuple[Expr, ...]) -> Stmt:

@@ -52,7 +52,9 @@ def filled(policy, rng):
 
 
 def test_fill_tile_sizes_picks_exact_factorizations():
-    policy = small_policy(W.search_test_matmul, (48, 64, 96), max_innermost_split_factor=8)
+    policy = small_policy(
+        W.search_test_matmul, (48, 64, 96), max_innermost_split_factor=8, padded_tile_probability=0.0
+    )
     rng = np.random.default_rng(0)
     seen = set()
     for _ in range(20):
@@ -66,6 +68,53 @@ def test_fill_tile_sizes_picks_exact_factorizations():
                     assert step.lengths[-1] <= 8
                     seen.add(step.lengths)
     assert len(seen) > 10  # random, not one fixed choice
+
+
+def test_padded_tiles_pad_register_tile_splits_only_and_compute_right():
+    # 1024-like power-of-two extents: only padded schemes give 3- or 6-row tiles
+    policy = small_policy(
+        W.search_test_matmul, (32, 64, 16), max_innermost_split_factor=16, padded_tile_probability=1.0
+    )
+    rng = np.random.default_rng(4)
+    padded_seen = 0
+    for _ in range(6):
+        for sketch in policy.generate_sketches():
+            tile_splits = policy.state_cache.register_tile_splits(sketch.transform_steps)
+            state = fill_tile_sizes(policy, sketch, rng)
+            assert state is not None
+            for index, step in enumerate(state.transform_steps):
+                if not isinstance(step, SplitStep):
+                    continue
+                *outer, inner = step.lengths
+                if step.extent % math.prod(step.lengths) == 0:
+                    continue
+                # a padded split: a register-tile split, its outer lengths dividing the
+                # tile count, at most 1/32 of the extent computed past the edge
+                assert index in tile_splits
+                tiles = -(-step.extent // inner)
+                assert tiles % math.prod(outer) == 0
+                assert tiles * inner - step.extent <= step.extent / 32
+                padded_seen += 1
+            check_program(policy.search_task, ensure_bound(policy, state))
+    assert padded_seen > 0
+
+
+def test_register_tile_splits_are_the_spatial_splits_of_private_reduction_stages():
+    policy = small_policy(W.search_test_matmul, (32, 64, 16))
+    kinds = set()
+    for sketch in policy.generate_sketches():
+        steps = sketch.transform_steps
+        tile_splits = policy.state_cache.register_tile_splits(steps)
+        splits = {i: step for i, step in enumerate(steps) if isinstance(step, SplitStep)}
+        assert tile_splits <= set(splits)
+        cached = any(stage.name == "C.local" for stage in sketch.stages)
+        for index, step in splits.items():
+            # i and j of C.local (SSRSRS: 3 lengths) are register-tile splits; k's split
+            # (1 length) is not, and nor is any split of C, a kernel parameter
+            on_local = sketch.stages[step.stage_id].name == "C.local"
+            assert (index in tile_splits) == (on_local and len(step.lengths) == 3)
+        kinds.add(cached)
+    assert kinds == {True, False}  # the sketches with and without the cache stage
 
 
 def test_rfactor_split_is_sampled_and_the_program_is_correct():
