@@ -72,7 +72,7 @@ from ansor_py.plot import plot_tuning
 from ansor_py.records import load_task_records
 from ansor_py.search import PreloadMeasuredStates, SketchPolicy
 from ansor_py.timing import time_repeats
-from codegen.llvm import Kernel, load_library
+from codegen.llvm import Kernel, empty_aligned, load_library
 from codegen.llvm import build as llvm_build
 from codegen.llvm.kernel import PACKED_FUNC_TYPE
 from ir import te
@@ -206,6 +206,13 @@ class PackedCall:
         status = self.entry(self.pointers, len(self.arrays))
         if status != 0:
             raise RuntimeError(f"kernel '{self.name}' returned error status {status}")
+
+
+def aligned_copy(array: np.ndarray) -> np.ndarray:
+    """``array``'s values in an ``empty_aligned`` array."""
+    copy = empty_aligned(array.shape, array.dtype)
+    copy[...] = array
+    return copy
 
 
 def compile_packed(
@@ -365,7 +372,8 @@ def run_op(op: str, args: argparse.Namespace, torch: ModuleType | None) -> Row:
     row = Row(op, index, config, dag.flop_ct)
     print(f"== {op} config {index} {config}: {dag.flop_ct / 1e6:.1f} MFLOP", flush=True)
     inputs, (expected,) = task.reference()
-    arrays = [*inputs, np.empty_like(expected)]
+    # 64-byte aligned, as the tuner measured and as TVM allocates (numpy gives 16)
+    arrays = [aligned_copy(a) for a in inputs] + [empty_aligned(expected.shape, expected.dtype)]
     time_naive(dag, arrays, expected, row, args)
     log = op_log(args, op, index)
     tune(task, log, row, args)

@@ -93,11 +93,12 @@ class StateCache:
         return bound
 
     def register_tile_splits(self, steps: Sequence[Step]) -> frozenset[int]:
-        """Indices of the split steps in ``steps`` that split a spatial iterator of a stage
-        with a reduction iterator whose values are not a kernel parameter (a cache stage,
-        or an intermediate one): the splits whose innermost length is a register tile
-        dimension under multi-level tiling, and whose tail lowering can compute into a
-        private buffer. Memoised per history (a sketch's, mostly)."""
+        """Indices of the split steps in ``steps`` that split a spatial iterator other than
+        the last (which is vectorized, so padded it would leave a partial vector) of a
+        stage with a reduction iterator whose values are not a kernel parameter (a cache
+        stage, or an intermediate one): the splits whose innermost length is the number
+        of rows of a register tile under multi-level tiling, and whose tail lowering can
+        compute into a private buffer. Memoised per history (a sketch's, mostly)."""
         history = tuple(steps)
         found = self._tile_splits.get(history)
         if found is not None:
@@ -110,8 +111,9 @@ class StateCache:
                 if isinstance(step, SplitStep):
                     stage = state.stages[step.stage_id]
                     kinds = [it.kind for it in stage.iters]
-                    spatial = kinds[step.iter_id] is IteratorKind.SPATIAL
-                    if spatial and IteratorKind.REDUCTION in kinds and stage.name not in parameters:
+                    spatial = [i for i, kind in enumerate(kinds) if kind is IteratorKind.SPATIAL]
+                    rows = step.iter_id in spatial[:-1]  # the last one is vectorized: whole vectors
+                    if rows and IteratorKind.REDUCTION in kinds and stage.name not in parameters:
                         indices.add(index)
                 state = step.apply(state, self.dag)
         except ScheduleError:

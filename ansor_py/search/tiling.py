@@ -121,6 +121,9 @@ def follow_tiling(
 
 #: the most extra work a padded tile scheme may add, as a share of the extent
 MAX_PADDED_WASTE = 1 / 32
+#: the longest padded innermost length: register-tile rows (14 x 2 vectors fill 32
+#: registers), not cache tiles, which exact factorizations already serve
+PADDED_MAX_INNERMOST = 16
 
 
 class SplitFactorizationMemo:
@@ -155,7 +158,8 @@ class SplitFactorizationMemo:
         return found
 
     def padded_schemes(self, extent: int, n_lengths: int, max_innermost: int) -> tuple[tuple[int, ...], ...]:
-        """The (l_1, ..., l_n) whose innermost l_n (2 <= l_n <= max_innermost) does NOT
+        """The (l_1, ..., l_n) whose innermost l_n (2 <= l_n <= max_innermost and
+        ``PADDED_MAX_INNERMOST``) does NOT
         divide ``extent`` but pads it by at most ``MAX_PADDED_WASTE`` (``ceil(extent / l_n)
         * l_n``), the other lengths an exact factorization of ``ceil(extent / l_n)``: a
         register tile of 6 rows over 1024 (171 tiles, the last one computing 2 rows past
@@ -166,7 +170,7 @@ class SplitFactorizationMemo:
         found = self._schemes.get(key)
         if found is None:
             result: list[tuple[int, ...]] = []
-            for inner in range(2, min(max_innermost, extent - 1) + 1):
+            for inner in range(2, min(max_innermost, PADDED_MAX_INNERMOST, extent - 1) + 1):
                 tiles = -(-extent // inner)
                 if extent % inner == 0 or tiles * inner - extent > MAX_PADDED_WASTE * extent:
                     continue

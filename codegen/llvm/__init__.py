@@ -10,7 +10,7 @@ checked numpy-facing callable).
 from codegen.llvm.build import LLVMModule, build
 from codegen.llvm.context import BuildOptions
 from codegen.llvm.errors import CodegenError, KernelArgumentError
-from codegen.llvm.kernel import Kernel, load_library
+from codegen.llvm.kernel import Kernel, empty_aligned, load_library
 
 __all__ = [
     "BuildOptions",
@@ -19,5 +19,6 @@ __all__ = [
     "KernelArgumentError",
     "LLVMModule",
     "build",
+    "empty_aligned",
     "load_library",
 ]

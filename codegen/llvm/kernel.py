@@ -29,6 +29,25 @@ from ir import dtype as dt
 from ir.tir import Buffer
 
 PACKED_FUNC_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int32)
+#: the byte alignment of ``empty_aligned`` arrays (TVM's kAllocAlignment: a cache line,
+#: one AVX-512 vector), which the tuner's runner and a network's arena give every buffer
+ALLOC_ALIGNMENT = 64
+
+
+def empty_aligned(
+    shape: Sequence[int], dtype: str | np.dtype = "float32", alignment: int = ALLOC_ALIGNMENT
+) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on an ``alignment``-byte
+    boundary, as TVM's ``tvm.nd.empty`` allocates. numpy only promises 16 bytes, and a
+    tuned kernel's vector loads then straddle cache lines: time a kernel on the arrays it
+    was measured on by the tuner, that is, these."""
+    if alignment < 1 or alignment & (alignment - 1):
+        raise ValueError(f"empty_aligned: alignment {alignment} must be a power of two")
+    kind = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * kind.itemsize
+    raw = np.empty(nbytes + alignment, dtype=np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start : start + nbytes].view(kind).reshape(tuple(shape))
 
 
 class CompiledCode(Protocol):
