@@ -11,7 +11,8 @@ and figure 10; TVM's ``tune_network_x86`` tutorial).
   network, as TVM users give it (``num_measure_trials = 200 * len(tasks)`` in TVM's
   tutorials).
 - ``TuningClock``: a scheduler callback appending ``trials <tab> seconds <tab> estimated
-  ms`` to ``<log-dir>/<network>.progress.tsv`` after every round, the seconds counted
+  ms`` to ``<log-dir>/<network>.progress.tsv`` after every round and once when ``tune``
+  returns (its final re-measurement of each task's best programs), the seconds counted
   across runs (a resumed run starts from the file's last line), so the curve's tuning
   times survive a restart. A round cut short by ``kill -9`` loses its time, not its
   records.
@@ -67,6 +68,11 @@ class TuningClock(TaskSchedulerCallback):
         estimate = estimated_latency_ms(task_scheduler) or "-"
         with open(self.path, "a") as f:
             f.write(f"{task_scheduler.total_trials}\t{seconds:.1f}\t{estimate}\n")
+
+    def finish(self, task_scheduler: SchedulerProgress) -> None:
+        """One more line when ``tune`` returns, so the time after the last round (the
+        re-measurement of each task's best programs) counts too."""
+        self.post_tune(task_scheduler, -1)
 
 
 def read_progress(path: Path) -> list[tuple[int, float]]:
@@ -131,6 +137,7 @@ def tune_network(
         )
         params = None if population is None else {"evolutionary_search_population": population}
         scheduler.tune(options, search_policy_params=params)
+        clock.finish(scheduler)
     run_s = time.perf_counter() - start
     trials = resumed + scheduler.ct
     progress = read_progress(progress_path(log))
@@ -155,6 +162,8 @@ def curve_points(outcome: TuneOutcome, budget: int) -> list[CurvePoint]:
     for fraction in CURVE_FRACTIONS:
         trials = min(max(1, math.ceil(fraction * budget)), outcome.trials)
         tuning_s = next((seconds for count, seconds in progress if count >= trials), None)
+        if trials == outcome.trials and progress:
+            tuning_s = progress[-1][1]  # all of it, the final re-measurement included
         points.append(CurvePoint(fraction, trials, tuning_s))
     return points
 
