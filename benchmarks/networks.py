@@ -26,10 +26,11 @@ overhead is ``Network.profile``'s: the share of a network call not spent in its 
 
     python benchmarks/networks.py [--networks resnet50 dcgan] [--repeat 15] [--threads 2] [--save]
 
-With ``--tune TRIALS`` ours is tuned instead (``network_tuning``, beside this script): the
-network's tasks are tuned by the task scheduler until ``<--log-dir>/<network>.json`` holds
-TRIALS of their records (resumable: a second run with a larger budget continues, and one
-with the same budget only re-times), and built from the log's first TRIALS records with
+With ``--tune TRIALS`` (or per network, ``--tune dcgan=455 resnet50=3500``) ours is tuned
+instead (``network_tuning``, beside this script): the network's tasks are tuned by the
+task scheduler until ``<--log-dir>/<network>.json`` holds TRIALS of their records
+(resumable: a second run with a larger budget continues, and one with the same budget
+only re-times), and built from the log's first TRIALS records with
 layout rewrite (``--no-layout-rewrite`` to compare). It is also built from the log's first
 10%, 25% and 50% of the budget and with no records at all (untuned), and every build is
 checked and timed in the same interleaved repeats as the peers: the latency-versus-tuning-
@@ -208,6 +209,17 @@ def curve_label(point: CurvePoint) -> str:
     return f"ours after {point.fraction:.0%}"
 
 
+def budget_of(args: argparse.Namespace, network: str) -> int:
+    """The network's tuning budget: its ``NET=TRIALS`` entry of ``--tune``, else the plain one."""
+    budgets: dict[str, int] = args.budgets
+    return budgets.get(network, budgets.get("", 0))
+
+
+def budgets_text(args: argparse.Namespace) -> str:
+    """The budgets as given, e.g. ``dcgan=455, 1000``."""
+    return ", ".join(f"{name}={trials}" if name else str(trials) for name, trials in args.budgets.items())
+
+
 def tune(graph: Graph, row: Row, args: argparse.Namespace) -> TuneOutcome:
     """Tune the network into ``<--log-dir>/<network>.json`` (``network_tuning.tune_network``)."""
     tasks, weights = extract_tasks(graph, "llvm")
@@ -217,7 +229,7 @@ def tune(graph: Graph, row: Row, args: argparse.Namespace) -> TuneOutcome:
         tasks,
         weights,
         log,
-        args.tune,
+        budget_of(args, row.network),
         verbose=args.verbose,
         population=args.population,
         per_round=args.per_round,
@@ -233,7 +245,7 @@ def tuned_builds(graph: Graph, row: Row, args: argparse.Namespace) -> dict[str, 
     log = outcome.log
     builds: dict[str, Network] = {}
     option = layout_rewrite_option(args)
-    for point in curve_points(outcome, args.tune):
+    for point in curve_points(outcome, budget_of(args, row.network)):
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:  # tasks left untuned are counted below
             warnings.simplefilter("always", NetworkBuildWarning)
@@ -391,7 +403,7 @@ def format_tuned_table(rows: Sequence[Row], args: argparse.Namespace, load: floa
         machine_line(args.threads, load),
         "",
         f"Latency in ms (median of interleaved repeats); `ours / peer` > 1 means we are slower. Ours is "
-        f"tuned by the task scheduler with a budget of {args.tune} trials per network (logs in "
+        f"tuned by the task scheduler with a budget of {budgets_text(args)} trials per network (logs in "
         f"`{args.log_dir}`) and built from its log {rewrite} layout rewrite; tuning time is the "
         "wall time of all runs that wrote the log (this run's in brackets).",
         "",
@@ -494,10 +506,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     parser.add_argument(
         "--tune",
-        type=int,
-        default=0,
+        nargs="+",
+        default=[],
         metavar="TRIALS",
-        help="tune each network with this many trials in all (resuming its log), not run it untuned",
+        help="tune each network with this many trials in all (resuming its log), not run it untuned; "
+        "NET=TRIALS entries give networks their own budgets (a plain number: every other network)",
     )
     parser.add_argument(
         "--population",
@@ -526,8 +539,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in ("repeat", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} {getattr(args, name)} must be at least 1")
-    if args.tune < 0:
-        parser.error(f"--tune {args.tune} must be a number of trials >= 1")
+    args.budgets = {}
+    for entry in args.tune:
+        name, _, trials = entry.rpartition("=")
+        if name and name not in NETWORKS:
+            parser.error(f"--tune {entry}: no network {name!r} (known: {', '.join(NETWORKS)})")
+        if not trials.isdigit() or int(trials) < 1:
+            parser.error(f"--tune {entry}: the budget must be a number of trials >= 1")
+        args.budgets[name] = int(trials)
+    if args.tune and any(name not in args.budgets and "" not in args.budgets for name in args.networks):
+        missing = [name for name in args.networks if name not in args.budgets]
+        parser.error(f"--tune gives no budget for {', '.join(missing)} (add NET=TRIALS or a plain number)")
     for name in ("population", "per_round"):
         value = getattr(args, name)
         if value is not None and value < 1:

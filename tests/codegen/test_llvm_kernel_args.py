@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from codegen_helpers import loop
 
-from codegen.llvm import KernelArgumentError, build
+from codegen.llvm import KernelArgumentError, build, empty_aligned
 from ir.expr import Var
 from ir.tir import Buffer, BufferLoad, BufferStore, PrimFunc
 
@@ -82,3 +82,16 @@ def test_not_an_array(kernel):
     _, b, c = _arrays()
     with pytest.raises(KernelArgumentError, match=r"argument 0 'A': expected a numpy array, got list"):
         kernel([[1.0]], b, c)
+
+
+@pytest.mark.parametrize(
+    "shape, dtype", [((3, 5), "float32"), ((1024, 1024), "float32"), ((7,), "int8"), ((2, 3, 4), "float64")]
+)
+def test_empty_aligned_starts_on_a_cache_line(shape, dtype):
+    arrays = [empty_aligned(shape, dtype) for _ in range(8)]  # numpy alone gives 16-byte starts
+    for array in arrays:
+        assert array.ctypes.data % 64 == 0
+        assert array.shape == shape and array.dtype == np.dtype(dtype)
+        assert array.flags.c_contiguous and array.flags.writeable
+    with pytest.raises(ValueError, match="alignment 48 must be a power of two"):
+        empty_aligned(shape, dtype, alignment=48)
