@@ -180,7 +180,7 @@ def test_tiling_structure_param_changes_the_sketches():
     assert [it.name for it in sketches[0].stages[2].iters] == ["i.0", "j.0", "k", "i.1", "j.1"]
 
 
-def test_params_defaults_are_tvms_and_bad_values_are_named():
+def test_params_defaults_are_tvms_plus_padded_tiles_and_bad_values_are_named():
     params = SketchParams()
     assert params.as_dict() == {
         "eps_greedy": 0.05,
@@ -195,7 +195,10 @@ def test_params_defaults_are_tvms_and_bad_values_are_named():
         "max_innermost_split_factor": 64,
         "max_vectorize_size": 16,
         "disable_change_compute_location": 0,
+        "padded_tile_probability": 0.25,  # ours, not TVM's (0 gives TVM's space)
     }
+    with pytest.raises(SketchParamsError, match=r"padded_tile_probability 2 must be a number in \[0.0, 1"):
+        SketchParams(padded_tile_probability=2)
     given = {"eps_greedy": 0.1}
     assert SketchParams.from_any(given).eps_greedy == 0.1 and given == {"eps_greedy": 0.1}
     with pytest.raises(SketchParamsError, match=r"unknown parameter\(s\) \['eps'\]"):
