@@ -587,9 +587,11 @@ def test_the_policies_share_one_model_and_know_the_logged_programs(tmp_path: Pat
     models = [p.program_cost_model for p in policies]  # type: ignore[attr-defined]
     assert models[0] is models[1] and isinstance(models[0], XGBModel)
     assert models[0].num_warmup_sample == 16 and len(models[0].inputs) == 32  # trained on the log
-    for policy, task in zip(policies, TASKS[:2]):
+    # the gradient strategy's split of the 32 trials may vary (eps-greedy picks at random)
+    assert sum(len(records) for records in task_log.records) == 32
+    for policy, task, records in zip(policies, TASKS[:2], task_log.records):
         assert isinstance(policy, SketchPolicy) and policy.params.eps_greedy == 0.1
-        assert len(policy.measured_states_set) == 16
+        assert len(records) >= 8 and len(policy.measured_states_set) == len(records)
         assert str(program(task, 0)) in policy.measured_states_set
 
 
