@@ -18,8 +18,9 @@ and figure 10; TVM's ``tune_network_x86`` tutorial).
   records.
 - ``curve_points``: the trial counts of the latency-versus-tuning-time curve (10%, 25%, 50%
   and 100% of the budget) with the tuning time each was reached at; the network is built
-  from the log's first ``n`` records (``ApplyHistoryBest(log, n_lines=n)``), the state the
-  tuner had handed over after ``n`` trials.
+  from the log's records up to its ``n``-th program (``history_after``), the state the
+  tuner had handed over after ``n`` trials (a program counts once, however often it was
+  re-measured).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 import ansor_py as ansor
 from ansor_py.network.default_schedule import default_schedule
 from ansor_py.network.graph import Graph
-from ansor_py.records import ApplyHistoryBest
+from ansor_py.records import ApplyHistoryBest, read_raw_records
 from ansor_py.search_task import SearchTask
 from ansor_py.task_scheduler.callbacks import SchedulerProgress, TaskSchedulerCallback, estimated_latency_ms
 
@@ -169,5 +170,22 @@ def curve_points(outcome: TuneOutcome, budget: int) -> list[CurvePoint]:
 
 
 def history_after(log: Path, trials: int) -> ApplyHistoryBest:
-    """The best records among the log's first ``trials`` (what ``build_network`` takes)."""
-    return ApplyHistoryBest(log, n_lines=trials)
+    """The best records the log held once its first ``trials`` programs had been measured
+    (what ``build_network`` takes): every record before the first one of program
+    ``trials + 1``, so re-measurements of earlier programs in between count and a later
+    one does not; the whole log when it holds ``trials`` programs or fewer (its final
+    re-measurements included)."""
+    return ApplyHistoryBest(log, n_lines=records_before_program(log, trials))
+
+
+def records_before_program(log: Path, programs: int) -> int | None:
+    """How many records of ``log`` come before the first record of its ``programs + 1``-th
+    distinct program (by workload, target and steps); None when it has no more programs."""
+    seen: set[tuple[str, str, tuple[object, ...]]] = set()
+    for count, raw in enumerate(read_raw_records(log)):
+        program = (raw.workload_key, str(raw.target), raw.steps)
+        if program not in seen:
+            if len(seen) == programs:
+                return count
+            seen.add(program)
+    return None

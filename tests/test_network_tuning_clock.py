@@ -38,3 +38,35 @@ def test_curve_points_take_the_first_line_reaching_them_and_the_last_for_the_who
     outcome = TuneOutcome(log, tasks=2, trials=40, resumed=0, run_s=31.0, total_s=31.0)
     points = curve_points(outcome, budget=40)
     assert [(p.trials, p.tuning_s) for p in points] == [(4, 5.0), (10, 5.0), (20, 9.0), (40, 31.0)]
+
+
+def test_history_after_counts_programs_not_lines(tmp_path: Path):
+    import json
+
+    from network_tuning import records_before_program
+
+    import ansor_py as ansor
+    from ansor_py.measure.types import MeasureErrorNo, MeasureInput, MeasureResult
+    from ansor_py.records import dump_record_to_string
+    from ir.topi.workloads import gemm
+
+    task = ansor.SearchTask(compute_dag=ansor.ComputeDAG(gemm(8, 8, 8)), target="llvm")
+    states = []
+    for factor in (1, 2, 4):
+        s = ansor.get_init_state(task.compute_dag)
+        s.split("C", s["C"].iters[0], [factor])
+        states.append(s.loop_state)
+
+    def line(state, cost):
+        result = MeasureResult((cost,), MeasureErrorNo.NO_ERROR, "", 0.0, 1.0)
+        return dump_record_to_string(MeasureInput(task, state), result)
+
+    log = tmp_path / "net.json"
+    # programs 0 and 1, program 0 re-measured, program 2, then 0 and 2 re-measured
+    lines = [line(states[0], 3e-3), line(states[1], 2e-3), line(states[0], 1e-3), line(states[2], 4e-3)]
+    lines += [line(states[0], 5e-3), line(states[2], 6e-3)]
+    log.write_text("".join(entry if entry.endswith("\n") else entry + "\n" for entry in lines))
+    assert [json.loads(entry)["r"][0][0] for entry in lines][:2] == [3e-3, 2e-3]
+    assert records_before_program(log, 1) == 1
+    assert records_before_program(log, 2) == 3  # program 0's re-measurement counts
+    assert records_before_program(log, 3) is None  # the whole log
