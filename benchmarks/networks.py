@@ -233,6 +233,7 @@ def tune(graph: Graph, row: Row, args: argparse.Namespace) -> TuneOutcome:
         verbose=args.verbose,
         population=args.population,
         per_round=args.per_round,
+        cache_flush=not args.no_cache_flush,
     )
     return row.tuned
 
@@ -520,6 +521,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--per-round", type=int, default=64, help="programs measured per scheduler round (TVM's 64)"
+    )
+    parser.add_argument(
+        "--no-cache-flush",
+        action="store_true",
+        help="time candidates hot (back-to-back calls) instead of after a cache flush each",
     )
     parser.add_argument(
         "--tune-only",
