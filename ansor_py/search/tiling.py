@@ -132,6 +132,7 @@ class SplitFactorizationMemo:
 
     def __init__(self) -> None:
         self._schemes: dict[tuple[int, int, int], tuple[tuple[int, ...], ...]] = {}
+        self._padded: dict[tuple[int, int, int], tuple[tuple[int, ...], ...]] = {}
         self._factors: dict[int, tuple[int, ...]] = {}
 
     def factors(self, n: int) -> tuple[int, ...]:
@@ -159,15 +160,15 @@ class SplitFactorizationMemo:
 
     def padded_schemes(self, extent: int, n_lengths: int, max_innermost: int) -> tuple[tuple[int, ...], ...]:
         """The (l_1, ..., l_n) whose innermost l_n (2 <= l_n <= max_innermost and
-        ``PADDED_MAX_INNERMOST``) does NOT
-        divide ``extent`` but pads it by at most ``MAX_PADDED_WASTE`` (``ceil(extent / l_n)
-        * l_n``), the other lengths an exact factorization of ``ceil(extent / l_n)``: a
-        register tile of 6 rows over 1024 (171 tiles, the last one computing 2 rows past
-        the edge), which exact factorizations of a power of two never reach. Lowering
-        computes such a tail into the cache stage's private buffer without a branch
-        (``ir.lower.schedule_ops``). An extension of Ansor's space; memoised."""
-        key = (-extent, n_lengths, max_innermost)  # negative: apart from the exact schemes
-        found = self._schemes.get(key)
+        ``PADDED_MAX_INNERMOST``) does NOT divide ``extent`` but pads it by at most
+        ``MAX_PADDED_WASTE`` (``ceil(extent / l_n) * l_n``), the other lengths an exact
+        factorization of ``ceil(extent / l_n)``: a register tile of 6 rows over 1024 (171
+        tiles, the last one computing 2 rows past the edge), which exact factorizations of
+        a power of two never reach. Lowering computes such a tail into the cache stage's
+        private buffer without a branch (``ir.lower.schedule_ops``). An extension of
+        Ansor's space; memoised."""
+        key = (extent, n_lengths, max_innermost)
+        found = self._padded.get(key)
         if found is None:
             result: list[tuple[int, ...]] = []
             for inner in range(2, min(max_innermost, PADDED_MAX_INNERMOST, extent - 1) + 1):
@@ -181,7 +182,7 @@ class SplitFactorizationMemo:
                 self._enumerate((), tiles, n_lengths - 1, tiles, outer)
                 result.extend((*lengths, inner) for lengths in outer)
             found = tuple(result)
-            self._schemes[key] = found
+            self._padded[key] = found
         return found
 
     def _enumerate(
