@@ -42,7 +42,6 @@ RUNTIME_DEVICE error naming the buffer. Either way the parent starts a fresh chi
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import math
@@ -54,6 +53,7 @@ import sys
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -364,8 +364,9 @@ def compare_output(name: str, got: np.ndarray, expected: np.ndarray, rtol: float
 class Worker:
     """The request loop: loaded tasks, the open library, the flush buffer."""
 
-    def __init__(self, faults: FaultReporter) -> None:
+    def __init__(self, faults: FaultReporter, wake_team: Callable[[], None] | None = None) -> None:
         self.faults = faults
+        self.wake_team = wake_team  # TeamWaker: after a flush, before an OpenMP kernel
         self.tasks: OrderedDict[int, TaskData] = OrderedDict()
         self.flush_buffer = np.zeros(0, np.int64)
         self.flush_value = 0
@@ -392,27 +393,32 @@ class Worker:
         except (OSError, AttributeError) as error:
             raise CandidateError("COMPILE_DEVICE", f"cannot load {request['lib']}: {error}") from None
         reply({"phase": "loaded"})
-        settle = not self.openmp_settled and _uses_openmp(request["lib"])
+        uses_openmp = _uses_openmp(request["lib"])
         try:
-            costs = self.measure(task, entry, request, settle)
+            costs = self.measure(task, entry, request, uses_openmp)
         finally:
             del entry
             _dlclose(library)
         return {"status": "ok", "costs": costs}
 
     # measuring ------------------------------------------------------------------------------
-    def measure(self, task: TaskData, entry: Any, request: dict[str, Any], settle: bool) -> list[float]:
+    def measure(self, task: TaskData, entry: Any, request: dict[str, Any], uses_openmp: bool) -> list[float]:
         buffers = fresh_arguments(task)
         self.faults.buffers = buffers
         try:
-            return self._measure(task, buffers, entry, request, settle)
+            return self._measure(task, buffers, entry, request, uses_openmp)
         finally:
             self.faults.buffers = []
             for buffer in buffers:
                 buffer.close()
 
     def _measure(
-        self, task: TaskData, buffers: list[GuardedBuffer], entry: Any, request: dict[str, Any], settle: bool
+        self,
+        task: TaskData,
+        buffers: list[GuardedBuffer],
+        entry: Any,
+        request: dict[str, Any],
+        uses_openmp: bool,
     ) -> list[float]:
         pointers = (ctypes.c_void_p * len(buffers))(*[b.data_start for b in buffers])
         nargs = len(buffers)
@@ -431,7 +437,7 @@ class Worker:
                 message = compare_output(arg.name, got.array, arg.reference, arg.rtol, arg.atol)
                 if message is not None:
                     raise CandidateError("WRONG_ANSWER", message)
-        if settle:
+        if uses_openmp and not self.openmp_settled:
             # A new OpenMP team's threads start on the caller's core; until the kernel's
             # scheduler spreads them (a few balancing periods), every barrier waits a
             # time slice. Run the first parallel kernel of this process a while first.
@@ -454,6 +460,8 @@ class Worker:
                     number = int(max(min_repeat_ms / (duration_ms / number) + 1, number * GOLDEN_RATIO))
                 if flush_bytes:
                     self.flush_cache(flush_bytes)
+                    if uses_openmp and self.wake_team is not None:
+                        self.wake_team()
                 start = time.perf_counter()
                 for _ in range(number):
                     call()
@@ -494,12 +502,36 @@ def _uses_openmp(path: str) -> bool:
         return b"GOMP_parallel" in f.read()
 
 
-def _pin_openmp() -> None:
+def _pin_openmp() -> ctypes.CDLL | None:
     """Load libgomp for good: unloading the last library that used it would unload
-    libgomp too, under its still-running worker threads (a segfault)."""
+    libgomp too, under its still-running worker threads (a segfault). None without one."""
     # without an OpenMP runtime, libraries needing it fail to load (COMPILE_DEVICE)
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libgomp.so.1", mode=ctypes.RTLD_GLOBAL)
+    try:
+        return ctypes.CDLL("libgomp.so.1", mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        return None
+
+
+class TeamWaker:
+    """Runs an empty OpenMP parallel region: every thread of the team calls ``free(NULL)``
+    (a no-op taking one pointer, as a region's body does) and the team joins.
+
+    The cache flush writes its buffer from this thread alone, for milliseconds, while the
+    team's other threads stop spinning and sleep, and on a virtual machine their idle
+    vCPUs are descheduled by the host. The first parallel region after that waited for
+    them: timed cold, one repeat in two or three cost 3-4 ms more (a 0.5 ms convolution
+    measured 0.5, 3.4, 0.5, 3.3, ... ms), a penalty a network, which calls its kernels
+    back to back, never pays. Waking the team after the flush, untimed, leaves its threads
+    spinning when the kernel starts."""
+
+    def __init__(self, gomp: ctypes.CDLL) -> None:
+        self.parallel = gomp.GOMP_parallel
+        self.parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        self.parallel.restype = None
+        self.body = ctypes.cast(_LIBC.free, ctypes.c_void_p)
+
+    def __call__(self) -> None:
+        self.parallel(self.body, None, 0, 0)  # 0 threads: the team's default size
 
 
 def main() -> None:
@@ -510,10 +542,10 @@ def main() -> None:
         replies.write(json.dumps(message) + "\n")
         replies.flush()
 
-    _pin_openmp()
+    gomp = _pin_openmp()
     faults = FaultReporter(replies.fileno())
     faults.install()
-    worker = Worker(faults)
+    worker = Worker(faults, None if gomp is None else TeamWaker(gomp))
     reply({"ready": True, "pid": os.getpid()})
     for line in sys.stdin:
         request = json.loads(line)

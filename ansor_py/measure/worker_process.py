@@ -30,6 +30,20 @@ from ansor_py.forking import dies_with_this_process, parent_only
 WORKER_SCRIPT = Path(__file__).with_name("run_worker.py")
 #: seconds the child may take to start (import numpy) and answer "ready"
 START_TIMEOUT = 60.0
+#: OpenMP settings of the child unless the tuner's environment sets them: one thread per
+#: core, each bound to its core, as TVM's runtime binds its thread pool. Unbound, a woken
+#: thread was often placed on its waker's core, and two spinning threads sharing a core
+#: wait for each other in scheduler ticks: timed after a cache flush, kernels of 0.1-1 ms
+#: took 4, 8 or 16 ms for several repeats in a row.
+OPENMP_BINDING = {"OMP_PROC_BIND": "true", "OMP_PLACES": "cores"}
+
+
+def worker_environment() -> dict[str, str]:
+    """The child's environment: this process's, with ``OPENMP_BINDING`` as defaults."""
+    env = dict(os.environ)
+    for key, value in OPENMP_BINDING.items():
+        env.setdefault(key, value)
+    return env
 
 
 class WorkerDied(Exception):
@@ -57,6 +71,7 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=self._log,
             close_fds=True,
+            env=worker_environment(),
             preexec_fn=dies_with_this_process(),
         )
         assert self.process.stdin is not None and self.process.stdout is not None
