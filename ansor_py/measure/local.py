@@ -316,7 +316,9 @@ class LocalRunner:
     ``number`` calls (``number`` grown until a repeat lasts ``min_repeat_ms``); costs are
     the repeats' mean seconds per call, each a finite number > 0 (anything else is a
     ``RUNTIME_DEVICE`` error, never a NO_ERROR record). ``enable_cpu_cache_flush`` writes a
-    buffer twice the last-level cache before each repeat and forces ``number=1,
+    buffer twice the last-level cache before each repeat, then reads the first argument
+    back when it is an input (TVM flushes every argument but the first: the weights come
+    from memory, the data input from the caches), and forces ``number=1,
     min_repeat_ms=0`` (as TVM). ``cooldown_interval`` seconds are slept after each
     candidate. Each library is deleted once measured. ``close()`` (or ``with``) stops the
     child.
