@@ -529,10 +529,10 @@ class TeamWaker:
     The cache flush writes its buffer from this thread alone, for milliseconds, while the
     team's other threads stop spinning and sleep, and on a virtual machine their idle
     vCPUs are descheduled by the host. The first parallel region after that waited for
-    them: timed cold, one repeat in two or three cost 3-4 ms more (a 0.5 ms convolution
-    measured 0.5, 3.4, 0.5, 3.3, ... ms), a penalty a network, which calls its kernels
-    back to back, never pays. Waking the team after the flush, untimed, leaves its threads
-    spinning when the kernel starts."""
+    them, a scheduler tick or more added to a sub-millisecond kernel, a penalty a network,
+    which calls its kernels back to back, never pays. Waking the team after the flush,
+    untimed, leaves its threads spinning when the kernel starts
+    (``benchmarks/results/cold_measurement.md``)."""
 
     def __init__(self, gomp: ctypes.CDLL) -> None:
         self.parallel = gomp.GOMP_parallel

@@ -33,8 +33,7 @@ START_TIMEOUT = 60.0
 #: OpenMP settings of the child unless the tuner's environment sets them: one thread per
 #: core, each bound to its core, as TVM's runtime binds its thread pool. Unbound, a woken
 #: thread was often placed on its waker's core, and two spinning threads sharing a core
-#: wait for each other in scheduler ticks: timed after a cache flush, kernels of 0.1-1 ms
-#: took 4, 8 or 16 ms for several repeats in a row.
+#: wait for each other in whole scheduler ticks (``benchmarks/results/cold_measurement.md``).
 OPENMP_BINDING = {"OMP_PROC_BIND": "true", "OMP_PLACES": "cores"}
 
 
