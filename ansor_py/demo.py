@@ -102,7 +102,7 @@ def run_demo(n: int = 512, trials: int = 64, log_file: str | None = None) -> int
         print(f"{name:18} {dag.flop_ct / time_s / 1e9:8.1f} GFLOP/s   {ratio:5.2f}x numpy")
     _, reported = load_best_record(log_file, task.workload_key, task.target, tasks=[task])
     assert reported is not None  # apply_best found it
-    reported_flops = dag.flop_ct / reported.mean_cost
+    reported_flops = dag.flop_ct / reported.median_cost
     timed_flops = dag.flop_ct / seconds[0]
     print(
         f"the tuner reported the tuned program at {reported_flops / 1e9:.1f} GFLOP/s "

@@ -254,7 +254,7 @@ def explain_record(
     out = sys.stdout if out is None else out
     out.write(
         f"best record of {log}: workload {task.workload_key}, target {task.target}, "
-        f"measured {res.mean_cost * 1e6:.1f} us\n\n"
+        f"measured {res.median_cost * 1e6:.1f} us\n\n"
     )
     return explain(task, state, target, out=out, **kwargs)
 

@@ -199,7 +199,7 @@ def _gather(
         group = gathered.setdefault(_task_group(inp.task), _TaskRecords(inp.task))
         if math.isnan(group.flop):
             group.flop = _flop(group.task, path)
-        gflops = group.flop / res.mean_cost / 1e9 if res.ok else math.nan
+        gflops = group.flop / res.median_cost / 1e9 if res.ok else math.nan
         group.add(tuple(inp.state.transform_steps), res.timestamp - start, gflops)
 
 

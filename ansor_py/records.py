@@ -12,11 +12,12 @@ model) or to distill a log to its best lines. The reader accepts TVM's shorter t
 (``[key, target]``, ``[key, target, hw]``) and target strings with options this project
 ignores (``-keys=cpu``).
 
-The best program of a workload is the one with the smallest mean cost, each program
+The best program of a workload is the one with the smallest median cost, each program
 judged by its latest record (``ranked_programs``): the search measures a program once,
 so a later record of the same program is a re-measurement (``ansor_py.remeasure``, more
 samples, taken beside its rivals) and supersedes the one noisy sample of the search. The
-line is an ordinary record, so TVM reads it too (TVM ranks every line by its own mean).
+line is an ordinary record, so TVM reads it too. TVM ranks a line by the mean of its
+costs, ansor-py by their median (``MeasureResult.median_cost``).
 
 What a damaged log does:
 
@@ -511,7 +512,7 @@ def ranked_programs(
     records: Iterable[RawRecord], workload_key: str | None, target: Target | None
 ) -> list[RawRecord]:
     """The programs of ``workload_key`` (any when None) on ``target``'s class (any when
-    None) whose latest record is error-free, smallest mean cost first, one record each
+    None) whose latest record is error-free, smallest median cost first, one record each
     (``latest_per_program``); ties keep the order of the programs' first records."""
     key = None if workload_key is None else normalize_key(workload_key)
     latest = latest_per_program(
@@ -521,7 +522,7 @@ def ranked_programs(
         and (target is None or raw.target_class == target_class(target))
     )
     ranked = [raw for raw in latest.values() if raw.result.error_no is MeasureErrorNo.NO_ERROR]
-    ranked.sort(key=lambda raw: raw.result.mean_cost)  # stable
+    ranked.sort(key=lambda raw: raw.result.median_cost)  # stable
     return ranked
 
 
@@ -551,7 +552,7 @@ def load_best_record(
     target: str | Target | None = None,
     tasks: Iterable[SearchTask] = (),
 ) -> tuple[MeasureInput | None, MeasureResult | None]:
-    """The record of the fastest program: the smallest mean cost among the programs'
+    """The record of the fastest program: the smallest median cost among the programs'
     latest records (``ranked_programs``) that are error-free, among those of
     ``workload_key`` and of ``target``'s class (kind and architecture) when given; (None,
     None) if none."""

@@ -71,7 +71,7 @@ class Remeasured:
     @property
     def flops(self) -> float:
         """FLOP/s of the best program at its latest mean cost."""
-        return self.input.task.compute_dag.flop_ct / self.result.mean_cost
+        return self.input.task.compute_dag.flop_ct / self.result.median_cost
 
 
 def remeasure_runner(runner: ProgramRunner) -> tuple[ProgramRunner, bool]:
@@ -140,7 +140,7 @@ def _remeasure_task(
     ranked = ranked_programs(read_raw_records(log.filename), task.workload_key, task.target)
     if not ranked:
         return None
-    earlier = {raw.steps: raw.result.mean_cost for raw in ranked}
+    earlier = {raw.steps: raw.result.median_cost for raw in ranked}
     latest = {raw.steps: raw.result for raw in ranked}
     retimed: set[Program] = set()
     batch = [raw.steps for raw in ranked[:top_k]]
@@ -158,7 +158,7 @@ def _remeasure_task(
     valid = [steps for steps, result in latest.items() if result.error_no is MeasureErrorNo.NO_ERROR]
     if not valid:
         return None
-    best = min(valid, key=lambda steps: latest[steps].mean_cost)
+    best = min(valid, key=lambda steps: latest[steps].median_cost)
     state = replay_or_steps(task, best)
     if state.stages:  # as the search hands its states over: with bounds inferred
         state = infer_bound_from_state(task.compute_dag, state)
@@ -178,7 +178,7 @@ def _next_batch(latest: dict[Program, MeasureResult], retimed: set[Program], top
     (at least one) fastest programs not re-measured that rank above it."""
     valid = sorted(
         (steps for steps, result in latest.items() if result.error_no is MeasureErrorNo.NO_ERROR),
-        key=lambda steps: latest[steps].mean_cost,
+        key=lambda steps: latest[steps].median_cost,
     )
     if not valid or valid[0] in retimed:
         return []
@@ -186,8 +186,8 @@ def _next_batch(latest: dict[Program, MeasureResult], retimed: set[Program], top
     challengers = [steps for steps in valid if steps not in retimed]
     if incumbent is None:  # every re-measured program failed
         return challengers[:top_k]
-    cost = latest[incumbent].mean_cost
-    challengers = [steps for steps in challengers if latest[steps].mean_cost < cost]
+    cost = latest[incumbent].median_cost
+    challengers = [steps for steps in challengers if latest[steps].median_cost < cost]
     return [*challengers[: max(1, top_k - 1)], incumbent]
 
 
@@ -228,12 +228,12 @@ def describe(outcome: Remeasured, passes: int) -> str:
         return (
             f"Re-measured {outcome.programs} program(s) of {name} in {outcome.sessions} session(s); the "
             f"best is still one not re-measured: {outcome.flops / 1e9:.2f} GFLOP/s "
-            f"({result.mean_cost * 1e3:.4f} ms, one search sample)"
+            f"({result.median_cost * 1e3:.4f} ms, one search sample)"
         )
     earlier_flops = task.compute_dag.flop_ct / outcome.earlier_cost
     return (
         f"Re-measured {outcome.programs} program(s) of {name} ({passes} interleaved passes, "
-        f"{outcome.sessions} session(s)): best {outcome.flops / 1e9:.2f} GFLOP/s (mean "
-        f"{result.mean_cost * 1e3:.4f} ms, median {statistics.median(result.costs) * 1e3:.4f} ms "
+        f"{outcome.sessions} session(s)): best {outcome.flops / 1e9:.2f} GFLOP/s (median "
+        f"{result.median_cost * 1e3:.4f} ms, mean {statistics.fmean(result.costs) * 1e3:.4f} ms "
         f"of {len(result.costs)} samples); measured before at {earlier_flops / 1e9:.2f} GFLOP/s"
     )

@@ -464,7 +464,7 @@ def share(part: float, gap: float) -> str:
 def records_cells(row: TaskRow) -> str:
     """The log's columns of a row: trials, best GFLOP/s, errors, best at trial, schedule."""
     r = row.records
-    gflops = "-" if r.best is None or row.flop == 0 else f"{row.flop / r.best.result.mean_cost / 1e9:.3g}"
+    gflops = "-" if r.best is None or row.flop == 0 else f"{row.flop / r.best.result.median_cost / 1e9:.3g}"
     found = "-" if r.best_trial is None else f"{r.best_trial} ({r.verdict()})"
     schedule = "tuned" if row.tuned else "**default**"
     return f"{r.trials} | {gflops} | {r.errors} | {found} | {schedule}"

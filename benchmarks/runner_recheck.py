@@ -91,7 +91,7 @@ def tune(task: ansor.SearchTask, trials: int, seed: int, recheck: bool) -> Run:
         if res.error_no is MeasureErrorNo.RUN_TIMEOUT:
             run.timeouts.append((inp, res))
         elif res.ok:
-            run.best_gflops = max(run.best_gflops, task.compute_dag.flop_ct / res.mean_cost / 1e9)
+            run.best_gflops = max(run.best_gflops, task.compute_dag.flop_ct / res.median_cost / 1e9)
     return run
 
 
@@ -111,7 +111,7 @@ def remeasure(run: Run) -> None:
             if again.ok:
                 setattr(run, attr, getattr(run, attr) + 1)
             print(
-                f"  re-measured (limit {limit:.3g} s): {again.error_no.name} {again.mean_cost:.4g} s",
+                f"  re-measured (limit {limit:.3g} s): {again.error_no.name} {again.median_cost:.4g} s",
                 flush=True,
             )
 

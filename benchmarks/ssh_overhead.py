@@ -46,7 +46,7 @@ def measure(runner: LocalRunner | SSHRunner, inputs: list[MeasureInput]) -> tupl
     bad = [r.error_msg for r in results if not r.ok]
     if bad:
         raise SystemExit(f"a candidate failed: {bad[0]}")
-    return statistics.median(r.mean_cost for r in results), wall
+    return statistics.median(r.median_cost for r in results), wall
 
 
 def main(argv: Sequence[str] | None = None) -> int:

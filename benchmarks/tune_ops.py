@@ -386,7 +386,7 @@ def run_op(op: str, args: argparse.Namespace, torch: ModuleType | None) -> Row:
     elif (call := pick_fastest(dag, [inp.state for inp, _ in top], arrays, expected, row, args)) is None:
         print(f"  none of the best {len(top)} records computes the right result", flush=True)
     else:
-        row.tuner_s = top[row.tuned_rank - 1][1].mean_cost
+        row.tuner_s = top[row.tuned_rank - 1][1].median_cost
         row.tuned_s = time_call(call, args)
         print(
             f"  tuned kernel: {row.gflops(row.tuned_s):.2f} GFLOP/s, record {row.tuned_rank} of the "

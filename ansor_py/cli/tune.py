@@ -169,7 +169,7 @@ def tune_workload(args: argparse.Namespace, params: dict[str, int] | None) -> in
     if inp is None or res is None:
         print(f"no program of the {total} measured ran correctly")
         return 1
-    seconds = res.mean_cost
+    seconds = res.median_cost
     gflops = task.compute_dag.flop_ct / seconds / 1e9
     print(f"== best of {total} trials: {seconds * 1e3:.4f} ms, {gflops:.2f} GFLOP/s")
     print("== the best program as Ansor's loop tree")

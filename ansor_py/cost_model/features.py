@@ -200,7 +200,7 @@ def extract_rows(
 def normalized_throughputs(
     inputs: Sequence[MeasureInput], results: Sequence[MeasureResult]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, task ids): per input, min cost of its task / its mean cost (paper
+    """(labels, task ids): per input, min cost of its task / its median cost (paper
     section 5.2: the training label), tasks told apart by (workload key, target)."""
     if len(inputs) != len(results):
         raise ValueError(f"{len(inputs)} measure inputs but {len(results)} results: they must pair up")
@@ -208,7 +208,7 @@ def normalized_throughputs(
     ids = np.array(
         [task_ids.setdefault(_task_key(inp.task), len(task_ids)) for inp in inputs], dtype=np.int64
     )
-    costs = np.array([res.mean_cost for res in results], dtype=np.float64)
+    costs = np.array([res.median_cost for res in results], dtype=np.float64)
     best = np.full(len(task_ids), np.inf)
     np.minimum.at(best, ids, costs)
     return best[ids] / costs, ids

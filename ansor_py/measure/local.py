@@ -34,6 +34,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -375,7 +376,7 @@ class LocalRunner:
         #: candidates cut by ``slowdown_limit`` and run again; those that then finished
         self.rechecked = 0
         self.rescued = 0
-        #: the smallest mean cost measured per workload key
+        #: the smallest median cost measured per workload key
         self._fastest: dict[str, float] = {}
         self._dir = Path(tempfile.mkdtemp(prefix="ansor_py_run_"))
         self._tasks: dict[str, tuple[int, list[dict[str, object]]]] = {}
@@ -432,7 +433,7 @@ class LocalRunner:
                 costs, error_no, message = self._run_one(inp, built.filename)
                 if error_no is MeasureErrorNo.NO_ERROR:
                     key = inp.task.workload_key
-                    self._fastest[key] = min(self._fastest.get(key, math.inf), float(np.mean(costs)))
+                    self._fastest[key] = min(self._fastest.get(key, math.inf), statistics.median(costs))
                 if os.path.exists(built.filename):
                     os.unlink(built.filename)
                 if self.cooldown_interval > 0:

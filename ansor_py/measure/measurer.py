@@ -2,7 +2,7 @@
 
 The search hands the measurer the states it picked (Ansor paper section 6.1: each round
 measures a batch and feeds the results back to the cost model); the measurer builds them
-``2 * builder.n_parallel`` at a time, runs them, keeps per-workload bests (lowest mean
+``2 * builder.n_parallel`` at a time, runs them, keeps per-workload bests (lowest median
 cost, its state and trial number), and hands every result to every ``MeasureCallback``
 as soon as the runner reports it final (``ProgramRunner.run``'s ``on_result``): each
 callback gets one-element lists, so ``RecordToFile`` has written and flushed a program's
@@ -55,7 +55,7 @@ class MeasureCallback(abc.ABC):
 class ProgramMeasurer:
     """Measures candidates with ``builder`` and ``runner`` and remembers the best ones.
 
-    Per workload key: ``best_cost`` (lowest mean seconds), ``best_flops`` (FLOP/s of it),
+    Per workload key: ``best_cost`` (lowest median seconds), ``best_flops`` (FLOP/s of it),
     ``best_state``, ``best_ct`` (the trial number it was measured at, counting from 1
     over this measurer's life) and ``has_valid`` (keys with any error-free result).
     ``ct`` counts measurements, ``error_ct`` the current run of consecutive errors.
@@ -172,7 +172,7 @@ class ProgramMeasurer:
         if res.ok:
             self.error_ct = 0
             self.has_valid.add(key)
-            cost = res.mean_cost
+            cost = res.median_cost
             if cost < self.best_cost.get(key, float("inf")):
                 self.best_cost[key] = cost
                 self.best_flops[key] = inp.task.compute_dag.flop_ct / cost

@@ -68,8 +68,15 @@ class MeasureResult:
     timestamp: float = field(default=0.0)
 
     @property
-    def mean_cost(self) -> float:
-        return statistics.fmean(self.costs) if self.costs else ERROR_COST
+    def median_cost(self) -> float:
+        """The seconds per run a result is ranked by: the median of its repeats.
+
+        TVM ranks by the mean. Timed cold (one call per repeat after a cache flush), a
+        repeat the OS deschedules for a scheduler tick takes 4-16 ms where the kernel
+        takes 0.5 ms, and one such repeat in ten moves the mean by the kernel's whole
+        cost; the median of the repeats ignores a minority of them, in either
+        direction. A log written by TVM is ranked by the same statistic here."""
+        return statistics.median(self.costs) if self.costs else ERROR_COST
 
     @property
     def ok(self) -> bool:

@@ -203,7 +203,7 @@ class SketchPolicy(SearchPolicy):
 
     def _record_throughputs(self, results: Sequence[MeasureResult]) -> None:
         for result in results:
-            self.measured_states_throughputs.append(1.0 / result.mean_cost if result.ok else 0.0)
+            self.measured_states_throughputs.append(1.0 / result.median_cost if result.ok else 0.0)
 
     # the searches -----------------------------------------------------------------------
     def search(
@@ -299,7 +299,7 @@ class PreloadMeasuredStates(SearchCallback):
         for inp, res in load_records(self.filename, tasks=[task]):
             if inp.task is not task or not inp.state.stages:
                 continue  # another task's record, or steps that do not replay on this DAG
-            throughput = 1.0 / res.mean_cost if res.ok else 0.0
+            throughput = 1.0 / res.median_cost if res.ok else 0.0
             if policy.add_measured_state(inp.state, throughput):
                 loaded += 1
         if policy.verbose >= 1:

@@ -113,7 +113,8 @@ def preload_measured(
     search with their throughputs (``PreloadMeasuredStates`` without re-reading the log)."""
     loaded = 0
     for inp, res in records:
-        if inp.state.stages and policy.add_measured_state(inp.state, 1.0 / res.mean_cost if res.ok else 0.0):
+        throughput = 1.0 / res.median_cost if res.ok else 0.0
+        if inp.state.stages and policy.add_measured_state(inp.state, throughput):
             loaded += 1
     if verbose >= 1:
         task = policy.search_task

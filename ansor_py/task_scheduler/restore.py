@@ -90,7 +90,7 @@ def foreign_message(log: TaskLog) -> str:
 @dataclass
 class TaskState:
     """What the scheduler knows of one task: rounds tuned (``rounds``, TVM's
-    ``task_cts``), programs measured (``trials``), the best mean latency in seconds
+    ``task_cts``), programs measured (``trials``), the best median latency in seconds
     (``ERROR_COST`` until one ran correctly), the round and trial it was found at, and
     the best latency after each round (``history[r - 1]``: after round r)."""
 
@@ -111,8 +111,8 @@ class TaskState:
         """Count measured ``results`` as trials of the current round (or before the first)."""
         for result in results:
             self.trials += 1
-            if result.ok and result.mean_cost < self.best_cost:
-                self.best_cost = result.mean_cost
+            if result.ok and result.median_cost < self.best_cost:
+                self.best_cost = result.median_cost
                 self.best_round = self.rounds
                 self.best_trial = self.trials
 

@@ -159,7 +159,7 @@ class TaskScheduler:
     # the state callbacks read -------------------------------------------------------------
     @property
     def best_costs(self) -> list[float]:
-        """Each task's best mean latency in seconds (1e10 while none ran correctly)."""
+        """Each task's best median latency in seconds (1e10 while none ran correctly)."""
         return [state.best_cost for state in self.states]
 
     @property
@@ -269,7 +269,7 @@ class TaskScheduler:
             policy = self.search_policies[i]
             results = self.measurer.measure(task, policy, [MeasureInput(task, state)])
             if isinstance(policy, SketchPolicy):
-                throughput = 1.0 / results[0].mean_cost if results[0].ok else 0.0
+                throughput = 1.0 / results[0].median_cost if results[0].ok else 0.0
                 policy.add_measured_state(state, throughput)  # never measured again
             self.states[i].add_results(results)
             self.ct += 1

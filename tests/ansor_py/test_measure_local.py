@@ -251,7 +251,7 @@ def test_a_hopeless_candidate_is_given_up_long_before_the_timeout(task: SearchTa
         limit, why = runner.time_limit(task.workload_key)
     assert [r.error_no for r in results] == [MeasureErrorNo.NO_ERROR, MeasureErrorNo.RUN_TIMEOUT]
     # the cut follows the formula: the checking call and one timed call at 100x the fastest
-    assert limit == pytest.approx(HOPELESS_FLOOR_S + 100 * results[0].mean_cost * 2)
+    assert limit == pytest.approx(HOPELESS_FLOOR_S + 100 * results[0].median_cost * 2)
     assert limit < 10 and elapsed < 45  # cut + re-check at twice the cut + child starts
     assert runner.rechecked == 1 and runner.rescued == 0
     assert "100x the task's fastest program so far" in why and why in results[1].error_msg

@@ -87,16 +87,16 @@ def test_measure_batches_tracks_best_and_calls_back(task: SearchTask, runner: Lo
     assert all(policy == "the policy" for policy, _, _ in collect.calls)
     assert [r for _, _, rs in collect.calls for r in rs] == results
     key = task.workload_key
-    best = min(range(5), key=lambda i: results[i].mean_cost)
-    assert measurer.best_cost[key] == results[best].mean_cost
+    best = min(range(5), key=lambda i: results[i].median_cost)
+    assert measurer.best_cost[key] == results[best].median_cost
     assert measurer.best_state[key] is inputs[best].state
     assert measurer.best_ct[key] == best + 1
-    assert measurer.best_flops[key] == pytest.approx(2 * 16**3 / results[best].mean_cost)
+    assert measurer.best_flops[key] == pytest.approx(2 * 16**3 / results[best].median_cost)
     assert measurer.ct == 6 and measurer.error_ct == 1 and key in measurer.has_valid
     # a second call keeps counting and only replaces the best with a faster one
     again = measurer.measure(task, None, inputs[:1])
     assert measurer.ct == 7
-    assert measurer.best_cost[key] == min(results[best].mean_cost, again[0].mean_cost)
+    assert measurer.best_cost[key] == min(results[best].median_cost, again[0].median_cost)
 
 
 def test_progress_output(

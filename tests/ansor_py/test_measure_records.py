@@ -206,7 +206,7 @@ def test_tvm_style_lines(tmp_path: Path, task: SearchTask) -> None:
     assert [s.name for s in inp0.state.stages] == ["A", "B", "C"]
     assert [it.name for it in inp0.state.stages[2].iters] == ["i.0", "i.1", "j", "k"]
     assert inp1.task.hardware_params == inp1.task.target.hardware_params  # defaults filled in
-    assert res1.mean_cost == pytest.approx(0.00025)
+    assert res1.median_cost == pytest.approx(0.00025)
     assert res2.error_no is E.COMPILE_HOST and inp2.state.transform_steps == ()
     best, best_res = load_best_record(log, key, "llvm")
     assert best is not None and best_res is not None and best_res.costs == (0.000123,)
@@ -264,6 +264,23 @@ def test_load_best_record(tmp_path: Path, task: SearchTask) -> None:
     assert inp is not None and inp.task.workload_key == other.workload_key
     assert load_best_record(log, task.workload_key, "cuda") == (None, None)
     assert load_best_record(log, json.dumps(["test_records_matmul", 1, 1, 1])) == (None, None)
+
+
+def test_one_descheduled_repeat_does_not_cost_a_program_its_rank(tmp_path: Path, task: SearchTask) -> None:
+    """Ranked by the median of its repeats, a program with one 4 ms repeat in ten (a
+    scheduler tick) still beats a steadily slower one, whose mean is the smaller."""
+    log = tmp_path / "log.json"
+    spiked = (0.5e-3,) * 9 + (4.5e-3,)
+    steady = (0.6e-3,) * 10
+    inputs = [MeasureInput(task, schedule(task, 2)), MeasureInput(task, schedule(task, 4))]
+    results = [
+        MeasureResult(costs, MeasureErrorNo.NO_ERROR, "", 1.0, 1_700_000_000.0) for costs in (spiked, steady)
+    ]
+    save_records(log, inputs, results)
+    assert results[0].median_cost == pytest.approx(0.5e-3) and sum(spiked) / 10 > sum(steady) / 10
+    inp, res = load_best_record(log, task.workload_key)
+    assert inp is not None and res is not None and res.costs == spiked
+    assert inp.state.transform_steps == schedule(task, 2).transform_steps
 
 
 def test_load_best_records_ranks_distinct_programs(tmp_path: Path, task: SearchTask) -> None:

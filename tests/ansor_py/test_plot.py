@@ -135,9 +135,9 @@ def test_the_plotted_curves_are_the_best_so_far_of_the_records(tuned: Tuned):
         for program, res in mine:
             if program not in latest:
                 first.append(res)
-            latest[program] = flop / res.mean_cost / 1e9 if res.ok else np.nan
+            latest[program] = flop / res.median_cost / 1e9 if res.ok else np.nan
         trials += len(first)
-        gflops = np.array([flop / r.mean_cost / 1e9 if r.ok else np.nan for r in first])
+        gflops = np.array([flop / r.median_cost / 1e9 if r.ok else np.nan for r in first])
         assert np.isfinite(gflops).any(), "the tuning measured no valid program of this task"
         expected = np.fmax.accumulate(gflops)  # the running best; NaN only before the first
         np.testing.assert_array_equal(xs(by_trial[index]), np.arange(1, len(first) + 1))

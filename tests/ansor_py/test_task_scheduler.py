@@ -430,7 +430,7 @@ def record_keys(log: Path) -> list[tuple[str, tuple]]:
 
 def best_in_log(log: Path, key: str) -> float:
     lines = log.read_text().split("\n")[:-1]
-    costs = [r.result.mean_cost for r in map(parse_record, lines) if r.workload_key == key and r.result.ok]
+    costs = [r.result.median_cost for r in map(parse_record, lines) if r.workload_key == key and r.result.ok]
     return min(costs) if costs else math.inf
 
 
@@ -666,7 +666,7 @@ def test_the_baseline_schedules_are_measured_first_and_once(tmp_path: Path):
     assert firsts == baselines  # each task's first record is its baseline
     for i, task in enumerate(tasks):
         baseline_cost = min(
-            res.mean_cost
+            res.median_cost
             for inp, res in records
             if inp.task.workload_key == task.workload_key
             and inp.state.transform_steps == baselines[task.workload_key]

@@ -221,11 +221,11 @@ def test_remeasuring_picks_the_truly_fastest_program_over_a_lucky_sample(
     assert all(len(r.result.costs) == 3 and r.result.ok for r in records)
     assert outcome is not None and outcome.retimed and (outcome.programs, outcome.sessions) == (4, 3)
     assert outcome.input.state.transform_steps == d.transform_steps
-    assert outcome.result.mean_cost == pytest.approx(1.25e-3) and outcome.earlier_cost == 1.3e-3
+    assert outcome.result.median_cost == pytest.approx(1.25e-3) and outcome.earlier_cost == 1.3e-3
     # every reader of the log now picks d, by its re-measured mean
     assert best_state(task, log).transform_steps == d.transform_steps
     _, best = load_best_record(log, task.workload_key)
-    assert best is not None and best.mean_cost == pytest.approx(1.25e-3)
+    assert best is not None and best.median_cost == pytest.approx(1.25e-3)
     history = ApplyHistoryBest(log).query("llvm", task.workload_key, task.compute_dag)
     assert history is not None and history.transform_steps == d.transform_steps
     assert measurer.ct == 0  # the tuning measurer counted no trial
@@ -316,14 +316,14 @@ def test_real_tuning_remeasures_the_best_and_a_resumed_run_counts_no_remeasureme
     searched, remeasured = records[:12], records[12:]
     assert len({r.steps for r in searched}) == 12  # the search measured 12 distinct programs
     # the 3 fastest samples were measured 3 more times each (more sessions may follow)
-    fastest = sorted((r for r in searched if r.result.ok), key=lambda r: r.result.mean_cost)[:3]
+    fastest = sorted((r for r in searched if r.result.ok), key=lambda r: r.result.median_cost)[:3]
     assert [r.steps for r in remeasured[:3]] == [r.steps for r in fastest]
     assert all(r.steps in {s.steps for s in searched} for r in remeasured)
     # 3 samples each, fewer where a pass timed out on this loaded machine
     assert all(1 <= len(r.result.costs) <= 3 for r in remeasured if r.result.ok)
     # the best is the program of the lowest mean by its latest record, and a re-measured one
     latest = {r.steps: r for r in records}
-    winner = min((r for r in latest.values() if r.result.ok), key=lambda r: r.result.mean_cost)
+    winner = min((r for r in latest.values() if r.result.ok), key=lambda r: r.result.median_cost)
     assert winner.steps in {r.steps for r in remeasured}
     assert best is not None and best.transform_steps == winner.steps
     W.check_program(task, best)  # runs right, and is bound-inferred as the search's states are
