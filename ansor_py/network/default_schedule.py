@@ -17,7 +17,10 @@ that fuses most (``_pick_sketch``) is taken. Where the search would then sample 
   out is blocked around an inner reduction level of K_BLOCK, so each slice of weights
   is reused by a block of rows (a convolution's output rows); everything else is the
   outermost level, the parallel loops;
-- untiled stages stay where the sketch put them (a padding stage at the root);
+- untiled stages stay where the sketch put them (a padding stage at the root), except
+  an element-wise stage (padding) whose consumers are all untiled (pooling): it is
+  inlined, so the consumer reads its input through the branch instead of a padded copy
+  written and read back (``_inline_into_untiled_consumers``);
 - the outer spatial loops of each root stage are fused and parallelised (InitParallel),
   the innermost spatial loop is vectorised (split to a few vectors if longer), and a
   stage with a reduction gets ``auto_unroll_max_step`` so its register tile is unrolled;
@@ -50,7 +53,9 @@ from ansor_py.search.params import SketchParams
 from ansor_py.search.sketch_generation import generate_sketches
 from ansor_py.search.sketch_rules import CPU_SKETCH_RULES
 from ansor_py.search.stage_queries import (
+    analyzer,
     attached_iters,
+    consumers,
     has_reduce_iter,
     is_output,
     is_strictly_inlineable,
@@ -223,6 +228,32 @@ def _inline_elementwise(ctx: _Context, s: State) -> None:
         if stage.op_type is StageKind.PLACEHOLDER or is_output(ctx.search_task, s.loop_state, stage_id):
             continue
         if not has_reduce_iter(stage) and is_strictly_inlineable(ctx.search_task, s.loop_state, stage_id):
+            s.compute_inline(stage_id)
+
+
+def _inline_into_untiled_consumers(ctx: _Context, s: State) -> None:
+    """Inline each root, non-output, element-wise stage with simple reads (padding: a
+    Select, so not strictly inlineable) whose consumers all are untiled and need no tiling.
+
+    A pooling window then reads the input through the branch, one pass over it; at the
+    root the padded copy is written whole and read back. A tiled consumer (a convolution)
+    keeps the copy: inlined, the branch would sit in its innermost reduction loop."""
+    task = ctx.search_task
+    for stage_id in range(len(s.stages) - 1, -1, -1):
+        state = s.loop_state
+        stage = state.stages[stage_id]
+        if (
+            stage.op_type is StageKind.PLACEHOLDER
+            or stage.compute_at is not ComputeAtKind.ROOT
+            or has_reduce_iter(stage)
+            or is_output(task, state, stage_id)
+            or not analyzer(task, state).is_simple_access(stage.op)
+        ):
+            continue
+        readers = consumers(task, state, stage_id)
+        if readers and not any(
+            is_tiled(state.stages[r]) or needs_multi_level_tiling(task, state, r) for r in readers
+        ):
             s.compute_inline(stage_id)
 
 
@@ -403,6 +434,7 @@ def _annotate(ctx: _Context, state: LoopState) -> LoopState:
     parallel outer loops (InitParallel's rule, which is deterministic)."""
     dag = ctx.search_task.compute_dag
     s = State(dag, state)
+    _inline_into_untiled_consumers(ctx, s)
     lanes = max(1, ctx.search_task.hardware_params.vector_unit_bytes // 4)
     factored = [name for name in (stage.name for stage in s.stages) if _factor_reduction(s, name, lanes)]
     if factored:

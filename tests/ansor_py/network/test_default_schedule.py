@@ -19,7 +19,7 @@ from ansor_py.network.default_schedule import default_schedule
 from codegen.build import build
 from ir import te
 from ir.compute_dag import ComputeDAG
-from ir.loop_state.enums import IteratorAnnotation
+from ir.loop_state.enums import ComputeAtKind, IteratorAnnotation, StageKind
 from ir.loop_state.state import LoopState
 from ir.loop_state.steps import PragmaStep, SplitStep
 from ir.reference import evaluate, random_inputs
@@ -281,6 +281,17 @@ def test_pooling_vectorises_channels_inside_the_window() -> None:
     assert [it.kind.value for it in pool.iters][-3:] == ["reduction", "reduction", "spatial"], str(state)
     assert pool.iters[-1].annotation is IteratorAnnotation.VECTORIZE, str(state)
     assert pool.iters[0].annotation is IteratorAnnotation.PARALLEL, str(state)
+
+
+def test_padding_is_inlined_into_pooling_but_not_into_a_tiled_convolution() -> None:
+    """A pooling window reads its input through the pad's branch (no padded copy); a
+    convolution, tiled, keeps the padded copy at the root."""
+    pooled = default_schedule(CASES["max_pool"](), "llvm")
+    pads = [s for s in pooled.stages if s.op_type is StageKind.COMPUTE and s.name != "pool"]
+    assert pads and all(s.compute_at is ComputeAtKind.INLINED for s in pads), str(pooled)
+    convolved = default_schedule(CASES["conv2d_bias_relu"](), "llvm")
+    pad = next(s for s in convolved.stages if "pad" in s.name)
+    assert pad.compute_at is ComputeAtKind.ROOT, str(convolved)
 
 
 def test_no_split_length_is_left_unknown() -> None:
