@@ -106,7 +106,7 @@ def run_demo(n: int = 512, trials: int = 64, log_file: str | None = None) -> int
     timed_flops = dag.flop_ct / seconds[0]
     print(
         f"the tuner reported the tuned program at {reported_flops / 1e9:.1f} GFLOP/s "
-        f"(mean of {len(reported.costs)} sample(s)); timed here {timed_flops / 1e9:.1f} GFLOP/s: "
+        f"(median of {len(reported.costs)} sample(s)); timed here {timed_flops / 1e9:.1f} GFLOP/s: "
         f"ratio {timed_flops / reported_flops:.2f}"
     )
     return 0

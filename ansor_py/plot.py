@@ -7,7 +7,7 @@ while the run goes on, or long after it:
 
 - ``plot_tuning`` reads record logs (``ansor_py.records``). A record carries its task and
   a timestamp (``MeasureResult.timestamp``, seconds since the epoch), so each task's curve
-  is its best GFLOP/s so far (the DAG's FLOP count over the record's mean cost) after each
+  is its best GFLOP/s so far (the DAG's FLOP count over the record's median cost) after each
   of its trials, and after each second since the log's first record. Error records count
   as trials and leave the best as it was. A later record of a program already in the log
   is a re-measurement (``ansor_py.remeasure``), not a trial: it is left out of the curve,

@@ -10,23 +10,22 @@ load on the machine falls on all of them alike. Each program gets one new record
 all its samples, appended through the measure callbacks (``RecordToFile``): an ordinary
 TVM record line. A later record of a program supersedes the earlier one
 (``records.ranked_programs``), so ``apply_best``, ``best_state`` and ``ApplyHistoryBest``
-then rank the re-measured programs by their re-measured means, while the readers that
+then rank the re-measured programs by their re-measured medians, while the readers that
 count trials count programs, not lines (``PreloadMeasuredStates`` marks each program
 measured once; the task scheduler's ``read_task_log`` keeps a program's first record).
 
 One more session may be needed: when a program that was not re-measured still ranks first
-(its one sample beats every re-measured mean), it and up to ``top_k - 1`` more such
+(its one sample beats every re-measured median), it and up to ``top_k - 1`` more such
 challengers are timed again beside the best re-measured program, until the first-ranked
 program has been re-measured or ``MAX_SESSIONS`` sessions have run. A program whose
 re-measurement fails (wrong answer, crash, or a timeout in every pass) gets that error as
 its latest record and drops out of the ranking; a pass that timed out while others
 finished is left out of its samples.
 
-The cost kept is the mean of the samples, not their median: the records' readers (this
-project's and TVM's) rank by the mean of ``costs``, and each sample is already the mean of
-a repeat lasting ``min_repeat_ms`` or more, so a single late call is diluted; interleaving
-spreads longer bursts over every program alike. The record keeps all samples, so a reader
-wanting the median can still take it.
+The record keeps every sample; this project's readers rank it by their median
+(``MeasureResult.median_cost``), TVM's by their mean. Each sample is the mean of a repeat
+lasting ``min_repeat_ms`` or more, so a single late call is diluted within it, and
+interleaving spreads longer bursts over every program alike.
 
 Not in TVM: its ``auto_schedule`` returns the best single sample.
 """
@@ -57,8 +56,8 @@ Program = tuple[Step, ...]
 class Remeasured:
     """The outcome for one task: its best program by the latest records (``input``, the
     state bound-inferred as the search's states are), that program's ``result`` (its
-    re-measured samples when ``retimed``), its mean cost in seconds before
-    (``earlier_cost``: the search's sample, or an earlier re-measurement's mean), and how
+    re-measured samples when ``retimed``), its median cost in seconds before
+    (``earlier_cost``: the search's sample, or an earlier re-measurement's median), and how
     many programs were re-measured in how many sessions."""
 
     input: MeasureInput
@@ -70,7 +69,7 @@ class Remeasured:
 
     @property
     def flops(self) -> float:
-        """FLOP/s of the best program at its latest mean cost."""
+        """FLOP/s of the best program at its latest median cost."""
         return self.input.task.compute_dag.flop_ct / self.result.median_cost
 
 

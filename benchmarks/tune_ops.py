@@ -239,7 +239,7 @@ class Row:
     config: tuple[int, ...]
     flop: float
     tuned_s: float | None = None
-    #: the quoted program's mean cost, as the tuner measured it
+    #: the quoted program's median cost, as the tuner measured it
     tuner_s: float | None = None
     #: the table's program: its rank (1 = best) among the records by the tuner's cost
     tuned_rank: int = 0
