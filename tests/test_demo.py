@@ -18,7 +18,7 @@ HEADER = (
     "tuned (ansor-py), hand-scheduled, naive, numpy (OpenBLAS), tuned (ansor-py), ...):"
 )
 REPORTED = re.compile(
-    r"the tuner reported the tuned program at (?P<reported>[\d.]+) GFLOP/s \(mean of (?P<samples>\d+) "
+    r"the tuner reported the tuned program at (?P<reported>[\d.]+) GFLOP/s \(median of (?P<samples>\d+) "
     r"sample\(s\)\); timed here (?P<tuned>[\d.]+) GFLOP/s: ratio (?P<ratio>[\d.]+|inf|nan)"
 )
 
@@ -77,4 +77,4 @@ def test_demo_tunes_verifies_and_times_a_tiny_matmul(tmp_path: Path) -> None:
     # 5 passes each; a pass that timed out (a starved machine) is left out of the samples
     remeasured = [len(record["r"][0]) for record in records[4:] if record["r"][1] == 0]
     assert remeasured and all(1 <= n <= 5 for n in remeasured), remeasured
-    assert int(match["samples"]) in remeasured  # the tuner reported a re-measured mean
+    assert int(match["samples"]) in remeasured  # the tuner reported a re-measured median

@@ -222,7 +222,7 @@ def test_remeasuring_picks_the_truly_fastest_program_over_a_lucky_sample(
     assert outcome is not None and outcome.retimed and (outcome.programs, outcome.sessions) == (4, 3)
     assert outcome.input.state.transform_steps == d.transform_steps
     assert outcome.result.median_cost == pytest.approx(1.25e-3) and outcome.earlier_cost == 1.3e-3
-    # every reader of the log now picks d, by its re-measured mean
+    # every reader of the log now picks d, by its re-measured median
     assert best_state(task, log).transform_steps == d.transform_steps
     _, best = load_best_record(log, task.workload_key)
     assert best is not None and best.median_cost == pytest.approx(1.25e-3)
