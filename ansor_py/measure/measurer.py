@@ -14,7 +14,9 @@ live status line on a terminal, one line per ``measure`` call elsewhere); ``verb
 prints as TVM's ``ProgramMeasurer`` does, a header, the builder's and runner's glyph per
 program, every input and result, and a summary per ``measure`` call; ``verbose=0``
 nothing. More than ``max_continuous_error`` errors in a row switch to ``verbose=2`` with
-a warning.
+a warning. An UNKNOWN_ERROR (an exception in the tuner's own build or run path, a dead
+worker: a fault of the tuner, not of the candidate) also prints its message's last line
+at ``verbose=1``, since a record keeps only the error code.
 """
 
 from __future__ import annotations
@@ -180,6 +182,9 @@ class ProgramMeasurer:
                 self.best_ct[key] = self.ct
         else:
             self.error_ct += 1
+            if res.error_no is MeasureErrorNo.UNKNOWN_ERROR and self.verbose == 1:
+                # a fault of the tuner, not of the candidate; the record keeps only the code
+                print(f"unknown error, trial {self.ct} ({inp.task.desc or key}): {last_line(res.error_msg)}")
         if self.verbose >= 2:
             print(f"\n==== MeasureInput {self.ct} ====\n{inp.state}==== MeasureResult ====\n{res}")
         if self.error_ct > self.max_continuous_error and self.verbose < 2:
@@ -206,3 +211,9 @@ class ProgramMeasurer:
             f"Measured {len(results)} programs in {elapsed:.2f} s: {valid} valid, "
             f"{len(results) - valid} errors; {best}"
         )
+
+
+def last_line(message: str) -> str:
+    """The last non-blank line of ``message`` (a traceback's exception), or a placeholder."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no message)"

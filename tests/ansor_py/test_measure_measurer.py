@@ -223,3 +223,34 @@ def test_a_runner_reporting_an_input_twice_is_a_bug(task: SearchTask) -> None:
     inputs = [MeasureInput(task, s) for s in states(task)[:4]]
     with pytest.raises(ValueError, match=r"runner ReportingRunner reported input 1 of a batch of 4 twice"):
         measurer.measure(task, None, inputs)
+
+
+class DyingRunner(ReportingRunner):
+    """Every run fails as a dead runner child does: UNKNOWN_ERROR with a traceback."""
+
+    def run(
+        self,
+        inputs: Sequence[MeasureInput],
+        build_results: Sequence[BuildResult],
+        verbose: int = 1,
+        on_result: ResultCallback | None = None,
+    ) -> list[MeasureResult]:
+        message = "Traceback (most recent call last):\n  File x\nBrokenPipeError: [Errno 32]\n"
+        return [MeasureResult((1e10,), MeasureErrorNo.UNKNOWN_ERROR, message) for _ in inputs]
+
+
+def test_an_unknown_error_prints_its_message_at_verbose_1(
+    task: SearchTask, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record keeps only the code, so the message's last line is printed once per
+    such result at verbose=1, and not at verbose=0."""
+    monkeypatch.setenv("ANSOR_PROGRESS", "off")
+    inputs = [MeasureInput(task, s) for s in states(task)[:2]]
+    results = ProgramMeasurer(FakeBuilder(), DyingRunner(), verbose=1).measure(task, None, inputs)
+    assert all(r.error_no is MeasureErrorNo.UNKNOWN_ERROR for r in results)
+    lines = capsys.readouterr().out.splitlines()
+    label = task.desc or task.workload_key
+    expected = [f"unknown error, trial {n} ({label}): BrokenPipeError: [Errno 32]" for n in (1, 2)]
+    assert lines == expected, lines
+    ProgramMeasurer(FakeBuilder(), DyingRunner(), verbose=0).measure(task, None, inputs)
+    assert capsys.readouterr().out == ""
