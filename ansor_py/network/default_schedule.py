@@ -18,7 +18,7 @@ that fuses most (``_pick_sketch``) is taken. Where the search would then sample 
   is reused by a block of rows (a convolution's output rows); everything else is the
   outermost level, the parallel loops;
 - untiled stages stay where the sketch put them (a padding stage at the root), except
-  an element-wise stage (padding) whose consumers are all untiled (pooling): it is
+  an element-wise stage (padding) whose consumers are all untiled reductions (pooling): it is
   inlined, so the consumer reads its input through the branch instead of a padded copy
   written and read back (``_inline_into_untiled_consumers``);
 - the outer spatial loops of each root stage are fused and parallelised (InitParallel),
@@ -233,11 +233,13 @@ def _inline_elementwise(ctx: _Context, s: State) -> None:
 
 def _inline_into_untiled_consumers(ctx: _Context, s: State) -> None:
     """Inline each root, non-output, element-wise stage with simple reads (padding: a
-    Select, so not strictly inlineable) whose consumers all are untiled and need no tiling.
+    Select, so not strictly inlineable) that no stage is computed in and whose consumers
+    all are untiled reductions needing no tiling (pooling windows).
 
     A pooling window then reads the input through the branch, one pass over it; at the
     root the padded copy is written whole and read back. A tiled consumer (a convolution)
-    keeps the copy: inlined, the branch would sit in its innermost reduction loop."""
+    keeps the copy: inlined, the branch would sit in its innermost reduction loop. A stage
+    a tile is computed in (the phase interleave of a transposed convolution) stays."""
     task = ctx.search_task
     for stage_id in range(len(s.stages) - 1, -1, -1):
         state = s.loop_state
@@ -250,11 +252,22 @@ def _inline_into_untiled_consumers(ctx: _Context, s: State) -> None:
             or not analyzer(task, state).is_simple_access(stage.op)
         ):
             continue
+        if any(attached_stage == stage_id for attached_stage, _ in attached_iters(state)):
+            continue
         readers = consumers(task, state, stage_id)
-        if readers and not any(
-            is_tiled(state.stages[r]) or needs_multi_level_tiling(task, state, r) for r in readers
-        ):
+        if readers and all(_is_untiled_window(task, state, r) for r in readers):
             s.compute_inline(stage_id)
+
+
+def _is_untiled_window(task: SearchTask, state: LoopState, stage_id: int) -> bool:
+    """A reduction at the root that is neither tiled nor in need of tiling (pooling)."""
+    stage = state.stages[stage_id]
+    return (
+        has_reduce_iter(stage)
+        and stage.compute_at is ComputeAtKind.ROOT
+        and not is_tiled(stage)
+        and not needs_multi_level_tiling(task, state, stage_id)
+    )
 
 
 def _plain_schedule(ctx: _Context) -> LoopState | None:

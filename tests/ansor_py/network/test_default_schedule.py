@@ -16,6 +16,8 @@ import pytest
 
 import ir.topi as topi
 from ansor_py.network.default_schedule import default_schedule
+from ansor_py.network.tasks import extract_tasks
+from ansor_py.network.zoo import NETWORKS
 from codegen.build import build
 from ir import te
 from ir.compute_dag import ComputeDAG
@@ -292,6 +294,22 @@ def test_padding_is_inlined_into_pooling_but_not_into_a_tiled_convolution() -> N
     convolved = default_schedule(CASES["conv2d_bias_relu"](), "llvm")
     pad = next(s for s in convolved.stages if "pad" in s.name)
     assert pad.compute_at is ComputeAtKind.ROOT, str(convolved)
+
+
+def test_a_transposed_convolution_with_its_epilogue_keeps_its_tiles() -> None:
+    """DCGAN's stride-2 transposed convolutions, bias and relu fused: the phase interleave
+    the tile is computed in is not inlined (that would fail to lower and drop the tiling)."""
+    tasks, _ = extract_tasks(NETWORKS["dcgan"](), "llvm")
+    strided = [
+        t
+        for t in tasks
+        if t.desc.startswith("conv2d_transpose") and "relu, " in t.desc and "stride 2" in t.desc
+    ]
+    assert len(strided) == 3, [t.desc for t in tasks]
+    for task in strided:
+        state = default_schedule(task.compute_dag, "llvm")
+        tiles = [s for s in state.stages if s.name.endswith(".local")]
+        assert len(tiles) == 1 and tiles[0].attach is not None, (task.desc, str(state))
 
 
 def test_no_split_length_is_left_unknown() -> None:
