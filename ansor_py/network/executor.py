@@ -61,6 +61,7 @@ import numpy as np
 from ansor_py.network.default_schedule import default_schedule
 from ansor_py.network.graph import Graph, unique_name
 from ansor_py.network.memory_plan import BufferRequest, MemoryPlan, format_bytes, lifetimes, plan_memory
+from ansor_py.network.openmp_team import pin_team_workers
 from ansor_py.network.reference import InputError, check_inputs
 from ansor_py.network.subgraph import Subgraph
 from ansor_py.network.tasks import partition_network
@@ -354,6 +355,7 @@ class Network:
         self._outputs = [self.buffers[buf].view() for buf in self.output_buffers]
         for view in self._outputs:
             view.flags.writeable = False
+        self._team_pinned = False
 
     # --- building ----------------------------------------------------------------------
 
@@ -403,8 +405,12 @@ class Network:
         return self.run_inputs(dict(zip(self.input_types, arrays, strict=True)), copy=copy)
 
     def run_inputs(self, inputs: Mapping[str, np.ndarray], copy: bool = False) -> list[np.ndarray]:
-        """``run`` with the inputs as a mapping."""
+        """``run`` with the inputs as a mapping. The first run in a process pins the
+        OpenMP team's worker threads (``openmp_team.pin_team_workers``)."""
         self._load_inputs(inputs)
+        if not self._team_pinned:
+            pin_team_workers()
+            self._team_pinned = True
         for call in self.bound_calls:
             call()
         if copy:
