@@ -152,9 +152,17 @@ class ReportingRunner:
 
     timeout = 1.0
 
-    def __init__(self, log: Path | None = None, report: Callable[[list, ResultCallback], None] | None = None):
+    def __init__(
+        self,
+        log: Path | None = None,
+        report: Callable[[list, ResultCallback], None] | None = None,
+        result: Callable[[int], MeasureResult] | None = None,
+    ):
         self.log = log
         self.report = report
+        self.result = result or (
+            lambda index: MeasureResult(((index + 1) * 1e-3,), MeasureErrorNo.NO_ERROR, timestamp=1.0)
+        )
         self.lines_before: list[int] = []
 
     def run(
@@ -168,7 +176,7 @@ class ReportingRunner:
         for index in range(len(inputs)):
             if self.log is not None:
                 self.lines_before.append(len(self.log.read_text().splitlines()) if self.log.exists() else 0)
-            results.append(MeasureResult(((index + 1) * 1e-3,), MeasureErrorNo.NO_ERROR, timestamp=1.0))
+            results.append(self.result(index))
             if on_result is not None and self.report is None:
                 on_result(index, results[-1])
         if on_result is not None and self.report is not None:
@@ -225,18 +233,10 @@ def test_a_runner_reporting_an_input_twice_is_a_bug(task: SearchTask) -> None:
         measurer.measure(task, None, inputs)
 
 
-class DyingRunner(ReportingRunner):
+def dying_runner() -> ReportingRunner:
     """Every run fails as a dead runner child does: UNKNOWN_ERROR with a traceback."""
-
-    def run(
-        self,
-        inputs: Sequence[MeasureInput],
-        build_results: Sequence[BuildResult],
-        verbose: int = 1,
-        on_result: ResultCallback | None = None,
-    ) -> list[MeasureResult]:
-        message = "Traceback (most recent call last):\n  File x\nBrokenPipeError: [Errno 32]\n"
-        return [MeasureResult((1e10,), MeasureErrorNo.UNKNOWN_ERROR, message) for _ in inputs]
+    message = "Traceback (most recent call last):\n  File x\nBrokenPipeError: [Errno 32]\n"
+    return ReportingRunner(result=lambda _: MeasureResult((1e10,), MeasureErrorNo.UNKNOWN_ERROR, message))
 
 
 def test_an_unknown_error_prints_its_message_at_verbose_1(
@@ -246,11 +246,11 @@ def test_an_unknown_error_prints_its_message_at_verbose_1(
     such result at verbose=1, and not at verbose=0."""
     monkeypatch.setenv("ANSOR_PROGRESS", "off")
     inputs = [MeasureInput(task, s) for s in states(task)[:2]]
-    results = ProgramMeasurer(FakeBuilder(), DyingRunner(), verbose=1).measure(task, None, inputs)
+    results = ProgramMeasurer(FakeBuilder(), dying_runner(), verbose=1).measure(task, None, inputs)
     assert all(r.error_no is MeasureErrorNo.UNKNOWN_ERROR for r in results)
     lines = capsys.readouterr().out.splitlines()
     label = task.desc or task.workload_key
     expected = [f"unknown error, trial {n} ({label}): BrokenPipeError: [Errno 32]" for n in (1, 2)]
     assert lines == expected, lines
-    ProgramMeasurer(FakeBuilder(), DyingRunner(), verbose=0).measure(task, None, inputs)
+    ProgramMeasurer(FakeBuilder(), dying_runner(), verbose=0).measure(task, None, inputs)
     assert capsys.readouterr().out == ""
