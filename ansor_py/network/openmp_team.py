@@ -2,10 +2,10 @@
 
 Each kernel of a network opens an OpenMP parallel region (``GOMP_parallel``) and its
 team's threads spin for a while after it, then sleep. A network called after a pause
-(a served model between requests) first wakes them, and an unpinned worker that the
-kernel's wake-up places on the caller's CPU waits behind the caller, which spins at the
-region's barrier until the scheduler moves one of them: milliseconds added to a call
-that otherwise takes one. The measurement child avoids this with ``OMP_PROC_BIND``
+(a served model between requests) first wakes them. An unpinned worker can be woken on
+the caller's CPU and wait behind the caller, which spins at the region's barrier until
+the scheduler moves one of them: milliseconds added to a call that otherwise takes one
+(``benchmarks/after_idle.py`` times it). The measurement child avoids this with ``OMP_PROC_BIND``
 (``ansor_py.measure.worker_process``); in the caller's process that variable would
 also pin the caller's own thread to one CPU, and every thread it starts later (another
 runtime's pool) would inherit that one CPU.
