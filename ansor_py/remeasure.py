@@ -32,6 +32,7 @@ Not in TVM: its ``auto_schedule`` returns the best single sample.
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +40,15 @@ from dataclasses import dataclass
 from ansor_py.measure.local import LocalRunner
 from ansor_py.measure.measurer import MeasureCallback, ProgramMeasurer
 from ansor_py.measure.types import MeasureErrorNo, MeasureInput, MeasureResult, ProgramRunner
-from ansor_py.records import RecordToFile, ranked_programs, read_raw_records, replay_or_steps
+from ansor_py.records import (
+    PathLike,
+    RecordToFile,
+    normalize_key,
+    ranked_programs,
+    read_raw_records,
+    replay_or_steps,
+    target_class,
+)
 from ansor_py.search_task import SearchTask
 from ir.loop_state.steps import Step
 from ir.lower.bound import infer_bound_from_state
@@ -126,6 +135,25 @@ def remeasure_best(
     finally:
         if made_here and isinstance(runner, LocalRunner):
             runner.close()
+
+
+def best_was_remeasured(task: SearchTask, log: PathLike) -> bool:
+    """Whether the first-ranked program of ``task`` in ``log`` has a record besides the
+    search's (a re-measurement), or the task has no valid program: False tells a run that
+    resumes a finished search that the re-measurement at its end never happened (the run
+    was stopped before it). A missing log has nothing to re-measure."""
+    if not os.path.exists(log):
+        return True
+    records = [
+        raw
+        for raw in read_raw_records(log)
+        if normalize_key(raw.workload_key) == normalize_key(task.workload_key)
+        and raw.target_class == target_class(task.target)
+    ]
+    ranked = ranked_programs(records, None, None)
+    if not ranked:
+        return True
+    return sum(1 for raw in records if raw.steps == ranked[0].steps) > 1
 
 
 def _remeasure_task(

@@ -5,11 +5,12 @@ and figure 10; TVM's ``tune_network_x86`` tutorial).
 - ``tune_network``: the network's tasks (``extract_tasks``) tuned by one ``TaskScheduler``
   into ``<log-dir>/<network>.json`` until the log holds ``budget`` of their records. The
   scheduler is made with ``load_log_file`` = that log, so a second run continues from its
-  records (never measuring a program twice: the scheduler marks them measured) and a run
-  whose budget is already spent only re-times. Each task's default schedule (the one the
-  network runs untuned) is measured first, as one of its trials. The budget is a total in trials per
-  network, as TVM users give it (``num_measure_trials = 200 * len(tasks)`` in TVM's
-  tutorials).
+  records (never measuring a program twice: the scheduler marks them measured). A run
+  whose budget is already spent only re-measures the best programs of the tasks whose
+  final re-measurement a stopped run skipped (``finish_remeasurement``). Each task's
+  default schedule (the one the network runs untuned) is measured first, as one of its
+  trials. The budget is a total in trials per network, as TVM users give it
+  (``num_measure_trials = 200 * len(tasks)`` in TVM's tutorials).
 - ``TuningClock``: a scheduler callback appending ``trials <tab> seconds <tab> estimated
   ms`` to ``<log-dir>/<network>.progress.tsv`` after every round and once when ``tune``
   returns (its final re-measurement of each task's best programs), the seconds counted
@@ -31,10 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ansor_py as ansor
-from ansor_py.measure.local import LocalRunner
+from ansor_py.measure.local import LocalBuilder, LocalRunner
+from ansor_py.measure.measurer import ProgramMeasurer
 from ansor_py.network.default_schedule import default_schedule
 from ansor_py.network.graph import Graph
 from ansor_py.records import ApplyHistoryBest, read_raw_records
+from ansor_py.remeasure import best_was_remeasured, remeasure_best
 from ansor_py.search_task import SearchTask
 from ansor_py.task_scheduler.callbacks import SchedulerProgress, TaskSchedulerCallback, estimated_latency_ms
 
@@ -140,6 +143,7 @@ def tune_network(
         print(f"  tuning: {resumed} records of {len(tasks)} tasks in {log}, budget {budget}: nothing to do")
         if resumed and not progress:
             print(f"  ({progress_path(log)} is missing: the tuning time of this log is unknown)")
+        finish_remeasurement(tasks, log, cache_flush, verbose)
     else:
         print(f"  tuning: {len(tasks)} tasks, {remaining} trials ({resumed} resumed from {log})", flush=True)
         params = None if population is None else {"evolutionary_search_population": population}
@@ -158,6 +162,21 @@ def tune_network(
     progress = read_progress(progress_path(log))
     total_s = progress[-1][1] if progress else None
     return TuneOutcome(log, len(tasks), trials, resumed, run_s, total_s)
+
+
+def finish_remeasurement(tasks: list[SearchTask], log: Path, cache_flush: bool, verbose: int) -> None:
+    """Re-measure the best programs of the tasks whose search ended in ``log`` without its
+    final re-measurement (``TaskScheduler.tune`` does it last, so a run stopped after its
+    last round skipped it), as ``tune`` would have: each task's
+    ``TuningOptions.remeasure_top_k`` best, ``remeasure_repeat`` passes."""
+    pending = [task for task in tasks if not best_was_remeasured(task, log)]
+    if not pending:
+        return
+    options = ansor.TuningOptions()
+    print(f"  re-measuring the best programs of {len(pending)} tasks (the run that tuned them stopped first)")
+    with LocalRunner(repeat=FLUSHED_REPEATS, enable_cpu_cache_flush=cache_flush) as runner:
+        measurer = ProgramMeasurer(LocalBuilder(), runner, [ansor.RecordToFile(str(log))], verbose=0)
+        remeasure_best(pending, measurer, options.remeasure_top_k, options.remeasure_repeat, verbose)
 
 
 @dataclass(frozen=True)

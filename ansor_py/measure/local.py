@@ -64,7 +64,7 @@ from codegen.llvm import build as llvm_build
 from codegen.llvm.toolchain import ToolchainError, find_linker
 from codegen.target import Target
 from ir.compute_dag import ComputeDAG
-from ir.layout_rewrite import LayoutRewrite
+from ir.layout_rewrite import LAYOUT_FREE_PLACEHOLDERS, LayoutRewrite
 from ir.loop_state.replay import replay_steps
 from ir.loop_state.state import LoopState, ScheduleError
 from ir.loop_state.steps import RecordError
@@ -317,12 +317,12 @@ class LocalRunner:
     ``number`` calls (``number`` grown until a repeat lasts ``min_repeat_ms``); costs are
     the repeats' mean seconds per call, each a finite number > 0 (anything else is a
     ``RUNTIME_DEVICE`` error, never a NO_ERROR record). ``enable_cpu_cache_flush`` writes a
-    buffer twice the last-level cache before each repeat, then reads the first argument
-    back when it is an input (TVM flushes every argument but the first: the weights come
-    from memory, the data input from the caches), and forces ``number=1,
-    min_repeat_ms=0`` (as TVM). ``cooldown_interval`` seconds are slept after each
-    candidate. Each library is deleted once measured. ``close()`` (or ``with``) stops the
-    child.
+    buffer twice the last-level cache before each repeat, then reads the task's activations
+    back (``cached_inputs``: every input but the weights, as a network's earlier layers
+    leave them in the caches; without named weights, TVM's first argument), and forces
+    ``number=1, min_repeat_ms=0`` (as TVM). ``cooldown_interval`` seconds are slept after
+    each candidate. Each library is deleted once measured. ``close()`` (or ``with``) stops
+    the child.
 
     The child keeps every argument between guard pages and canaries (``run_worker.py``): a
     kernel that writes out of bounds is a ``RUNTIME_DEVICE`` error naming the buffer. After
@@ -569,7 +569,14 @@ class LocalRunner:
             path = self._dir / f"task_{task_id}_arg_{position}.npy"
             np.save(path, arg.array)
             args.append(
-                {"name": arg.name, "role": arg.role, "file": str(path), "rtol": arg.rtol, "atol": arg.atol}
+                {
+                    "name": arg.name,
+                    "role": arg.role,
+                    "cached": arg.cached,
+                    "file": str(path),
+                    "rtol": arg.rtol,
+                    "atol": arg.atol,
+                }
             )
         return args
 
@@ -577,13 +584,16 @@ class LocalRunner:
 @dataclass(frozen=True)
 class KernelArgument:
     """One argument of a candidate's checking run: ``role`` "in" (``array`` is the input)
-    or "out" (``array`` is the expected output, compared with ``rtol`` / ``atol``)."""
+    or "out" (``array`` is the expected output, compared with ``rtol`` / ``atol``).
+    ``cached``: an input the timing reads back after each cache flush, because in a
+    network the layer before leaves it in the caches (``cached_inputs``)."""
 
     role: str
     name: str
     array: np.ndarray
     rtol: float = 0.0
     atol: float = 0.0
+    cached: bool = False
 
 
 def reference_arguments(task: SearchTask, rewrite: LayoutRewrite | None = None) -> list[KernelArgument]:
@@ -598,14 +608,38 @@ def reference_arguments(task: SearchTask, rewrite: LayoutRewrite | None = None) 
     arrays = dict(zip((t.name for t in dag.placeholders), inputs, strict=True))
     arrays.update(zip((t.name for t in dag.outputs), outputs, strict=True))
     output_names = {t.name for t in dag.outputs}
+    cached = cached_inputs(dag)
     arguments = []
     for tensor in dag.tensors:
         array = np.ascontiguousarray(arrays[tensor.name])
         if tensor.name in output_names:
             arguments.append(KernelArgument("out", tensor.name, array, *output_tolerances(dag, tensor.dtype)))
         else:
-            arguments.append(KernelArgument("in", tensor.name, array))
+            arguments.append(KernelArgument("in", tensor.name, array, cached=tensor.name in cached))
     return arguments
+
+
+def cached_inputs(dag: ComputeDAG) -> set[str]:
+    """The inputs a cache-flushed timing reads back into the caches before each repeat.
+
+    In a network every input of a layer but its weights was written by the layers just
+    before it, so it starts in the caches; the weights come from memory. Where the DAG
+    names its weights (``layout_free_placeholders``, as topi's convolutions, dense layers
+    and matmuls do), every other input is cached: a residual input of a fused add too.
+    Otherwise the rule is TVM's ``cache_flush_cpu_non_first_arg``: the first argument
+    alone, when it is an input."""
+    placeholders = [t.name for t in dag.placeholders]
+    weights = {
+        name
+        for op in dag.ops
+        if isinstance(op, ComputeOp)
+        for name in op.attrs.get(LAYOUT_FREE_PLACEHOLDERS, ())
+        if name in placeholders
+    }
+    if weights:
+        return {name for name in placeholders if name not in weights}
+    first = dag.tensors[0].name if dag.tensors else None
+    return {first} if first in placeholders else set()
 
 
 def _shutdown(workers: list[WorkerProcess], directory: Path) -> None:

@@ -10,10 +10,10 @@ Protocol: one JSON request per line on stdin; JSON replies, one per line, on the
 descriptor that was stdout at start (fd 1 is then pointed at stderr, so a kernel that
 prints cannot corrupt the replies).
 
-* ``{"op": "task", "id": 3, "args": [{"name": "A", "role": "in" | "out", "file": ...,
-  "rtol": 1e-4, "atol": 1e-4}, ...]}`` loads one task's reference: every tensor of the DAG in
-  kernel-argument order, inputs as given and outputs as expected (``.npy`` files written
-  once per task by the parent). Reply ``{"ok": true}``.
+* ``{"op": "task", "id": 3, "args": [{"name": "A", "role": "in" | "out", "cached": true,
+  "file": ..., "rtol": 1e-4, "atol": 1e-4}, ...]}`` loads one task's reference: every tensor
+  of the DAG in kernel-argument order, inputs as given and outputs as expected (``.npy``
+  files written once per task by the parent). Reply ``{"ok": true}``.
 * ``{"op": "run", "task": 3, "lib": path, "entry": name, "number": 3, "repeat": 1,
   "min_repeat_ms": 100, "flush_bytes": 0}`` measures one candidate. Replies
   ``{"phase": "loaded"}`` once the library is open (a crash after it is the kernel's),
@@ -25,12 +25,12 @@ Timing follows TVM's ``time_evaluator``: one warm-up call (whose outputs are che
 against the reference), then ``repeat`` repeats of ``number`` calls each, ``number``
 growing by the golden ratio until a repeat lasts ``min_repeat_ms``; the cost of a repeat
 is its mean seconds per call. With ``flush_bytes`` a buffer that large is written before
-each repeat, evicting the kernel's data from the last-level cache, and then the first
-argument, when it is an input, is read once: as TVM's ``cache_flush_cpu_non_first_arg``
-flushes every argument but the first, the weights come from memory and the data input
-from the caches, where in a network the layer before left it. The first kernel of the
-child that uses OpenMP also runs untimed for ``OPENMP_SETTLE_S`` after its warm-up, while
-the new thread team spreads over the cores.
+each repeat, evicting the kernel's data from the last-level cache, and then every input
+marked ``cached`` is read once: the weights come from memory and the activations from the
+caches, where in a network the layers before left them (the parent marks every input but
+the weights, or, as TVM's ``cache_flush_cpu_non_first_arg``, the first argument alone).
+The first kernel of the child that uses OpenMP also runs untimed for ``OPENMP_SETTLE_S``
+after its warm-up, while the new thread team spreads over the cores.
 
 Out-of-bounds accesses: every argument lives in its own ``mmap`` region (``GuardedBuffer``)
 between two ``PROT_NONE`` guard pages, its data ending where the last accessible page ends
@@ -89,13 +89,15 @@ class CandidateError(Exception):
 @dataclass
 class Argument:
     """One kernel argument: its name, role ("in" or "out"), reference array (the input, or
-    the expected output) and the output check's tolerances."""
+    the expected output), the output check's tolerances, and whether a flushed timing
+    reads it back into the caches (``cached``)."""
 
     name: str
     role: str
     reference: np.ndarray
     rtol: float
     atol: float
+    cached: bool = False
 
 
 @dataclass
@@ -378,7 +380,14 @@ class Worker:
     # requests -------------------------------------------------------------------------------
     def load_task(self, request: dict[str, Any]) -> dict[str, Any]:
         args = [
-            Argument(a["name"], a["role"], np.load(a["file"]), float(a["rtol"]), float(a["atol"]))
+            Argument(
+                name=a["name"],
+                role=a["role"],
+                reference=np.load(a["file"]),
+                rtol=float(a["rtol"]),
+                atol=float(a["atol"]),
+                cached=a["cached"],
+            )
             for a in request["args"]
         ]
         self.tasks[int(request["id"])] = TaskData(args)
@@ -455,6 +464,7 @@ class Worker:
         if min_repeat_ms > 0:
             number = max(1, min(number, math.ceil(min_repeat_ms / max(warmup_ms, 1e-3))))
         flush_bytes = int(request["flush_bytes"])
+        cached = [buffer.array for arg, buffer in zip(task.args, buffers, strict=True) if arg.cached]
         costs = []
         for _ in range(int(request["repeat"])):
             duration_ms = 0.0
@@ -463,8 +473,8 @@ class Worker:
                     number = int(max(min_repeat_ms / (duration_ms / number) + 1, number * GOLDEN_RATIO))
                 if flush_bytes:
                     self.flush_cache(flush_bytes)
-                    if buffers and buffers[0].role == "in":
-                        read_through(buffers[0].array)  # the data input stays hot
+                    for array in cached:
+                        read_through(array)  # the activations stay in the caches
                     if uses_openmp and self.wake_team is not None:
                         self.wake_team()
                 start = time.perf_counter()

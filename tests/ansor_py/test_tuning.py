@@ -32,7 +32,7 @@ from ansor_py.records import (
     parse_record,
     save_records,
 )
-from ansor_py.remeasure import remeasure_best, remeasure_runner
+from ansor_py.remeasure import best_was_remeasured, remeasure_best, remeasure_runner
 from ansor_py.search import EmptyPolicy
 from ansor_py.search.sketch_policy import PreloadMeasuredStates, SketchPolicy
 from ansor_py.search_task import SearchTask
@@ -229,6 +229,22 @@ def test_remeasuring_picks_the_truly_fastest_program_over_a_lucky_sample(
     history = ApplyHistoryBest(log).query("llvm", task.workload_key, task.compute_dag)
     assert history is not None and history.transform_steps == d.transform_steps
     assert measurer.ct == 0  # the tuning measurer counted no trial
+
+
+def test_a_log_tells_whether_its_best_program_was_remeasured(tmp_path: Path, task: SearchTask) -> None:
+    """A run that resumes a finished search re-measures only when the last run stopped
+    before its re-measurement (``benchmarks/network_tuning.finish_remeasurement``)."""
+    a, b = program(task, 2, 2), program(task, 4, 4)
+    log = tmp_path / "log.json"
+    assert best_was_remeasured(task, log)  # nothing to re-measure
+    searched_log(log, task, [(a, 1.0e-3), (b, 1.1e-3)])
+    assert not best_was_remeasured(task, log)
+    runner = TrueCostRunner({a.transform_steps: 2.0e-3, b.transform_steps: 1.5e-3})
+    measurer = ProgramMeasurer(FakeBuilder(), runner, [RecordToFile(log)], verbose=0)
+    remeasure_best([task], measurer, top_k=2, passes=2, verbose=0)
+    assert best_was_remeasured(task, log)  # b, re-measured, now ranks first
+    searched_log(log, task, [(program(task, 2, 4), 0.5e-3)])  # a later search's lucky sample
+    assert not best_was_remeasured(task, log)
 
 
 def test_a_program_whose_remeasurement_fails_drops_out(tmp_path: Path, task: SearchTask) -> None:

@@ -6,13 +6,15 @@
  * checks every output against the expected output, then times it as TVM's time_evaluator
  * and LocalRunner do (ansor_py/measure/run_worker.py): `repeat` repeats of `number` calls,
  * `number` grown by the golden ratio until a repeat lasts `min_repeat_ms`, the cache
- * flushed before each repeat when `flush_bytes` > 0.
+ * flushed before each repeat when `flush_bytes` > 0 and the "hot" inputs then read back.
  *
  *   harness LIB ENTRY ARGS_FILE NUMBER REPEAT MIN_REPEAT_MS FLUSH_BYTES SETTLE_MS [OUT_DIR]
  *
  * ARGS_FILE: a first line with the argument count, then one line per kernel argument:
  *   ROLE DTYPE NBYTES RTOL ATOL NAME FILE
- * ROLE is "in" (FILE holds the input) or "out" (FILE holds the expected output); DTYPE one
+ * ROLE is "in" (FILE holds the input), "hot" (an input that a flushed timing reads back
+ * into the caches, as a network's layer before leaves it) or "out" (FILE holds the
+ * expected output); DTYPE one
  * of f16 f32 f64 i8 i16 i32 i64 u8 u16 u32 u64 b; FILE is raw bytes, relative to the
  * directory of ARGS_FILE. Outputs start filled with NaN (floats) or 0xFF bytes, so an
  * element the kernel never writes cannot pass by luck. With OUT_DIR the outputs of the
@@ -116,6 +118,15 @@ static double element(const argument *a, const void *data, long i) {
     return (double)((const uint64_t *)data)[i];
 }
 
+/* Read every byte of an input once, bringing it back into the caches after a flush. */
+static void read_through(const void *data, long nbytes) {
+    const volatile unsigned char *bytes = data;
+    unsigned char folded = 0;
+    for (long i = 0; i < nbytes; i += 64) folded |= bytes[i];
+    if (nbytes > 0) folded |= bytes[nbytes - 1];
+    (void)folded;
+}
+
 /* Fill an output before the first call: NaN for floats, 0xFF bytes otherwise. */
 static void fill_sentinel(argument *a) {
     long n = a->nbytes / dtype_size(a->dtype);
@@ -188,7 +199,7 @@ static int load_arguments(const char *args_file, argument **out, int *count, cha
             fclose(f);
             return 1;
         }
-        if (!strcmp(a->role, "in")) {
+        if (strcmp(a->role, "out")) {
             a->data = content;
         } else {
             a->expected = content;
@@ -288,7 +299,11 @@ int main(int argc, char **argv) {
                 double grown = number * 1.618, needed = min_repeat_ms / (duration_ms / number) + 1;
                 number = (long)(needed > grown ? needed : grown);
             }
-            if (flush) memset(flush, ++flush_value, (size_t)flush_bytes);
+            if (flush) {
+                memset(flush, ++flush_value, (size_t)flush_bytes);
+                for (int i = 0; i < count; i++)
+                    if (!strcmp(args[i].role, "hot")) read_through(args[i].data, args[i].nbytes);
+            }
             start = now_ms();
             for (long k = 0; k < number; k++) entry(pointers, count);
             duration_ms = now_ms() - start;

@@ -85,12 +85,14 @@ def build_harness(target: Target, compiler: str | tuple[str, ...] | None = None)
 
 
 def argument_line(argument: KernelArgument, file: str) -> str:
-    """The ``args.txt`` line of one argument (``harness.c``: ROLE DTYPE NBYTES RTOL ATOL NAME FILE)."""
+    """The ``args.txt`` line of one argument (``harness.c``: ROLE DTYPE NBYTES RTOL ATOL NAME
+    FILE; ROLE "hot" for an input marked ``cached``)."""
     code = DTYPE_CODES.get(argument.array.dtype.name)
     if code is None:
         raise ValueError(f"argument '{argument.name}': dtype {argument.array.dtype} has no harness code")
     nbytes = argument.array.nbytes
-    return f"{argument.role} {code} {nbytes} {argument.rtol!r} {argument.atol!r} {argument.name} {file}"
+    role = "hot" if argument.cached else argument.role
+    return f"{role} {code} {nbytes} {argument.rtol!r} {argument.atol!r} {argument.name} {file}"
 
 
 def task_files(arguments: Sequence[KernelArgument]) -> dict[str, bytes]:
