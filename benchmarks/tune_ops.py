@@ -52,6 +52,7 @@ import ctypes
 import functools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -544,16 +545,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+#: signals ``run_as_child`` passes on to the child
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def run_as_child(script: str, argv: Sequence[str] | None, threads: int) -> int:
     """``script`` run again with ``argv`` (None: this process's) plus ``--child``, in a process
     whose OpenMP, OpenBLAS and MKL pools have ``threads`` threads (they read the variables
     once, at start) and whose OpenMP keeps its default wait policy (module docstring); the
-    child's exit status."""
+    child's exit status. A SIGTERM or SIGHUP sent to this process is passed on to the child
+    (which a killed parent would leave running, tuning on), and this process waits for it;
+    a terminal's Ctrl-C reaches both already."""
     count = str(threads)
     env = dict(os.environ, OMP_NUM_THREADS=count, OPENBLAS_NUM_THREADS=count, MKL_NUM_THREADS=count)
     env.pop("OMP_WAIT_POLICY", None)
     argv = list(sys.argv[1:] if argv is None else argv)
-    return subprocess.run([sys.executable, script, *argv, "--child"], env=env, check=False).returncode
+    child = subprocess.Popen([sys.executable, script, *argv, "--child"], env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
+    try:
+        return child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
