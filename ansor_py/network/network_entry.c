@@ -17,10 +17,18 @@
  * are shared, so one thread runs the network at a time (load the library twice, from two
  * copies of the file, for two concurrent networks). ansor_network_release() frees the
  * arena and loaded weights; the next run sets them up again.
+ *
+ * The first run also pins the worker threads of libgomp's team, thread t > 0 to the t-th
+ * CPU of the process's affinity set, and leaves the calling thread alone, as the
+ * in-process network does (ansor_py/network/openmp_team.py says why: an unpinned worker
+ * woken after a pause waits behind the caller). Nothing is pinned with one CPU, when
+ * OMP_PROC_BIND, OMP_PLACES or GOMP_CPU_AFFINITY is set (libgomp places the threads as
+ * told), or when no libgomp is loaded (kernels without parallel loops).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +147,42 @@ static int load_weights(void) {
 }
 #endif
 
+/* Pinning libgomp's workers (see the top of this file), once per loaded library. */
+typedef struct {
+    int (*thread_num)(void);
+    const int *cpus;
+    int count;
+} team_places;
+
+static void pin_worker(void *data) {
+    const team_places *places = data;
+    int thread = places->thread_num();
+    if (thread <= 0) return; /* the caller's thread keeps its mask */
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(places->cpus[thread % places->count], &one);
+    sched_setaffinity(0, sizeof one, &one); /* 0: the calling thread */
+}
+
+static void pin_team_workers(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    if (getenv("OMP_PROC_BIND") || getenv("OMP_PLACES") || getenv("GOMP_CPU_AFFINITY")) return;
+    void (*parallel)(void (*)(void *), void *, unsigned, unsigned) =
+        (void (*)(void (*)(void *), void *, unsigned, unsigned))dlsym(RTLD_DEFAULT, "GOMP_parallel");
+    int (*thread_num)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_thread_num");
+    cpu_set_t allowed;
+    if (!parallel || !thread_num || sched_getaffinity(0, sizeof allowed, &allowed)) return;
+    static int cpus[CPU_SETSIZE];
+    int count = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &allowed)) cpus[count++] = cpu;
+    if (count < 2) return;
+    team_places places = {thread_num, cpus, count};
+    parallel(pin_worker, &places, 0, 0); /* 0 threads: the default team */
+}
+
 static void *resolve(arg_ref ref, const void *const *inputs, void *const *outputs) {
     switch (ref.kind) {
     case ARG_INPUT: return (void *)inputs[ref.where];
@@ -160,6 +204,7 @@ static int setup(void) {
         return fail(-4, "cannot allocate the arena of ansor_network_workspace_bytes() bytes");
     for (int i = 0; i < ANSOR_NUM_ARGS; i++)
         if (ansor_args[i].kind >= ARG_WEIGHT) argument_table[i] = resolve(ansor_args[i], NULL, NULL);
+    pin_team_workers();
     ready = 1;
     return 0;
 }

@@ -16,7 +16,8 @@ parallel region; the calling thread keeps its mask. Nothing is pinned when the
 process may use one CPU, when the user set ``OMP_PROC_BIND``, ``OMP_PLACES`` or
 ``GOMP_CPU_AFFINITY`` (libgomp then places the threads as told; ``OMP_PROC_BIND=false``
 turns the pinning off), or when libgomp cannot be loaded. A team of another size
-started later in the process gets new, unpinned threads for the extra places.
+started later in the process gets new, unpinned threads for the extra places. An
+exported library's C entry (``network_entry.c``) pins the same way on its first run.
 """
 
 from __future__ import annotations
