@@ -50,6 +50,7 @@ from ansor_py.records import (
     target_class,
 )
 from ansor_py.search_task import SearchTask
+from ir.loop_state.state import LoopState
 from ir.loop_state.steps import Step
 from ir.lower.bound import infer_bound_from_state
 
@@ -107,16 +108,26 @@ def record_log(callbacks: Sequence[MeasureCallback]) -> RecordToFile | None:
 
 
 def remeasure_best(
-    tasks: Sequence[SearchTask], measurer: ProgramMeasurer, top_k: int, passes: int, verbose: int = 1
+    tasks: Sequence[SearchTask],
+    measurer: ProgramMeasurer,
+    top_k: int,
+    passes: int,
+    verbose: int = 1,
+    also: Sequence[LoopState | None] | None = None,
 ) -> list[Remeasured | None]:
     """Re-measure the ``top_k`` best programs of each task ``passes`` times, interleaved,
     with the builder of the tuning ``measurer`` and its runner (``remeasure_runner``), and
     hand one record per program to ``measurer``'s callbacks (see the module docstring).
     The programs are ranked from the log of the first ``RecordToFile`` callback; without
-    one, or with ``top_k`` 0, nothing is measured. Returns, per task, its best program
-    afterwards (None when nothing was measured or it has no valid record); ``verbose`` 1
-    or more prints one line per task (``describe``). ``measurer``'s counts and bests stay
-    as the search left them: these are not trials."""
+    one, or with ``top_k`` 0, nothing is measured. ``also`` (one per task, None for none)
+    is a program re-measured beside the best ones in the first session when the log holds
+    an error-free record of it: the task scheduler's baseline, so that a tuned network is
+    not slower than untuned because the baseline's one sample was unlucky. Returns, per
+    task, its best program afterwards (None when nothing was measured or it has no valid
+    record); ``verbose`` 1 or more prints one line per task (``describe``).
+    ``measurer``'s counts and bests stay as the search left them: these are not trials."""
+    if also is not None and len(also) != len(tasks):
+        raise ValueError(f"remeasure_best: {len(also)} programs in also for {len(tasks)} tasks")
     if top_k < 0 or passes < 1:
         raise ValueError(f"remeasure_best: top_k {top_k} must be >= 0 and passes {passes} >= 1")
     log = record_log(measurer.callbacks)
@@ -126,8 +137,10 @@ def remeasure_best(
     try:
         timer = ProgramMeasurer(measurer.builder, runner, verbose=0)
         outcomes = []
-        for task in tasks:
-            outcome = _remeasure_task(task, log, measurer.callbacks, timer, top_k, passes)
+        for i, task in enumerate(tasks):
+            extra_state = None if also is None else also[i]
+            extra = None if extra_state is None else tuple(extra_state.transform_steps)
+            outcome = _remeasure_task(task, log, measurer.callbacks, timer, top_k, passes, extra)
             if outcome is not None and verbose >= 1:
                 print(describe(outcome, passes), flush=True)
             outcomes.append(outcome)
@@ -163,6 +176,7 @@ def _remeasure_task(
     timer: ProgramMeasurer,
     top_k: int,
     passes: int,
+    also: Program | None = None,
 ) -> Remeasured | None:
     ranked = ranked_programs(read_raw_records(log.filename), task.workload_key, task.target)
     if not ranked:
@@ -171,6 +185,8 @@ def _remeasure_task(
     latest = {raw.steps: raw.result for raw in ranked}
     retimed: set[Program] = set()
     batch = [raw.steps for raw in ranked[:top_k]]
+    if also is not None and also in latest and also not in batch:
+        batch.append(also)
     sessions = 0
     while batch and sessions < MAX_SESSIONS:
         sessions += 1

@@ -21,7 +21,10 @@ With ``baseline_schedules`` (a function of the DAG and the target, e.g. the netw
 layer's ``default_schedule``), each task's baseline program is measured once before the
 warm-up, as one trial of the task, unless the log holds it: with a small budget the search
 competes with the program the network runs untuned, instead of replacing it by a slower
-one. (TVM has no such step: its untuned fallback is TOPI's schedule, never measured.)
+one; and at the end the baseline is re-measured beside each task's best programs
+(``remeasure_best``'s ``also``), so one unlucky sample of it cannot hand its place to a
+program that is slower in truth. (TVM has no such step: its untuned fallback is TOPI's
+schedule, never measured.)
 
 The objective is ``sum_i w_i g_i`` (``task_weights``; all 1 when None) of the tasks' best
 latencies g_i, or any ``objective_func(best_costs)``. All tasks share one cost model and
@@ -132,6 +135,7 @@ class TaskScheduler:
         self.rng = np.random.default_rng(seed)
         self.baseline_schedules = baseline_schedules
         self._baselined: set[int] = set()  # tasks whose baseline is measured or logged
+        self._baseline_states: list[LoopState | None] | None = None
         if callbacks is None:
             callbacks = [PrintTableInfo(), LogEstimatedLatency("total_latency.tsv")]
         self.callbacks = list(callbacks)
@@ -247,10 +251,28 @@ class TaskScheduler:
             if self.baseline_schedules is not None:
                 self._measure_baselines(budget)
             self._run(budget, early_stopping_all, early_stopping_task)
-            # the best programs of every task, measured again (not trials: ansor_py.remeasure)
+            # the best programs of every task, and its baseline, measured again (not
+            # trials: ansor_py.remeasure)
             remeasure_best(
-                self.tasks, measurer, tune_option.remeasure_top_k, tune_option.remeasure_repeat, self.verbose
+                self.tasks,
+                measurer,
+                tune_option.remeasure_top_k,
+                tune_option.remeasure_repeat,
+                self.verbose,
+                also=self.baseline_states(),
             )
+
+    def baseline_states(self) -> list[LoopState | None]:
+        """Each task's baseline program (``baseline_schedules``), made once; all None
+        without ``baseline_schedules``."""
+        if self.baseline_schedules is None:
+            return [None] * len(self.tasks)
+        if self._baseline_states is None:
+            self._baseline_states = [
+                as_loop_state(task.compute_dag, self.baseline_schedules(task.compute_dag, task.target))
+                for task in self.tasks
+            ]
+        return list(self._baseline_states)
 
     def _measure_baselines(self, budget: int) -> None:
         """Measure each task's baseline schedule (``baseline_schedules(dag, target)``,
@@ -258,11 +280,10 @@ class TaskScheduler:
         unless the log holds it: the search then competes with the program the network
         would run untuned, so a small budget never makes a task slower than untuned."""
         assert self.search_policies is not None and self.baseline_schedules is not None
-        for i, task in enumerate(self.tasks):
-            if i in self._baselined or self.ct >= budget:
+        for i, (task, state) in enumerate(zip(self.tasks, self.baseline_states(), strict=True)):
+            if i in self._baselined or self.ct >= budget or state is None:
                 continue
             self._baselined.add(i)
-            state = as_loop_state(task.compute_dag, self.baseline_schedules(task.compute_dag, task.target))
             logged = self.log.records[i] if self.log is not None else []
             if any(inp.state.transform_steps == state.transform_steps for inp, _ in logged):
                 continue

@@ -638,12 +638,12 @@ def test_a_similar_task_that_never_reaches_its_peers_speed_leaves_the_group():
 def test_the_baseline_schedules_are_measured_first_and_once(tmp_path: Path):
     """``baseline_schedules``: each task's default schedule is its first trial, so the
     tuned best is never slower than it; a resumed run finds it in the log and does not
-    measure it again."""
+    measure it again; the final re-measurement times it again beside the best."""
     tasks, weights = extract_tasks(small_mlp())
     baselines = {t.workload_key: default_schedule(t.compute_dag, t.target).transform_steps for t in tasks}
     log = tmp_path / "log.json"
 
-    def tune(trials: int) -> TaskScheduler:
+    def tune(trials: int, remeasure_top_k: int = 0) -> TaskScheduler:
         scheduler = TaskScheduler(
             tasks, weights, load_log_file=log, callbacks=[], seed=2, baseline_schedules=default_schedule
         )
@@ -652,7 +652,8 @@ def test_the_baseline_schedules_are_measured_first_and_once(tmp_path: Path):
             num_measures_per_round=2,
             verbose=0,
             measure_callbacks=[RecordToFile(log)],
-            remeasure_top_k=0,
+            remeasure_top_k=remeasure_top_k,
+            remeasure_repeat=2,
         )
         scheduler.tune(options, search_policy_params=SMALL_SEARCH)
         return scheduler
@@ -678,3 +679,10 @@ def test_the_baseline_schedules_are_measured_first_and_once(tmp_path: Path):
     assert second.ct == 4 and len(after) == 10
     steps = Counter((inp.task.workload_key, inp.state.transform_steps) for inp, _ in after)
     assert all(count == 1 for count in steps.values()), "a program was measured twice"
+
+    # the final re-measurement times each task's baseline beside its best program
+    tune(len(tasks), remeasure_top_k=1)
+    records = load_records(log, tasks=tasks)
+    lines = Counter((inp.task.workload_key, inp.state.transform_steps) for inp, _ in records)
+    counts = {key: lines[key, baseline] for key, baseline in baselines.items()}
+    assert all(count >= 2 for count in counts.values()), counts

@@ -231,6 +231,22 @@ def test_remeasuring_picks_the_truly_fastest_program_over_a_lucky_sample(
     assert measurer.ct == 0  # the tuning measurer counted no trial
 
 
+def test_a_program_given_in_also_is_remeasured_beside_the_best(tmp_path: Path, task: SearchTask) -> None:
+    """The task scheduler's baseline, whose one sample was unlucky, is re-measured beside
+    the best program and wins when it is truly faster; without ``also`` it never is."""
+    lucky, baseline = program(task, 2, 2), program(task, 4, 4)
+    true = {lucky.transform_steps: 2.0e-3, baseline.transform_steps: 1.5e-3}
+    for also, winner in ((None, lucky), ([baseline], baseline)):
+        log = tmp_path / f"log_{winner is baseline}.json"
+        searched_log(log, task, [(baseline, 3.0e-3), (lucky, 1.0e-3)])
+        measurer = ProgramMeasurer(FakeBuilder(), TrueCostRunner(true), [RecordToFile(log)], verbose=0)
+        (outcome,) = remeasure_best([task], measurer, top_k=1, passes=2, verbose=0, also=also)
+        assert outcome is not None and outcome.input.state.transform_steps == winner.transform_steps
+        assert best_state(task, log).transform_steps == winner.transform_steps
+    with pytest.raises(ValueError, match="remeasure_best: 2 programs in also for 1 tasks"):
+        remeasure_best([task], measurer, top_k=1, passes=2, also=[baseline, None])
+
+
 def test_a_log_tells_whether_its_best_program_was_remeasured(tmp_path: Path, task: SearchTask) -> None:
     """A run that resumes a finished search re-measures only when the last run stopped
     before its re-measurement (``benchmarks/network_tuning.finish_remeasurement``)."""
