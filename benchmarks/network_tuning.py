@@ -40,6 +40,7 @@ from ansor_py.records import ApplyHistoryBest, read_raw_records
 from ansor_py.remeasure import best_was_remeasured, remeasure_best
 from ansor_py.search_task import SearchTask
 from ansor_py.task_scheduler.callbacks import SchedulerProgress, TaskSchedulerCallback, estimated_latency_ms
+from ir.loop_state.api import as_loop_state
 
 #: shares of the budget the curve builds the network after
 CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
@@ -168,15 +169,20 @@ def finish_remeasurement(tasks: list[SearchTask], log: Path, cache_flush: bool, 
     """Re-measure the best programs of the tasks whose search ended in ``log`` without its
     final re-measurement (``TaskScheduler.tune`` does it last, so a run stopped after its
     last round skipped it), as ``tune`` would have: each task's
-    ``TuningOptions.remeasure_top_k`` best, ``remeasure_repeat`` passes."""
+    ``TuningOptions.remeasure_top_k`` best and the default schedule (the task scheduler's
+    baseline), ``remeasure_repeat`` passes."""
     pending = [task for task in tasks if not best_was_remeasured(task, log)]
     if not pending:
         return
     options = ansor.TuningOptions()
+    baselines = [
+        as_loop_state(task.compute_dag, default_schedule(task.compute_dag, task.target)) for task in pending
+    ]
     print(f"  re-measuring the best programs of {len(pending)} tasks (the run that tuned them stopped first)")
     with LocalRunner(repeat=FLUSHED_REPEATS, enable_cpu_cache_flush=cache_flush) as runner:
         measurer = ProgramMeasurer(LocalBuilder(), runner, [ansor.RecordToFile(str(log))], verbose=0)
-        remeasure_best(pending, measurer, options.remeasure_top_k, options.remeasure_repeat, verbose)
+        top_k, passes = options.remeasure_top_k, options.remeasure_repeat
+        remeasure_best(pending, measurer, top_k, passes, verbose, also=baselines)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """``benchmarks/network_tuning.py``'s tuning clock and curve points: the time of the
-final re-measurement, written once ``tune`` returns, counts in the curve's last point."""
+final re-measurement, written once ``tune`` returns, counts in the curve's last point; and
+the re-measurement a stopped run skipped, done by the next run."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import numpy as np
+import pytest
 from network_tuning import (
     TuneOutcome,
     TuningClock,
     curve_points,
+    finish_remeasurement,
     progress_path,
     read_progress,
     records_before_program,
@@ -19,7 +23,13 @@ from network_tuning import (
 
 import ansor_py as ansor
 from ansor_py.measure.types import MeasureErrorNo, MeasureInput, MeasureResult
+from ansor_py.network.default_schedule import default_schedule
+from ansor_py.network.graph import Graph, Node
+from ansor_py.network.tasks import extract_tasks
+from ansor_py.network.types import TensorType
 from ansor_py.records import dump_record_to_string
+from ansor_py.remeasure import best_was_remeasured
+from ir.loop_state.api import as_loop_state
 from ir.topi.workloads import gemm
 
 
@@ -73,3 +83,44 @@ def test_history_after_counts_programs_not_lines(tmp_path: Path):
     assert records_before_program(log, 1) == 1
     assert records_before_program(log, 2) == 3  # program 0's re-measurement counts
     assert records_before_program(log, 3) is None  # the whole log
+
+
+@pytest.mark.slow
+def test_a_spent_budget_finishes_the_remeasurement_a_stopped_run_skipped(tmp_path: Path):
+    """A log whose search ended without its final re-measurement (the run was stopped
+    after its last round) gets it from the next run, default schedules included; once
+    done, a further run measures nothing."""
+    rng = np.random.default_rng(0)
+    constants = {
+        "w": rng.uniform(-1, 1, (16, 32)).astype(np.float32),
+        "b": rng.uniform(-1, 1, 16).astype(np.float32),
+    }
+    nodes = [
+        Node("dense", ("x", "w"), ("d",), {}, name="d"),
+        Node("add", ("d", "b"), ("a",), {}, name="a"),
+        Node("relu", ("a",), ("y",), {}, name="y"),
+    ]
+    graph = Graph({"x": TensorType((1, 32))}, nodes, ["y"], constants, name="one_dense")
+    tasks, weights = extract_tasks(graph)
+    log = tmp_path / "one_dense.json"
+    scheduler = ansor.TaskScheduler(tasks, weights, callbacks=[], baseline_schedules=default_schedule)
+    options = ansor.TuningOptions(
+        num_measure_trials=4,
+        num_measures_per_round=2,
+        verbose=0,
+        measure_callbacks=[ansor.RecordToFile(log)],
+        remeasure_top_k=0,  # as if stopped before the re-measurement
+    )
+    scheduler.tune(options, search_policy_params={"evolutionary_search_population": 16})
+    assert not all(best_was_remeasured(task, log) for task in tasks)
+
+    finish_remeasurement(tasks, log, cache_flush=False, verbose=0)
+    assert all(best_was_remeasured(task, log) for task in tasks)
+    records = list(ansor.load_records(log, tasks=tasks))
+    for task in tasks:
+        baseline = as_loop_state(task.compute_dag, default_schedule(task.compute_dag, task.target))
+        lines = [inp for inp, _ in records if inp.state.transform_steps == baseline.transform_steps]
+        assert len(lines) >= 2, "the default schedule was not re-measured"
+    count = len(log.read_text().splitlines())
+    finish_remeasurement(tasks, log, cache_flush=False, verbose=0)
+    assert len(log.read_text().splitlines()) == count
