@@ -151,9 +151,9 @@ def open_measurer(tuning_options: TuningOptions, target: Target, caller: str) ->
     (``auto_schedule``, ``TaskScheduler.tune``): the builder and runner "local" become
     ``LocalBuilder()`` and ``LocalRunner()`` (a runner made here is closed on leaving);
     a local runner for a target this machine cannot run is a ValueError naming ``caller``
-    and the missing features; SIGTERM inside the block raises ``SystemExit``
-    (``forking.exit_on_sigterm``), so temporary directories are removed as the process
-    exits."""
+    and the missing features, and so is a LocalBuilder for a target it cannot compile;
+    SIGTERM inside the block raises ``SystemExit`` (``forking.exit_on_sigterm``), so
+    temporary directories are removed as the process exits."""
     missing = target.missing_host_features()
     if isinstance(tuning_options.runner, (str, LocalRunner)) and missing:
         raise ValueError(
@@ -162,6 +162,12 @@ def open_measurer(tuning_options: TuningOptions, target: Target, caller: str) ->
             "machine that has them (SSHRunner)"
         )
     builder = LocalBuilder() if isinstance(tuning_options.builder, str) else tuning_options.builder
+    if isinstance(builder, LocalBuilder) and target.kind != "llvm":
+        raise ValueError(
+            f"{caller}: LocalBuilder compiles LLVM targets (x86-64, AArch64); target '{target}' has "
+            "its search space (sketches, thread binding) but no code generation yet, so no program of "
+            "it can be built or measured"
+        )
     own_runner: LocalRunner | None = None  # "local": made here, so closed here
     runner: ProgramRunner
     if isinstance(tuning_options.runner, str):

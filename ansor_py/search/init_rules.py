@@ -28,12 +28,14 @@ from typing import Protocol
 
 import numpy as np
 
+from ansor_py.search.gpu_limits import fits_gpu_limits
 from ansor_py.search.sketch_rules import RuleContext
 from ansor_py.search.stage_queries import (
     ALWAYS_UNROLL_INNER,
     attached_iters,
     compute_location_candidates,
     has_reduce_iter,
+    is_gpu_task,
     is_tiled,
     needs_multi_level_tiling,
     original_iterators,
@@ -58,6 +60,8 @@ from ir.te import ComputeOp
 
 #: the auto_unroll_max_step values sampled on CPUs (TVM auto_unroll_configs_cpu)
 CPU_AUTO_UNROLL_CONFIGS = (0, 16, 64, 512)
+#: ... and on GPUs (TVM auto_unroll_configs_gpu)
+GPU_AUTO_UNROLL_CONFIGS = (0, 16, 64, 512, 1024)
 #: tile-size draws per candidate before InitFillTileSize gives up on a sketch
 FILL_ATTEMPTS = 8
 
@@ -83,10 +87,18 @@ class InitRule:
 
 
 def replay(ctx: PopulationContext, steps: Sequence[Step]) -> LoopState | None:
-    """The state ``steps`` make from the task's initial state, or None if one is illegal
-    or its register tile overflows the vector register file (``fits_register_file``)."""
+    """The state ``steps`` make from the task's initial state, or None if one is illegal,
+    its register tile overflows the vector register file (``fits_register_file``) or, on
+    a GPU, a block exceeds the launch limits (``gpu_limits.fits_gpu_limits``, checked on
+    the bound state, which is then returned)."""
     state = ctx.state_cache.replay(steps)
-    return state if state is not None and fits_register_file(ctx, state) else None
+    if state is None or not fits_register_file(ctx, state):
+        return None
+    task = ctx.search_task
+    if is_gpu_task(task):
+        bound = ctx.state_cache.bind(state)
+        return bound if bound is not None and fits_gpu_limits(task.hardware_params, bound) else None
+    return state
 
 
 @functools.lru_cache(maxsize=64)
@@ -275,8 +287,9 @@ def annotate_parallel(ctx: PopulationContext, state: LoopState, rng: np.random.G
 def annotate_unroll(ctx: PopulationContext, state: LoopState, rng: np.random.Generator) -> LoopState | None:
     """InitUnroll: unroll the innermost-tile iterators an op names in
     ``auto_scheduler_always_unroll_inner``; give every stage with a reduction a pragma
-    ``auto_unroll_max_step$N`` with N uniform in {0, 16, 64, 512}."""
+    ``auto_unroll_max_step$N`` with N uniform in {0, 16, 64, 512} (a GPU: also 1024)."""
     dag = ctx.search_task.compute_dag
+    configs = GPU_AUTO_UNROLL_CONFIGS if is_gpu_task(ctx.search_task) else CPU_AUTO_UNROLL_CONFIGS
     for stage_id in range(len(state.stages)):
         stage = state.stages[stage_id]
         if stage.op_type is StageKind.PLACEHOLDER or stage.compute_at is ComputeAtKind.INLINED:
@@ -293,7 +306,7 @@ def annotate_unroll(ctx: PopulationContext, state: LoopState, rng: np.random.Gen
                 if len(names) == 1 and names <= to_unroll and it.annotation is IteratorAnnotation.NONE:
                     state = AnnotationStep(stage_id, iter_id, IteratorAnnotation.UNROLL).apply(state, dag)
         if has_reduce_iter(stage):
-            value = CPU_AUTO_UNROLL_CONFIGS[int(rng.integers(len(CPU_AUTO_UNROLL_CONFIGS)))]
+            value = configs[int(rng.integers(len(configs)))]
             state = PragmaStep(stage_id, 0, f"auto_unroll_max_step${value}").apply(state, dag)
     return state
 

@@ -17,11 +17,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ansor_py.search.init_rules import CPU_AUTO_UNROLL_CONFIGS, PopulationContext, replay
+from ansor_py.search.init_rules import (
+    CPU_AUTO_UNROLL_CONFIGS,
+    GPU_AUTO_UNROLL_CONFIGS,
+    PopulationContext,
+    replay,
+)
 from ansor_py.search.stage_queries import (
     STAGE_CHANGING_STEPS,
     attached_iters,
     compute_location_candidates,
+    is_gpu_task,
     is_tiled,
     needs_multi_level_tiling,
     stage_id_after,
@@ -110,7 +116,8 @@ def mutate_auto_unroll(
     step_id = pragmas[int(rng.integers(len(pragmas)))]
     old = steps[step_id]
     assert isinstance(old, PragmaStep)
-    value = CPU_AUTO_UNROLL_CONFIGS[int(rng.integers(len(CPU_AUTO_UNROLL_CONFIGS)))]
+    configs = GPU_AUTO_UNROLL_CONFIGS if is_gpu_task(ctx.search_task) else CPU_AUTO_UNROLL_CONFIGS
+    value = configs[int(rng.integers(len(configs)))]
     new_step = replace(old, pragma_type=f"{AUTO_UNROLL_PRAGMA}${value}")
     new_steps = (*steps[:step_id], new_step, *steps[step_id + 1 :])
     if any(isinstance(step, STAGE_CHANGING_STEPS) for step in steps[step_id + 1 :]):
@@ -211,6 +218,13 @@ MUTATE_TILE_SIZE = MutationRule("MutateTileSize", 0.90, mutate_tile_size)
 MUTATE_AUTO_UNROLL = MutationRule("MutateAutoUnroll", 0.04, mutate_auto_unroll)
 MUTATE_COMPUTE_LOCATION = MutationRule("MutateComputeLocation", 0.05, mutate_compute_location)
 MUTATE_PARALLEL = MutationRule("MutateParallel", 0.01, mutate_parallel)
+
+#: TVM's GPU mutation rules and weights: tile sizes and unrolling only (thread binding
+#: follows the tiles; there is no parallel loop and no free compute location to move)
+GPU_MUTATION_RULES: tuple[MutationRule, ...] = (
+    MUTATE_TILE_SIZE,
+    MutationRule("MutateAutoUnroll", 0.10, mutate_auto_unroll),
+)
 
 #: TVM's CPU mutation rules and weights
 CPU_MUTATION_RULES: tuple[MutationRule, ...] = (

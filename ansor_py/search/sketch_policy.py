@@ -36,12 +36,15 @@ import numpy as np
 from ansor_py.measure.types import MeasureInput, MeasureResult
 from ansor_py.records import load_records
 from ansor_py.search.evolution import evolutionary_search, log, prune_and_bind, sample_init_population
+from ansor_py.search.gpu_init_rules import GPU_INIT_RULES
+from ansor_py.search.gpu_sketch_rules import GPU_SKETCH_RULES
 from ansor_py.search.init_rules import CPU_INIT_RULES, InitRule, ensure_bound
-from ansor_py.search.mutation_rules import CPU_MUTATION_RULES, MutationRule
+from ansor_py.search.mutation_rules import CPU_MUTATION_RULES, GPU_MUTATION_RULES, MutationRule
 from ansor_py.search.params import SketchParams
 from ansor_py.search.search_policy import SearchCallback, SearchPolicy
 from ansor_py.search.sketch_generation import generate_sketches
 from ansor_py.search.sketch_rules import CPU_SKETCH_RULES, SketchRule, custom_sketch_rule
+from ansor_py.search.stage_queries import is_gpu_task
 from ansor_py.search.state_cache import StateCache
 from ansor_py.search.tiling import SplitFactorizationMemo
 from ir.loop_state.state import LoopState
@@ -77,11 +80,7 @@ class SketchPolicy(SearchPolicy):
         init_search_callbacks: Sequence[SearchCallback] | None = None,
     ):
         super().__init__(task, verbose)
-        if task.target.kind != "llvm":
-            raise ValueError(
-                f"SketchPolicy has CPU rules only; task {task.workload_key} targets '{task.target}' "
-                f"(kind '{task.target.kind}')"
-            )
+        gpu = is_gpu_task(task)
         if program_cost_model is None:
             from ansor_py.cost_model import XGBModel  # here: importing xgboost takes a while
 
@@ -103,9 +102,9 @@ class SketchPolicy(SearchPolicy):
         # user rules (callbacks) first, then the built-in ones, as TVM
         self.sketch_rules: list[SketchRule] = []
         self.run_callbacks(init_search_callbacks)
-        self.sketch_rules.extend(CPU_SKETCH_RULES)
-        self.init_rules: list[InitRule] = list(CPU_INIT_RULES)
-        self.mutation_rules: list[MutationRule] = list(CPU_MUTATION_RULES)
+        self.sketch_rules.extend(GPU_SKETCH_RULES if gpu else CPU_SKETCH_RULES)
+        self.init_rules: list[InitRule] = list(GPU_INIT_RULES if gpu else CPU_INIT_RULES)
+        self.mutation_rules: list[MutationRule] = list(GPU_MUTATION_RULES if gpu else CPU_MUTATION_RULES)
 
     # debugging entry points (TVM's Python API) -----------------------------------------
     def generate_sketches(self, print_for_debug: bool = False) -> list[LoopState]:

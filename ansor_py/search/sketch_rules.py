@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ansor_py.search.stage_queries import (
     has_cache_write_stage,
     has_reduce_iter,
+    is_gpu_task,
     is_output,
     is_strictly_inlineable,
     needs_multi_level_tiling,
@@ -91,12 +92,19 @@ def _skip_apply(ctx: RuleContext, state: LoopState, stage_id: int) -> Successors
 # rule 2: always inline
 
 
-def _inline_condition(ctx: RuleContext, state: LoopState, stage_id: int) -> ConditionKind:
+def should_always_be_inlined(ctx: RuleContext, state: LoopState, stage_id: int) -> bool:
+    """A stage that is no placeholder, no output and has no reduction: on a GPU always
+    (every kernel launch costs, and its threads recompute cheaply), on a CPU when it is
+    strictly inlineable (TVM ShouldAlwaysBeInlined)."""
     stage = state.stages[stage_id]
     task = ctx.search_task
     if stage.op_type is StageKind.PLACEHOLDER or is_output(task, state, stage_id) or has_reduce_iter(stage):
-        return ConditionKind.SKIP
-    if is_strictly_inlineable(task, state, stage_id):
+        return False
+    return is_gpu_task(task) or is_strictly_inlineable(task, state, stage_id)
+
+
+def _inline_condition(ctx: RuleContext, state: LoopState, stage_id: int) -> ConditionKind:
+    if should_always_be_inlined(ctx, state, stage_id):
         return ConditionKind.APPLY_AND_SKIP_REST
     return ConditionKind.SKIP
 
@@ -115,8 +123,17 @@ def _tiling_condition(ctx: RuleContext, state: LoopState, stage_id: int) -> Cond
     return ConditionKind.SKIP
 
 
+def tiling_structure(ctx: RuleContext) -> str:
+    """The multi-level tiling structure of the task's target: the CPU's ("SSRSRS") or the
+    GPU's ("SSSRRSRS": block, vthread, thread, then the inner levels)."""
+    params = ctx.params
+    if is_gpu_task(ctx.search_task):
+        return params.gpu_multi_level_tiling_structure
+    return params.cpu_multi_level_tiling_structure
+
+
 def _tiling_apply(ctx: RuleContext, state: LoopState, stage_id: int) -> Successors:
-    structure = ctx.params.cpu_multi_level_tiling_structure
+    structure = tiling_structure(ctx)
     tiled, _ = multi_level_tiling(ctx.search_task.compute_dag, state, stage_id, structure)
     return [(tiled, stage_id - 1)]
 
@@ -131,8 +148,9 @@ def _fusion_condition(ctx: RuleContext, state: LoopState, stage_id: int) -> Cond
         needs_multi_level_tiling(task, state, stage_id)
         and single_elementwise_consumer(task, state, stage_id) is not None
     ):
-        # a cache-write stage exists only to be fused, so nothing else is tried on it
-        if has_cache_write_stage(state, stage_id):
+        # a cache-write stage exists only to be fused, so nothing else is tried on it; a
+        # GPU stage is always fused (its consumer needs the same thread binding)
+        if has_cache_write_stage(state, stage_id) or is_gpu_task(task):
             return ConditionKind.APPLY_AND_SKIP_REST
         return ConditionKind.APPLY
     return ConditionKind.SKIP
@@ -140,14 +158,15 @@ def _fusion_condition(ctx: RuleContext, state: LoopState, stage_id: int) -> Cond
 
 def _fusion_apply(ctx: RuleContext, state: LoopState, stage_id: int) -> Successors:
     """Tile the stage, tile its consumer like the stage's outer 1 or 2 spatial levels,
-    and compute the stage inside the consumer's last loop of that level (two sketches)."""
+    and compute the stage inside the consumer's last loop of that level (two sketches); on
+    a GPU like its outer 3 levels (block, vthread, thread: one sketch)."""
     dag = ctx.search_task.compute_dag
     target_id = single_elementwise_consumer(ctx.search_task, state, stage_id)
     assert target_id is not None
-    structure = ctx.params.cpu_multi_level_tiling_structure.upper()
+    structure = tiling_structure(ctx).upper()
     tiled, split_step_ids = multi_level_tiling(dag, state, stage_id, structure)
     result: Successors = []
-    for level in (1, 2):
+    for level in (3,) if is_gpu_task(ctx.search_task) else (1, 2):
         if structure[level - 1] != "S":
             continue
         s = State(dag, follow_tiling(dag, tiled, target_id, split_step_ids, level))
@@ -167,8 +186,9 @@ def _cache_write_condition(ctx: RuleContext, state: LoopState, stage_id: int) ->
         needs_multi_level_tiling(task, state, stage_id)
         and single_elementwise_consumer(task, state, stage_id) is None
     ):
-        # APPLY, not APPLY_AND_SKIP_REST: the stage is also tiled without a cache
-        return ConditionKind.APPLY
+        # on a CPU APPLY, not APPLY_AND_SKIP_REST: the stage is also tiled without a
+        # cache; a GPU stage always accumulates in registers ("local")
+        return ConditionKind.APPLY_AND_SKIP_REST if is_gpu_task(task) else ConditionKind.APPLY
     return ConditionKind.SKIP
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ir.access_analysis import AccessAnalyzer
 from ir.loop_state.enums import ComputeAtKind, IteratorAnnotation, IteratorKind, StageKind
-from ir.loop_state.state import LoopState, Stage
+from ir.loop_state.state import LoopState, ScheduleError, Stage
 from ir.loop_state.steps import CacheReadStep, CacheWriteStep, RfactorStep, SplitStep, Step
 from ir.te import ComputeOp
 
@@ -90,8 +90,9 @@ def single_consumer_id(task: SearchTask, state: LoopState, stage_id: int) -> int
 
 
 def single_elementwise_consumer(task: SearchTask, state: LoopState, stage_id: int) -> int | None:
-    """The id of the stage's only consumer when it is element-wise matched and not both
-    stages reduce (paper: HasFusibleConsumer); else None."""
+    """The id of the stage's only consumer when it is element-wise matched, not both
+    stages reduce and the consumer is no shared-memory copy (``.shared``, which a GPU
+    sketch adds for its tiled reader) (paper: HasFusibleConsumer); else None."""
     found = consumers(task, state, stage_id)
     if len(found) != 1:
         return None
@@ -101,7 +102,34 @@ def single_elementwise_consumer(task: SearchTask, state: LoopState, stage_id: in
         return None
     if has_reduce_iter(stages[stage_id]) and has_reduce_iter(stages[target]):
         return None
+    if stages[target].op.name.endswith(".shared"):
+        return None
     return target
+
+
+def producers(task: SearchTask, state: LoopState, stage_id: int) -> list[int]:
+    """Stage ids ``stage_id`` reads, looking through inlined stages (TVM GetProducers)."""
+    ids = op_stage_ids(state)
+    ops = analyzer(task, state).get_producers(state.stages[stage_id].op, state.inlined_ops())
+    return sorted(ids[id(op)] for op in ops)
+
+
+def direct_producers(task: SearchTask, state: LoopState, stage_id: int) -> list[int]:
+    """Stage ids whose ops ``stage_id``'s body reads, inlined or not (TVM GetDirectProducers)."""
+    ids = op_stage_ids(state)
+    return sorted(ids[id(op)] for op in analyzer(task, state).get_direct_producers(state.stages[stage_id].op))
+
+
+def num_common_outer_iterators(task: SearchTask, state: LoopState, stage_id: int, target_id: int) -> int:
+    """How many outer iterators ``stage_id`` shares with its consumer ``target_id``
+    (TVM GetNumCommonOuterIterator)."""
+    stages = state.stages
+    return analyzer(task, state).num_common_outer_iterators(stages[stage_id].op, stages[target_id].op)
+
+
+def is_gpu_task(task: SearchTask) -> bool:
+    """Whether the task's target is a GPU (TVM IsGPUTask: the target's keys name "gpu")."""
+    return "gpu" in task.target.keys
 
 
 def needs_rfactor(task: SearchTask, state: LoopState, stage_id: int) -> bool:
@@ -135,6 +163,44 @@ def is_tiled(stage: Stage) -> bool:
 
 def has_annotation(stage: Stage, annotation: IteratorAnnotation) -> bool:
     return any(it.annotation is annotation for it in stage.iters)
+
+
+def has_cross_thread_reduction(state: LoopState, stage_id: int) -> bool:
+    """Whether the stage, or a stage computed at one of its iterators, binds a reduction
+    iterator to threadIdx.x (TVM HasCrossThreadReduction)."""
+
+    def reduces_across_threads(stage: Stage) -> bool:
+        return any(
+            it.annotation is IteratorAnnotation.THREAD_X and it.kind is IteratorKind.REDUCTION
+            for it in stage.iters
+        )
+
+    if reduces_across_threads(state.stages[stage_id]):
+        return True
+    attached = (s for s in state.stages if s.attach is not None and s.attach.stage_id == stage_id)
+    return any(reduces_across_threads(s) for s in attached)
+
+
+def last_reduce_iter_of_outermost_reduce_tile(stage: Stage) -> str:
+    """The name of the last reduction iterator of the outermost reduction tile: the first
+    one, walking outside in, after which every (splittable) reduction axis has appeared
+    (TVM GetLastReduceIteratorInOutermostReduceTile; where a GPU sketch computes the
+    shared-memory copies of a tiled stage's inputs)."""
+    op = stage.op
+    assert isinstance(op, ComputeOp)
+    skip = no_split_at_inner(stage)
+    reduce_count = sum(1 for axis in op.reduce_axis if axis.name not in skip)
+    reduction = [it for it in stage.iters if it.kind is IteratorKind.REDUCTION]
+    if not reduction:
+        raise ScheduleError(f"stage '{stage.name}' has no reduction iterator")
+    if reduce_count == 0:
+        return reduction[0].name
+    seen: set[str] = set()
+    for it in reduction:
+        seen |= original_iterators(it.name)
+        if len(seen) == reduce_count:
+            return it.name
+    raise ScheduleError(f"stage '{stage.name}': no reduction iterator closes its outermost reduction tile")
 
 
 def space_and_reduce_lengths(stage: Stage) -> tuple[int, int]:
@@ -232,6 +298,20 @@ def stage_id_after(steps: Sequence[Step], step_index: int) -> int:
         elif isinstance(step, (CacheWriteStep, RfactorStep)) and stage_id >= step.stage_id:
             stage_id += 1
     return stage_id
+
+
+def split_step_ids(state: LoopState, stage_id: int) -> list[int]:
+    """Indices of every split step of the stage now at ``stage_id``, last first (TVM
+    GetSplitStepIds)."""
+    result: list[int] = []
+    steps = state.transform_steps
+    for index in range(len(steps) - 1, -1, -1):
+        step = steps[index]
+        if isinstance(step, SplitStep) and step.stage_id == stage_id:
+            result.append(index)
+        if isinstance(step, STAGE_CHANGING_STEPS) and stage_id > step.stage_id:
+            stage_id -= 1
+    return result
 
 
 def spatial_split_step_ids(state: LoopState, stage_id: int) -> list[int]:

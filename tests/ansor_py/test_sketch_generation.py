@@ -211,10 +211,13 @@ def test_params_defaults_are_tvms_plus_padded_tiles_and_bad_values_are_named():
         SketchParams(cpu_multi_level_tiling_structure="SXS")
 
 
-def test_policy_rejects_non_cpu_targets():
+def test_a_gpu_target_gets_the_gpu_rules():
     task = SearchTask(func=W.search_test_matmul, args=(64, 64, 64), target="cuda -arch=sm_80")
-    with pytest.raises(ValueError, match=r"SketchPolicy has CPU rules only; .*\(kind 'cuda'\)"):
-        SketchPolicy(task, RandomModel(seed=0), verbose=0)
+    policy = SketchPolicy(task, RandomModel(seed=0), verbose=0)
+    assert policy.sketch_rules[0].name == "RuleAddCacheRead"
+    assert [r.name for r in policy.init_rules] == ["InitFillTileSize", "InitThreadBind", "InitUnroll"]
+    weights = [(r.name, r.weight) for r in policy.mutation_rules]
+    assert weights == [("MutateTileSize", 0.9), ("MutateAutoUnroll", 0.1)]
 
 
 def test_const_tensor_rule_unrolls_constant_indices():
