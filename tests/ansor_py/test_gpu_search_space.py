@@ -24,9 +24,13 @@ from ir.loop_state.steps import CacheReadStep
 TARGET = "cuda -arch=sm_80"
 
 
+#: a small sampling round: 256 candidates drawn per try, 64 valid ones kept
+SMALL_SAMPLING = {"evolutionary_search_population": 256, "sample_init_min_population": 64}
+
+
 def policy_of(func, args, target: str = TARGET, seed: int = 0) -> SketchPolicy:
     task = SearchTask(func=func, args=args, target=target)
-    return SketchPolicy(task, RandomModel(seed=seed), seed=seed, verbose=0)
+    return SketchPolicy(task, RandomModel(seed=seed), params=SMALL_SAMPLING, seed=seed, verbose=0)
 
 
 def sketches_of(func, args) -> list[LoopState]:
@@ -204,7 +208,10 @@ def _elements(stage) -> int:
 
 def test_softmax_programs_bind_the_cross_thread_reduction_roots_to_blocks():
     policy = policy_of(W.search_test_softmax_nm, (2, 1024))
-    for state in policy.sample_initial_population()[:30]:
+    programs = policy.sample_initial_population()
+    assert len(programs) >= 30
+    assert any(has_cross_thread_reduction(state, 1) for state in programs)
+    for state in programs[:30]:
         for stage_id, stage in enumerate(state.stages):
             if stage.op_type is StageKind.PLACEHOLDER or stage.compute_at is not ROOT:
                 continue
