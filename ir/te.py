@@ -16,6 +16,7 @@ Shapes are static positive integers.
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 import numbers
 from collections.abc import Callable, Iterator, Sequence
@@ -123,11 +124,17 @@ class ComputeOp(Operation):
     @property
     def input_tensors(self) -> list[Tensor]:
         """Tensors read by the body, each once, in first-read order."""
+        return list(self._input_tensors)
+
+    @functools.cached_property
+    def _input_tensors(self) -> tuple[Tensor, ...]:
+        # the body never changes (the op is frozen) and the search asks for every stage's
+        # inputs thousands of times per round (compute locations, bound inference)
         seen: dict[int, Tensor] = {}
         for node in post_order(self.body):
             if isinstance(node, TensorRead) and id(node.tensor.op) not in seen:
                 seen[id(node.tensor.op)] = node.tensor
-        return list(seen.values())
+        return tuple(seen.values())
 
     def __repr__(self) -> str:
         return f"ComputeOp({self.name}, {list(self.shape)}, {self.dtype})"
