@@ -6,7 +6,7 @@ is the one that noise pulled down the most, so the tuner's best is both the wron
 now and then and, nearly always, slower than the tuner said. The remedy here: once the
 search is over, the ``top_k`` fastest distinct programs of each task are timed again,
 ``passes`` times each, interleaved (1, 2, ..., k, 1, 2, ..., k, ...), so that a burst of
-load on the machine falls on all of them alike. Each program gets one new record holding
+load on the machine falls on all of them alike (each program is built once). Each program gets one new record holding
 all its samples, appended through the measure callbacks (``RecordToFile``): an ordinary
 TVM record line. A later record of a program supersedes the earlier one
 (``records.ranked_programs``), so ``apply_best``, ``best_state`` and ``ApplyHistoryBest``
@@ -33,13 +33,14 @@ Not in TVM: its ``auto_schedule`` returns the best single sample.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ansor_py.measure.local import LocalRunner
 from ansor_py.measure.measurer import MeasureCallback, ProgramMeasurer
-from ansor_py.measure.types import MeasureErrorNo, MeasureInput, MeasureResult, ProgramRunner
+from ansor_py.measure.types import BuildResult, MeasureErrorNo, MeasureInput, MeasureResult, ProgramRunner
 from ansor_py.records import (
     PathLike,
     RecordToFile,
@@ -234,6 +235,25 @@ def _next_batch(latest: dict[Program, MeasureResult], retimed: set[Program], top
     return [*challengers[: max(1, top_k - 1)], incumbent]
 
 
+def _run_passes(timer: ProgramMeasurer, inputs: list[MeasureInput], passes: int) -> list[MeasureResult]:
+    """``inputs`` run ``passes`` times, interleaved (1, 2, ..., k, 1, 2, ..., k, ...), each
+    program built once: a runner consumes (deletes) the library it ran, so every pass but
+    the last runs a copy of it."""
+    built = timer.builder.build(inputs, verbose=0)
+    run_inputs: list[MeasureInput] = []
+    run_built: list[BuildResult] = []
+    for index in range(passes):
+        last = index == passes - 1
+        for inp, result in zip(inputs, built, strict=True):
+            if not last and result.error_no is MeasureErrorNo.NO_ERROR and os.path.exists(result.filename):
+                copy = f"{result.filename}.pass{index}"
+                shutil.copyfile(result.filename, copy)
+                result = replace(result, filename=copy)
+            run_inputs.append(inp)
+            run_built.append(result)
+    return timer.runner.run(run_inputs, run_built, verbose=0)
+
+
 def _interleaved(
     timer: ProgramMeasurer, task: SearchTask, inputs: list[MeasureInput], passes: int
 ) -> list[MeasureResult]:
@@ -241,7 +261,7 @@ def _interleaved(
     pass's result when a pass failed other than by a timeout (a wrong answer or a crash
     condemns the program), or when every pass timed out; else the samples of the passes
     that finished (a timeout on a loaded machine says nothing about the program)."""
-    results = timer.measure(task, None, inputs * passes)
+    results = _run_passes(timer, inputs, passes)
     merged = []
     for index in range(len(inputs)):
         mine = results[index :: len(inputs)]

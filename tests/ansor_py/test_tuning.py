@@ -183,6 +183,18 @@ class TrueCostRunner:
         return results
 
 
+class CountingBuilder(FakeBuilder):
+    """A FakeBuilder that records how many programs each ``build`` call got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.built: list[int] = []
+
+    def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]:
+        self.built.append(len(inputs))
+        return super().build(inputs, verbose)
+
+
 def searched_log(path: Path, task: SearchTask, samples: list[tuple[LoopState, float]]) -> None:
     """A log as the search leaves it: one sample per program."""
     save_records(
@@ -207,9 +219,11 @@ def test_remeasuring_picks_the_truly_fastest_program_over_a_lucky_sample(
     true = {a.transform_steps: 2.0e-3, b.transform_steps: 1.5e-3, c.transform_steps: 1.4e-3}
     true[d.transform_steps] = 1.25e-3
     runner = TrueCostRunner(true)
-    measurer = ProgramMeasurer(FakeBuilder(), runner, [RecordToFile(log)], verbose=0)
+    builder = CountingBuilder()
+    measurer = ProgramMeasurer(builder, runner, [RecordToFile(log)], verbose=0)
 
     (outcome,) = remeasure_best([task], measurer, top_k=2, passes=3, verbose=0)
+    assert builder.built == [2, 2, 2]  # each session builds its two programs once, for 3 passes
 
     # session 1 times a and b; c's sample (1.2) still beats b's re-measured 1.5, so session
     # 2 times c beside b; then d's sample (1.3) beats c's 1.4: session 3 times d beside c
@@ -398,13 +412,14 @@ def test_a_pass_that_timed_out_leaves_the_others_samples(tmp_path: Path, task: S
             verbose: int = 1,
             on_result: ResultCallback | None = None,
         ) -> list[MeasureResult]:
+            runs_of_a_before = self.order.count(a.transform_steps)
             results = super().run(inputs, build_results, verbose, on_result)
             for index, inp in enumerate(inputs):
-                first_a = (
-                    inp.state.transform_steps == a.transform_steps
-                    and self.order.count(a.transform_steps) <= 1
-                )
-                if first_a or inp.state.transform_steps == b.transform_steps:
+                steps = inp.state.transform_steps
+                if steps == a.transform_steps:
+                    runs_of_a_before += 1
+                first_a = steps == a.transform_steps and runs_of_a_before == 1
+                if first_a or steps == b.transform_steps:
                     results[index] = MeasureResult((ERROR_COST,), MeasureErrorNo.RUN_TIMEOUT)
             return results
 
