@@ -65,7 +65,12 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Tuned:
     log, latency_file = directory / "matmuls.json", directory / "matmuls.tsv"
     scheduler = TaskScheduler(tasks, callbacks=[LogEstimatedLatency(latency_file)], seed=0)
     options = TuningOptions(
-        num_measure_trials=TRIALS, num_measures_per_round=4, verbose=0, measure_callbacks=[RecordToFile(log)]
+        num_measure_trials=TRIALS,
+        num_measures_per_round=4,
+        verbose=0,
+        measure_callbacks=[RecordToFile(log)],
+        remeasure_top_k=2,  # enough to draw the re-measured best
+        remeasure_repeat=2,
     )
     scheduler.tune(options, search_policy_params=SMALL_SEARCH)
     return Tuned(log, latency_file, tasks)
