@@ -6,9 +6,9 @@ is the one that noise pulled down the most, so the tuner's best is both the wron
 now and then and, nearly always, slower than the tuner said. The remedy here: once the
 search is over, the ``top_k`` fastest distinct programs of each task are timed again,
 ``passes`` times each, interleaved (1, 2, ..., k, 1, 2, ..., k, ...), so that a burst of
-load on the machine falls on all of them alike (each program is built once). Each program gets one new record holding
-all its samples, appended through the measure callbacks (``RecordToFile``): an ordinary
-TVM record line. A later record of a program supersedes the earlier one
+load on the machine falls on all of them alike (each program is built once). Each program
+gets one new record holding all its samples, appended through the measure callbacks
+(``RecordToFile``): an ordinary TVM record line. A later record of a program supersedes the earlier one
 (``records.ranked_programs``), so ``apply_best``, ``best_state`` and ``ApplyHistoryBest``
 then rank the re-measured programs by their re-measured medians, while the readers that
 count trials count programs, not lines (``PreloadMeasuredStates`` marks each program

@@ -22,24 +22,24 @@ from ir.loop_state.steps import RfactorStep, SplitStep
 TARGET = "llvm -num-cores=4"
 
 
-def sketches_of(func, args, **policy_kwargs) -> list[LoopState]:
-    task = SearchTask(func=func, args=args, target=TARGET)
+def sketches_of(func, args, target: str = TARGET, **policy_kwargs) -> list[LoopState]:
+    task = SearchTask(func=func, args=args, target=target)
     policy = SketchPolicy(task, RandomModel(seed=0), seed=0, verbose=0, **policy_kwargs)
     return policy.generate_sketches()
 
 
 @pytest.mark.parametrize(
-    ("func", "args", "count"),
+    ("func", "args", "cpu_count", "gpu_count"),
     [
-        (W.search_test_matmul, (512, 512, 512), 3),
-        (W.search_test_matmul, (8, 8, 512), 5),
-        (W.search_test_double_matmul, (512,), 9),
-        (W.search_test_conv2d_nchw_bn_relu, (1, 56, 56, 512, 512, 3, 1, 1), 3),
-        (W.search_test_max_pool2d, (1, 56, 56, 512, 1), 1),
-        (W.search_test_min_nm, (10, 1024), 3),
-        (W.search_test_softmax_nm, (1, 1024), 9),
-        (W.search_test_softmax_abcd, (1, 12, 128, 128), 9),
-        (W.search_test_zero_rank_reduce, (128,), 3),
+        (W.search_test_matmul, (512, 512, 512), 3, 1),
+        (W.search_test_matmul, (8, 8, 512), 5, 2),
+        (W.search_test_double_matmul, (512,), 9, 1),
+        (W.search_test_conv2d_nchw_bn_relu, (1, 56, 56, 512, 512, 3, 1, 1), 3, 1),
+        (W.search_test_max_pool2d, (1, 56, 56, 512, 1), 1, 1),
+        (W.search_test_min_nm, (10, 1024), 3, 2),
+        (W.search_test_softmax_nm, (1, 1024), 9, 4),
+        (W.search_test_softmax_abcd, (1, 12, 128, 128), 9, 4),
+        (W.search_test_zero_rank_reduce, (128,), 3, 2),
     ],
     ids=[
         "matmul512",
@@ -53,10 +53,13 @@ def sketches_of(func, args, **policy_kwargs) -> list[LoopState]:
         "zero_rank",
     ],
 )
-def test_sketch_counts_match_tvm(func, args, count):
-    sketches = sketches_of(func, args)
-    assert len(sketches) == count
-    assert len({str(s) + repr([step.to_record() for step in s.transform_steps]) for s in sketches}) == count
+def test_sketch_counts_match_tvm(func, args, cpu_count, gpu_count):
+    """TVM's sketch-generation tests, for x86 and for CUDA (the GPU rules)."""
+    for target, count in ((TARGET, cpu_count), ("cuda -arch=sm_80", gpu_count)):
+        sketches = sketches_of(func, args, target=target)
+        assert len(sketches) == count, target
+        printed = {str(s) + repr([step.to_record() for step in s.transform_steps]) for s in sketches}
+        assert len(printed) == count, target
 
 
 def test_matmul_sketches_tile_and_cache():
