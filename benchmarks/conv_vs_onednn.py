@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from networks import cpu_description, relative_error  # beside this script
+from networks import LOG_ROOT, cpu_description, relative_error  # beside this script
 from tune_ops import run_as_child  # beside this script
 
 import ansor_py as ansor
@@ -503,7 +503,7 @@ def run_child(args: argparse.Namespace) -> int:
 
 def default_log(target: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9]+", "_", target).strip("_")
-    return HERE / "out" / "conv_vs_onednn" / f"{slug}.json"
+    return LOG_ROOT / "conv_vs_onednn" / f"{slug}.json"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

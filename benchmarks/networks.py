@@ -92,7 +92,10 @@ from ir.layout_rewrite import LayoutRewriteOption
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "networks.md"
 RESULTS_TUNED = HERE / "results" / "networks_tuned.md"
-DEFAULT_LOG_DIR = HERE / "out" / "networks"
+#: tuning logs are committed, one folder per host core (LLVM's name of it: znver3, znver5),
+#: so that a published result can be rebuilt, and a tuning resumed, on a fresh machine
+LOG_ROOT = HERE / "logs" / llvm.get_host_cpu_name()
+DEFAULT_LOG_DIR = LOG_ROOT / "networks"
 
 
 # ------------------------------------------------------------------------------------------

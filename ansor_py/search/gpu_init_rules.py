@@ -40,6 +40,7 @@ from ansor_py.search.init_rules import (
 )
 from ansor_py.search.stage_queries import (
     attached_iters,
+    extent_or_unknown,
     has_annotation,
     has_cross_thread_reduction,
     needs_multi_level_tiling,
@@ -53,10 +54,6 @@ from ir.te import ComputeOp
 BLOCK_X = IteratorAnnotation.BLOCK_X.value
 THREAD_X = IteratorAnnotation.THREAD_X.value
 VTHREAD = IteratorAnnotation.VTHREAD.value
-
-
-def _extent(extent: int | None) -> int:
-    return -1 if extent is None else extent
 
 
 def fuse_outer_space(s: State, stage_id: int) -> str:
@@ -122,7 +119,10 @@ def bind_threads(ctx: PopulationContext, state: LoopState, rng: np.random.Genera
         if stage.compute_at is ComputeAtKind.ROOT:
             if stage_id not in tiled_roots:
                 fused = fuse_outer_space(s, stage_id)
-                if _extent(s.stages[stage_id].iters[s.iter_id(stage_id, fused)].extent) <= hardware.warp_size:
+                if (
+                    extent_or_unknown(s.stages[stage_id].iters[s.iter_id(stage_id, fused)].extent)
+                    <= hardware.warp_size
+                ):
                     s.bind(stage_id, fused, THREAD_X)
                 else:
                     outer, inner = s.split(stage_id, fused, [hardware.warp_size])
@@ -139,11 +139,11 @@ def bind_threads(ctx: PopulationContext, state: LoopState, rng: np.random.Genera
             block = s.fuse(stage_id, _tile_level(s, stage_id, 0, axes, ".0"))
             s.bind(stage_id, block.name, BLOCK_X)
             vthread = s.fuse(stage_id, _tile_level(s, stage_id, 1, axes, ".1"))
-            if _extent(vthread.extent) > hardware.max_vthread_extent:
+            if extent_or_unknown(vthread.extent) > hardware.max_vthread_extent:
                 return None
             s.bind(stage_id, vthread.name, VTHREAD)
             thread = s.fuse(stage_id, _tile_level(s, stage_id, 2, axes, ".2"))
-            if check_min_threads and _extent(thread.extent) < hardware.warp_size:
+            if check_min_threads and extent_or_unknown(thread.extent) < hardware.warp_size:
                 return None
             s.bind(stage_id, thread.name, THREAD_X)
         elif stage.compute_at is ComputeAtKind.ITER and stage.op.name.endswith(".shared"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from ansor_py.search.stage_queries import extent_or_unknown
 from ir.dtype import itemsize
 from ir.loop_state.enums import ComputeAtKind, IteratorAnnotation, StageKind
 from ir.loop_state.state import LoopState
@@ -18,10 +19,6 @@ if TYPE_CHECKING:
 
 #: annotations whose extents multiply into the threads of a block
 THREAD_AXES = (IteratorAnnotation.THREAD_X, IteratorAnnotation.THREAD_Y, IteratorAnnotation.THREAD_Z)
-
-
-def _extent(extent: int | None) -> int:
-    return -1 if extent is None else extent
 
 
 def block_of(state: LoopState, stage_id: int) -> int:
@@ -40,16 +37,18 @@ def fits_gpu_limits(hardware: HardwareParams, state: LoopState) -> bool:
     for stage_id, stage in enumerate(state.stages):
         if stage.op_type is StageKind.PLACEHOLDER or stage.compute_at is ComputeAtKind.INLINED:
             continue
-        threads = math.prod(_extent(it.extent) for it in stage.iters if it.annotation in THREAD_AXES)
+        threads = math.prod(
+            extent_or_unknown(it.extent) for it in stage.iters if it.annotation in THREAD_AXES
+        )
         if threads > hardware.max_threads_per_block:
             return False
         vthreads = math.prod(
-            _extent(it.extent) for it in stage.iters if it.annotation is IteratorAnnotation.VTHREAD
+            extent_or_unknown(it.extent) for it in stage.iters if it.annotation is IteratorAnnotation.VTHREAD
         )
         if vthreads > hardware.max_vthread_extent:
             return False
         if stage.op.name.endswith(".shared") and isinstance(stage.op, ComputeOp):
-            elements = math.prod(_extent(it.extent) for it in stage.iters)
+            elements = math.prod(extent_or_unknown(it.extent) for it in stage.iters)
             kernel = block_of(state, stage_id)
             shared[kernel] = shared.get(kernel, 0) + elements * itemsize(stage.op.dtype)
     return all(0 <= nbytes <= hardware.max_shared_memory_per_block for nbytes in shared.values())

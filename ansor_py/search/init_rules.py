@@ -34,6 +34,7 @@ from ansor_py.search.stage_queries import (
     ALWAYS_UNROLL_INNER,
     attached_iters,
     compute_location_candidates,
+    extent_or_unknown,
     has_reduce_iter,
     is_gpu_task,
     is_tiled,
@@ -117,7 +118,7 @@ def register_tile_accumulators(stage: Stage, lanes: int) -> int:
     multiplying the count. 0 for a stage with no reduction loop of extent > 1."""
     inner: list[int] = []
     for it in reversed(stage.iters):
-        extent = _extent(it.extent)
+        extent = extent_or_unknown(it.extent)
         if it.kind is IteratorKind.REDUCTION and extent != 1:
             break
         if it.kind is IteratorKind.SPATIAL and extent > 1:
@@ -163,10 +164,6 @@ def ensure_bound(ctx: PopulationContext, state: LoopState) -> LoopState | None:
     """``state`` with all extents known (bound inference if any is unknown), or None when
     bound inference rejects it."""
     return ctx.state_cache.bind(state)
-
-
-def _extent(extent: int | None) -> int:
-    return -1 if extent is None else extent
 
 
 # ---------------------------------------------------------------------------------------
@@ -262,7 +259,7 @@ def annotate_parallel(ctx: PopulationContext, state: LoopState, rng: np.random.G
             if it.kind is IteratorKind.REDUCTION or it.annotation is not IteratorAnnotation.NONE:
                 break
             to_fuse.append(iter_id)
-            degree *= _extent(it.extent)
+            degree *= extent_or_unknown(it.extent)
             if degree > enough or (stage_id, it.name) in attached:
                 break
             iter_id += 1
@@ -337,7 +334,7 @@ def annotate_vectorization(
                 break
             if tiled and count != 0:
                 break
-            product *= _extent(it.extent)
+            product *= extent_or_unknown(it.extent)
             if product > limit:
                 break
             count += 1

@@ -206,12 +206,15 @@ def last_reduce_iter_of_outermost_reduce_tile(stage: Stage) -> str:
 def space_and_reduce_lengths(stage: Stage) -> tuple[int, int]:
     """Products of the spatial and of the reduction iterators' extents (-1 per unknown one,
     as TVM)."""
-    space = math.prod(_extent(it.extent) for it in stage.iters if it.kind is IteratorKind.SPATIAL)
-    reduce = math.prod(_extent(it.extent) for it in stage.iters if it.kind is IteratorKind.REDUCTION)
+    space = math.prod(extent_or_unknown(it.extent) for it in stage.iters if it.kind is IteratorKind.SPATIAL)
+    reduce = math.prod(
+        extent_or_unknown(it.extent) for it in stage.iters if it.kind is IteratorKind.REDUCTION
+    )
     return space, reduce
 
 
-def _extent(extent: int | None) -> int:
+def extent_or_unknown(extent: int | None) -> int:
+    """A loop's extent, or -1 (TVM's unknown extent) where bound inference has not set it."""
     return -1 if extent is None else extent
 
 
