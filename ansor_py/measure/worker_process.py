@@ -61,11 +61,13 @@ class WorkerTimeout(Exception):
 class WorkerProcess:
     """One live child. ``request`` sends a message and returns its final reply."""
 
-    def __init__(self, log_path: Path):
+    def __init__(self, log_path: Path, argv: list[str] | None = None):
+        """Start ``argv`` (default: ``run_worker.py``), a child that speaks this protocol:
+        a ``{"ready": true}`` line first, then one reply line per request line."""
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 (closed in close())
         self.process = subprocess.Popen(
-            [sys.executable, "-u", str(WORKER_SCRIPT)],
+            argv or [sys.executable, "-u", str(WORKER_SCRIPT)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ansor_py.search.stage_queries import extent_or_unknown
 from ir.dtype import itemsize
-from ir.loop_state.enums import ComputeAtKind, IteratorAnnotation, StageKind
+from ir.loop_state.enums import THREAD_AXES, ComputeAtKind, IteratorAnnotation, StageKind
 from ir.loop_state.state import LoopState
 from ir.te import ComputeOp
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from codegen.target import HardwareParams
 
 #: annotations whose extents multiply into the threads of a block
-THREAD_AXES = (IteratorAnnotation.THREAD_X, IteratorAnnotation.THREAD_Y, IteratorAnnotation.THREAD_Z)
 
 
 def block_of(state: LoopState, stage_id: int) -> int:

@@ -82,3 +82,9 @@ THREAD_BINDINGS = frozenset(
         IteratorAnnotation.THREAD_Z,
     }
 )
+#: annotations binding a loop to a block of the grid
+BLOCK_AXES = frozenset({IteratorAnnotation.BLOCK_X, IteratorAnnotation.BLOCK_Y, IteratorAnnotation.BLOCK_Z})
+#: annotations binding a loop to a thread of a block
+THREAD_AXES = frozenset(
+    {IteratorAnnotation.THREAD_X, IteratorAnnotation.THREAD_Y, IteratorAnnotation.THREAD_Z}
+)

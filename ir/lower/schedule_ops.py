@@ -27,12 +27,19 @@ One stage's nest, from its leaf iterators outermost first:
   ``acc = combine(acc, source)`` at the innermost level, guarded by the ``where`` condition.
   (When a spatial and a reduction loop were fused, the init instead fills the whole region
   at the top of the nest.)
+* for a reduction with a reduction loop bound to ``threadIdx`` (a cross-thread reduction,
+  TVM's MakeCrossThreadReduction), the threads of a block split the reduction: each
+  accumulates its partial result in its own slot of a shared buffer (its lane), the lanes
+  are combined pairwise in ``log2(threads)`` steps with a barrier after each, and lane 0
+  stores the result. The statements read the same run one thread after another (the
+  interpreter) or all at once (a GPU).
 
 Indices stay multi-dimensional here; ``passes.flatten_indices`` flattens them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ir.expr import (
@@ -50,8 +57,16 @@ from ir.expr import (
     min_expr,
     substitute,
 )
-from ir.loop_state.enums import THREAD_BINDINGS, ComputeAtKind, IteratorAnnotation, IteratorKind, StageKind
-from ir.loop_state.state import FuseRelation, ScheduleError, SplitRelation, Stage, StorageAlign
+from ir.loop_state.enums import (
+    BLOCK_AXES,
+    THREAD_AXES,
+    THREAD_BINDINGS,
+    ComputeAtKind,
+    IteratorAnnotation,
+    IteratorKind,
+    StageKind,
+)
+from ir.loop_state.state import FuseRelation, Iterator, ScheduleError, SplitRelation, Stage, StorageAlign
 from ir.lower.bound import BoundInfo
 from ir.lower.passes import map_stmt
 from ir.lower.simplify import Simplifier
@@ -139,13 +154,29 @@ def plan_buffers(tensor_names: list[tuple[str, tuple[int, ...], str]], info: Bou
         else:
             shape = tuple(r.extent for r in region)
             offsets[k] = tuple(r.min for r in region)
-        buffer = Buffer(stage.name, shape, op.dtype, stage.scope, aligned_strides(stage, shape))
+        buffer = Buffer(stage.name, shape, op.dtype, storage_scope(info, k), aligned_strides(stage, shape))
         buffers[k] = buffer
         if stage.compute_at is ComputeAtKind.ROOT:
             root_allocs.append(buffer)
         else:
             attached[k] = buffer
     return BufferPlan(params, buffers, offsets, tuple(root_allocs), attached, outputs)
+
+
+def storage_scope(info: BoundInfo, k: int) -> MemoryScope:
+    """Where stage ``k``'s values live. A cache stage says so itself; another stage attached
+    inside GPU thread loops takes the scope of the innermost binding around it, as TVM
+    infers it: under ``threadIdx`` each thread computes its own copy (``local``), under
+    ``blockIdx`` alone the block's threads compute one copy together (``shared``)."""
+    stage = info.state.stages[k]
+    if stage.scope is not MemoryScope.GLOBAL or stage.compute_at is not ComputeAtKind.ITER:
+        return stage.scope
+    annotations = {info.state.stages[s].iters[j].annotation for s, j in info.stages[k].enclosing}
+    if annotations & THREAD_AXES:
+        return MemoryScope.LOCAL
+    if annotations & BLOCK_AXES:
+        return MemoryScope.SHARED
+    return MemoryScope.GLOBAL
 
 
 def aligned_strides(stage: Stage, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -220,7 +251,7 @@ class _Emitter:
         return body
 
     def _needs_barrier(self, k: int) -> bool:
-        if self.stages[k].scope is not MemoryScope.SHARED:
+        if storage_scope(self.info, k) is not MemoryScope.SHARED:
             return False
         return any(
             self.stages[s].iters[j].annotation in THREAD_BINDINGS for s, j in self.info.stages[k].enclosing
@@ -290,6 +321,18 @@ class _StageNest:
         if self.clamped is not None:
             self.guards = [guard for guard in self.guards if not guard[2]]
         self.pragmas = self._loop_annotations()
+        #: leaf position of a reduction loop bound to a thread axis (cross-thread reduction)
+        self.thread_reduce = next(
+            (
+                j
+                for j, it in enumerate(self.stage.iters)
+                if it.kind is IteratorKind.REDUCTION and it.annotation in THREAD_AXES
+            ),
+            None,
+        )
+        #: where the update accumulates: the stage's buffers at its output indices, or the
+        #: lanes of the shared buffers of a cross-thread reduction
+        self.accumulators: tuple[tuple[Buffer, ...], tuple[Expr, ...]] | None = None
 
     def tail_axis_values(self) -> dict[Var, Expr] | None:
         """The axis values its reads of full-size buffers use when this stage may run the
@@ -303,7 +346,7 @@ class _StageNest:
         for a value they keep."""
         plan = self.emitter.plan
         buffer = plan.attached_allocs.get(self.k)
-        if buffer is None or self.mixed or self.stage.scope is MemoryScope.SHARED:
+        if buffer is None or self.mixed or buffer.scope is MemoryScope.SHARED:
             return None
         if not any(spatial for _, _, spatial in self.guards):
             return None
@@ -335,6 +378,8 @@ class _StageNest:
     def level(self, j: int, init: bool) -> Stmt:
         """Statements from leaf position j inward, loops 0..j-1 already open."""
         if j == self.first_reduce and self.reduce is not None and not init and not self.mixed:
+            if self.thread_reduce is not None:
+                return self.cross_thread_reduction(j)
             return seq(self.init_nest(j), self.level_from(j, init=False))
         return self.level_from(j, init)
 
@@ -390,43 +435,136 @@ class _StageNest:
         indices = self.out_indices()
         if self.reduce is None:
             return BufferStore(self.buffer, self.emitter.translate(self.body, self.k, self.clamped), indices)
+        buffers: tuple[Buffer, ...] = self.emitter.plan.outputs.get(self.k) or (self.buffer,)
+        if self.accumulators is not None:
+            buffers, indices = self.accumulators
         if self.reduce.is_tuple:
-            return self.tuple_store(indices)
+            return self.tuple_store(buffers, indices)
+        (buffer,) = buffers
         source = self.emitter.translate(self.reduce.source, self.k, self.clamped)
-        acc = BufferLoad(self.buffer, indices)
-        update: Stmt = BufferStore(self.buffer, self.reduce.reducer.combine(acc, source), indices)
+        acc = BufferLoad(buffer, indices)
+        update: Stmt = BufferStore(buffer, self.reduce.reducer.combine(acc, source), indices)
         if self.reduce.condition is not None:
             update = IfThenElse(self.emitter.translate(self.reduce.condition, self.k, self.clamped), update)
         return update
 
-    def tuple_store(self, indices: tuple[Expr, ...]) -> Stmt:
+    def tuple_store(self, buffers: tuple[Buffer, ...], indices: tuple[Expr, ...]) -> Stmt:
         """A tuple reduction's update: every new value computed from the old ones, then
         stored (``let v0 = c0(..) in let v1 = c1(..) in B0[..] = v0; B1[..] = v1``)."""
+        assert self.reduce is not None
+        translate = self.emitter.translate
+        sources = tuple(translate(s, self.k, self.clamped) for s in self.reduce.sources)
+        update = self.combine_into(buffers, indices, sources)
+        if self.reduce.condition is not None:
+            update = IfThenElse(self.emitter.translate(self.reduce.condition, self.k, self.clamped), update)
+        return update
+
+    def combine_into(
+        self, buffers: tuple[Buffer, ...], indices: tuple[Expr, ...], others: tuple[Expr, ...]
+    ) -> Stmt:
+        """``buffers[..][indices] = combine(their values, others)`` for a tuple reducer:
+        every new value computed from the old ones before any is stored."""
         assert self.reduce is not None and isinstance(self.reduce.reducer, TupleReducer)
         dtypes = tuple(s.dtype for s in self.reduce.sources)
         xs, ys, combined = self.reduce.reducer.combine_exprs(dtypes)
-        buffers = self.emitter.plan.outputs[self.k]
         mapping: dict[Var, Expr] = {x: BufferLoad(b, indices) for x, b in zip(xs, buffers, strict=True)}
-        sources = self.reduce.sources
-        translate = self.emitter.translate
-        mapping.update({y: translate(s, self.k, self.clamped) for y, s in zip(ys, sources, strict=True)})
+        mapping.update(dict(zip(ys, others, strict=True)))
         temps = [Var(f"{self.stage.name}.v{n}.next", d) for n, d in enumerate(dtypes)]
         update = seq(*(BufferStore(b, t, indices) for b, t in zip(buffers, temps, strict=True)))
         for temp, value in reversed(list(zip(temps, combined, strict=True))):
             update = LetStmt(temp, substitute(value, mapping), update)
-        if self.reduce.condition is not None:
-            update = IfThenElse(self.emitter.translate(self.reduce.condition, self.k, self.clamped), update)
         return update
 
-    def identity_stores(self, indices: tuple[Expr, ...]) -> Stmt:
-        """The reducer's identity stored at ``indices`` (in every output's buffer)."""
+    def identity_stores(self, indices: tuple[Expr, ...], buffers: tuple[Buffer, ...] | None = None) -> Stmt:
+        """The reducer's identity stored at ``indices`` (in every output's buffer, or in
+        ``buffers``)."""
         assert self.reduce is not None
+        buffers = buffers or (self.emitter.plan.outputs.get(self.k) or (self.buffer,))
         if not self.reduce.is_tuple:
-            return BufferStore(self.buffer, self.reduce.reducer.identity(self.reduce.dtype), indices)
+            (buffer,) = buffers
+            return BufferStore(buffer, self.reduce.reducer.identity(self.reduce.dtype), indices)
         assert isinstance(self.reduce.reducer, TupleReducer)
         identity = self.reduce.reducer.identity_tuple(tuple(s.dtype for s in self.reduce.sources))
-        buffers = self.emitter.plan.outputs[self.k]
         return seq(*(BufferStore(b, e, indices) for b, e in zip(buffers, identity, strict=True)))
+
+    # cross-thread reduction ------------------------------------------------------------------
+    def cross_thread_reduction(self, j: int) -> Stmt:
+        """The reduction loops from position ``j`` inward, split over the threads of the
+        loop bound at ``self.thread_reduce`` (module docstring): lanes set to the identity,
+        each thread's partial result accumulated in its lane, a tree of pairwise combines,
+        lane 0's value stored. Barriers separate the phases, so every thread of the block
+        must reach this code: the threads split the reduction, never the outputs."""
+        assert self.reduce is not None and self.thread_reduce is not None
+        position = self.thread_reduce
+        it = self.stage.iters[position]
+        lane_var = self.bound.loop_vars[position]
+        if any(
+            self.stages_iter(s, i).annotation in THREAD_AXES and (s, i) != (self.k, position)
+            for s, i in (*self.bound.enclosing, *((self.k, p) for p in range(self.n)))
+        ):
+            raise ScheduleError(
+                f"stage '{self.stage.name}': a cross-thread reduction over {it.name} needs the block's "
+                "other thread axes unbound (its outputs run one after another in the block)"
+            )
+        lanes = self.bound.leaf_extents[position]
+        tag = it.annotation.value
+        dtypes = tuple(s.dtype for s in self.reduce.sources) if self.reduce.is_tuple else (self.reduce.dtype,)
+        red = tuple(
+            Buffer(f"{self.stage.name}.red_buf{n}", (lanes,), d, MemoryScope.SHARED)
+            for n, d in enumerate(dtypes)
+        )
+
+        def each_lane(body: Callable[[Var], Stmt]) -> Stmt:
+            v = Var(f"{self.stage.name}.lane", "int32")
+            return For(v, const(0, "int32"), const(lanes, "int32"), ForKind.THREAD_BINDING, body(v), tag)
+
+        def combine_lanes(offset: int, active: int) -> Stmt:
+            """Lanes ``v < active`` take in lane ``v + offset``."""
+
+            def step(v: Var) -> Stmt:
+                assert self.reduce is not None
+                others = tuple(BufferLoad(b, (v + offset,)) for b in red)
+                if self.reduce.is_tuple:
+                    update = self.combine_into(red, (v,), others)
+                else:
+                    acc = BufferLoad(red[0], (v,))
+                    update = BufferStore(red[0], self.reduce.reducer.combine(acc, others[0]), (v,))
+                return IfThenElse(v < active, update)
+
+            return seq(each_lane(step), Barrier(MemoryScope.SHARED))
+
+        self.accumulators = (red, (lane_var,))
+        partial = self.level_from(j, init=False)
+        self.accumulators = None
+        phases: list[Stmt] = [
+            Barrier(MemoryScope.SHARED),
+            each_lane(lambda v: self.identity_stores((v,), red)),
+            partial,
+            Barrier(MemoryScope.SHARED),
+        ]
+        power = 1 << (lanes.bit_length() - 1)
+        if power < lanes:  # fold the lanes beyond the largest power of two first
+            phases.append(combine_lanes(power, lanes - power))
+        offset = power // 2
+        while offset >= 1:
+            phases.append(combine_lanes(offset, offset))
+            offset //= 2
+        out = self.out_indices()
+        outputs = self.emitter.plan.outputs.get(self.k) or (self.buffer,)
+        result = seq(
+            *(
+                BufferStore(o, BufferLoad(b, (const(0, "int32"),)), out)
+                for o, b in zip(outputs, red, strict=True)
+            )
+        )
+        phases += [each_lane(lambda v: IfThenElse(v == 0, result)), Barrier(MemoryScope.SHARED)]
+        body = seq(*phases)
+        for buffer in reversed(red):
+            body = Allocate(buffer, body)
+        return body
+
+    def stages_iter(self, stage_id: int, position: int) -> Iterator:
+        return self.emitter.stages[stage_id].iters[position]
 
     def init_store(self) -> Stmt:
         return self.identity_stores(self.out_indices())
