@@ -164,9 +164,9 @@ def open_measurer(tuning_options: TuningOptions, target: Target, caller: str) ->
     builder = LocalBuilder() if isinstance(tuning_options.builder, str) else tuning_options.builder
     if isinstance(builder, LocalBuilder) and target.kind != "llvm":
         raise ValueError(
-            f"{caller}: LocalBuilder compiles LLVM targets (x86-64, AArch64); target '{target}' has "
-            "its search space (sketches, thread binding) but no code generation yet, so no program of "
-            "it can be built or measured"
+            f"{caller}: LocalBuilder compiles LLVM targets (x86-64, AArch64), not target '{target}'; "
+            "build GPU programs with GPUBuilder and run them with CUDARunner (a GPU) or OpenCLRunner "
+            "(any OpenCL device)"
         )
     own_runner: LocalRunner | None = None  # "local": made here, so closed here
     runner: ProgramRunner

@@ -42,7 +42,9 @@ LAYERS = ("ir", "codegen", "ansor_py")
 #: the layers below it)
 ALLOWED_THIRD_PARTY: Mapping[str, frozenset[str]] = {
     "ir": frozenset({"numpy"}),
-    "codegen": frozenset({"numpy", "llvmlite", "pycuda"}),
+    # pycuda and pyopencl: the GPU back end's runners (codegen.cuda), imported inside them
+    # only (optional extras "cuda" and "opencl")
+    "codegen": frozenset({"numpy", "llvmlite", "pycuda", "pyopencl"}),
     # onnx (and google.protobuf, whose DecodeError onnx raises on a corrupt file): the ONNX
     # frontend and writer of the network layer, imported inside them only; matplotlib:
     # ansor_py.plot only, inside its functions (optional extra "plot"); onnxruntime: the

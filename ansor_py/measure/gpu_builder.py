@@ -18,12 +18,13 @@ candidates are built on the task's own DAG.
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import json
 import shutil
 import tempfile
 import time
 import traceback
-import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +43,18 @@ from ir.tir import Buffer
 
 #: the name of the lowered function (kernels are ``<name>_kernel<i>``)
 ENTRY_NAME = "default_function"
+#: the directory artifacts are written to (one per process, removed at exit) and a counter
+_BUILD_DIR: list[Path] = []
+_ARTIFACT_COUNT = itertools.count()
+
+
+def _artifact_path() -> Path:
+    """A fresh artifact path; the runner deletes the artifact (and its cubin) once measured,
+    as LocalRunner deletes libraries."""
+    if not _BUILD_DIR:
+        _BUILD_DIR.append(Path(tempfile.mkdtemp(prefix="ansor_py_gpu_build_")))
+        atexit.register(shutil.rmtree, _BUILD_DIR[0], True)
+    return _BUILD_DIR[0] / f"candidate_{next(_ARTIFACT_COUNT)}.json"
 
 
 class GPUBuilder:
@@ -58,15 +71,9 @@ class GPUBuilder:
         self.arch = arch
         if arch != "":
             find_nvcc()  # a missing toolkit is an error now, not one per candidate
-        self._dir = Path(tempfile.mkdtemp(prefix="ansor_py_gpu_build_"))
-        self._count = 0
-        weakref.finalize(self, shutil.rmtree, self._dir, True)
 
     def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]:
-        paths = []
-        for _ in inputs:
-            self._count += 1
-            paths.append(self._dir / f"candidate{self._count}.json")
+        paths = [_artifact_path() for _ in inputs]
         with ThreadPoolExecutor(max_workers=self.n_parallel) as pool:
             results = list(pool.map(self._build_one, inputs, paths))
         if verbose >= 1:
@@ -146,6 +153,18 @@ def read_artifact(path: str | Path, dialect: str) -> tuple[GPUProgram, dict[str,
         tuple(_buffer_of(b) for b in document["workspace"]),
     )
     return program, document
+
+
+def remove_artifact(path: str | Path) -> None:
+    """Delete an artifact file and the cubin it names (both may already be gone)."""
+    path = Path(path)
+    try:
+        cubin = json.loads(path.read_text()).get("cubin", "")
+    except (OSError, ValueError):
+        cubin = ""
+    for file in (path, Path(cubin) if cubin else None):
+        if file is not None:
+            file.unlink(missing_ok=True)
 
 
 def _buffer_json(b: Buffer) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import ansor_py
+from ansor_py.measure.gpu_builder import remove_artifact
 from ansor_py.measure.local import reference_arguments
 from ansor_py.measure.types import (
     ERROR_COST,
@@ -107,6 +108,7 @@ class _GPURunner:
             start = time.monotonic()
             if built.error_no is MeasureErrorNo.NO_ERROR:
                 costs, error_no, message = self._run_one(inp.task, built.filename)
+                remove_artifact(built.filename)
             else:
                 costs, error_no, message = (ERROR_COST,), built.error_no, built.error_msg
             result = MeasureResult(
