@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansor_py.forking import exit_on_sigterm
+from ansor_py.measure.gpu_builder import ENTRY_NAME as GPU_ENTRY_NAME
 from ansor_py.measure.local import LocalBuilder, LocalRunner
 from ansor_py.measure.measurer import ProgramMeasurer
 from ansor_py.measure.types import ProgramBuilder, ProgramRunner
@@ -33,6 +34,7 @@ from ansor_py.remeasure import remeasure_best
 from ansor_py.search.search_policy import SearchPolicy
 from ansor_py.search.sketch_policy import SketchPolicy
 from ansor_py.search_task import SearchTask
+from codegen.cuda import emit_source
 from codegen.llvm import Kernel
 from codegen.llvm import build as llvm_build
 from codegen.llvm.build import LLVMModule
@@ -228,7 +230,22 @@ def best_layout_rewrite(task: SearchTask, log_file: PathLike) -> LayoutRewrite |
     return rewrite_layout_from_state(task.compute_dag, best_state(task, log_file))
 
 
-def print_best(task: SearchTask, log_file: PathLike) -> str:
-    """The best schedule of ``task`` in ``log_file`` as a Python step script: run with
-    ``dag`` (the task's DAG) in scope, it leaves the state in ``s``."""
-    return state_to_python(task.compute_dag, best_state(task, log_file))
+#: what ``print_best`` can print, as TVM's ``SearchTask.print_best`` names them
+PRINT_MODES = ("schedule", "cuda", "opencl")
+
+
+def print_best(task: SearchTask, log_file: PathLike, print_mode: str = "schedule") -> str:
+    """The best schedule of ``task`` in ``log_file``: ``print_mode`` "schedule" gives it as a
+    Python step script (run with ``dag``, the task's DAG, in scope, it leaves the state in
+    ``s``); "cuda" gives the CUDA C that ``GPUBuilder`` compiles for it, "opencl" the OpenCL
+    C of the same kernels (for a GPU task)."""
+    if print_mode not in PRINT_MODES:
+        raise ValueError(f"print_best: print_mode {print_mode!r} is not one of {', '.join(PRINT_MODES)}")
+    state = best_state(task, log_file)
+    if print_mode == "schedule":
+        return state_to_python(task.compute_dag, state)
+    if task.target.kind != "cuda":
+        raise ValueError(
+            f"print_best: print_mode {print_mode!r} needs a cuda target, task's is '{task.target}'"
+        )
+    return emit_source(lower(task.compute_dag, state, name=GPU_ENTRY_NAME), print_mode).source

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from gpu_tools import opencl_device
 from ssh_tools import ensure_tools
 
 from ansor_py.network import NetworkBuildWarning
@@ -68,6 +69,12 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
         "latency: tuned ",
         "[verified] the tuned and the untuned network match the numpy reference",
     ],
+    "tune_conv2d_layer_cuda.py": [
+        "Computational DAG:",
+        "The best program as CUDA C (what nvcc compiled):",
+        'extern "C" __global__ void __launch_bounds__(',
+        "[verified] the best of 8 programs",
+    ],
     "tune_network_arm_over_ssh.py": [
         "task 0: weight 1, conv2d_nhwc + bias + relu, 1x8x8x3 -> 8, 3x3",
         "Estimated total latency:",
@@ -82,6 +89,8 @@ TUTORIAL_ARGS: dict[str, list[str]] = {
     "tune_raspberry_pi_over_ssh.py": ["--local-emulated", "--size", "32", "--trials", "4"],
     # one round of each of its 4 tasks, from a small evolutionary search
     "tune_network_x86.py": ["--size", "16", "--trials", "4", "--population", "32"],
+    # 8 candidates of a 7x7 8-channel layer, each compiled by nvcc and run on PoCL
+    "tune_conv2d_layer_cuda.py": ["--size", "7", "--channels", "8", "--trials", "8", "--population", "32"],
     "tune_network_arm_over_ssh.py": [
         "--local-emulated",
         "--size",
@@ -128,6 +137,8 @@ def test_tutorial_runs_small_and_verifies(path: Path, tmp_path: Path) -> None:
     args = TUTORIAL_ARGS.get(path.name, ["--size", str(SMALL_SIZE)])
     if "--local-emulated" in args:
         ensure_tools()  # sshd, qemu-user and the AArch64 cross toolchain, from apt
+    if path.name == "tune_conv2d_layer_cuda.py":
+        opencl_device()  # the candidates run on PoCL where there is no GPU
     result = run_tutorial(path, *args, temp_dir=tmp_path)
     assert result.returncode == 0, (
         f"{path.name} {' '.join(args)} exited with {result.returncode}\n"

@@ -54,7 +54,14 @@ from ir.expr import (
     substitute,
 )
 from ir.loop_state.api import State
-from ir.loop_state.enums import THREAD_BINDINGS, ComputeAtKind, IteratorAnnotation, StageKind
+from ir.loop_state.enums import (
+    BLOCK_AXES,
+    THREAD_AXES,
+    THREAD_BINDINGS,
+    ComputeAtKind,
+    IteratorAnnotation,
+    StageKind,
+)
 from ir.loop_state.state import FuseRelation, Iterator, LoopState, Range, ScheduleError, SplitRelation, Stage
 from ir.lower.region import SymRange, sym_interval_linear, union
 from ir.lower.simplify import Linear, Simplifier, linear_to_expr
@@ -435,11 +442,13 @@ class _BoundInference:
                 f"'{self.state.stages[c].name}' is not computed inside that loop"
             )
         at = loops.index(attach)
+        outside = {self.state.stages[s].iters[j].annotation for s, j in loops[: at + 1]}
+        scope = attached_scope(stage.scope, outside)
         relaxed = {}
         for position, pos in enumerate(loops):
             var = self.bounds[pos[0]].loop_vars[pos[1]]
             annotation = self.state.stages[pos[0]].iters[pos[1]].annotation
-            if isinstance(var, Var) and (position > at or _shared_across(stage.scope, annotation)):
+            if isinstance(var, Var) and (position > at or _shared_across(scope, annotation)):
                 relaxed[var] = self.ranges[var]
         reads = [read for read in self.reads[c] if read.tensor.op is stage.op]
         self._views[k, c] = (relaxed, reads, {})
@@ -482,6 +491,21 @@ def _unique_loop_names(state: LoopState, looped: list[int]) -> dict[LoopPos, str
 #: threads of a GPU axis of thread rank t when s <= t, so its region covers all of them
 STORAGE_RANK = {MemoryScope.GLOBAL: 0, MemoryScope.SHARED: 1, MemoryScope.LOCAL: 3}
 THREAD_RANK = {a: 0 if a.value.startswith("blockIdx") else 1 for a in THREAD_BINDINGS}
+
+
+def attached_scope(scope: MemoryScope, enclosing: set[IteratorAnnotation]) -> MemoryScope:
+    """Where an attached stage's values live, given the annotations of the loops around its
+    attach point. A cache stage says so itself; a stage left in global scope takes the
+    scope of the innermost GPU binding around it, as TVM infers it: under ``threadIdx``
+    each thread computes its own copy (``local``), under ``blockIdx`` alone the block's
+    threads compute one copy together (``shared``)."""
+    if scope is not MemoryScope.GLOBAL:
+        return scope
+    if enclosing & THREAD_AXES:
+        return MemoryScope.LOCAL
+    if enclosing & BLOCK_AXES:
+        return MemoryScope.SHARED
+    return MemoryScope.GLOBAL
 
 
 def _shared_across(scope: MemoryScope, annotation: IteratorAnnotation) -> bool:

@@ -58,7 +58,6 @@ from ir.expr import (
     substitute,
 )
 from ir.loop_state.enums import (
-    BLOCK_AXES,
     THREAD_AXES,
     THREAD_BINDINGS,
     ComputeAtKind,
@@ -67,7 +66,7 @@ from ir.loop_state.enums import (
     StageKind,
 )
 from ir.loop_state.state import FuseRelation, Iterator, ScheduleError, SplitRelation, Stage, StorageAlign
-from ir.lower.bound import BoundInfo
+from ir.lower.bound import BoundInfo, attached_scope
 from ir.lower.passes import map_stmt
 from ir.lower.simplify import Simplifier
 from ir.te import ComputeOp
@@ -164,19 +163,13 @@ def plan_buffers(tensor_names: list[tuple[str, tuple[int, ...], str]], info: Bou
 
 
 def storage_scope(info: BoundInfo, k: int) -> MemoryScope:
-    """Where stage ``k``'s values live. A cache stage says so itself; another stage attached
-    inside GPU thread loops takes the scope of the innermost binding around it, as TVM
-    infers it: under ``threadIdx`` each thread computes its own copy (``local``), under
-    ``blockIdx`` alone the block's threads compute one copy together (``shared``)."""
+    """Where stage ``k``'s values live: its own scope, or for a stage attached inside GPU
+    thread loops the one ``bound.attached_scope`` infers from them."""
     stage = info.state.stages[k]
-    if stage.scope is not MemoryScope.GLOBAL or stage.compute_at is not ComputeAtKind.ITER:
+    if stage.compute_at is not ComputeAtKind.ITER:
         return stage.scope
-    annotations = {info.state.stages[s].iters[j].annotation for s, j in info.stages[k].enclosing}
-    if annotations & THREAD_AXES:
-        return MemoryScope.LOCAL
-    if annotations & BLOCK_AXES:
-        return MemoryScope.SHARED
-    return MemoryScope.GLOBAL
+    enclosing = {info.state.stages[s].iters[j].annotation for s, j in info.stages[k].enclosing}
+    return attached_scope(stage.scope, enclosing)
 
 
 def aligned_strides(stage: Stage, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -128,3 +128,25 @@ def test_cuda_runner_on_a_gpu():
     with CUDARunner(timeout=60) as runner:
         results = runner.run(inputs, built, verbose=0)
     assert [r.error_no for r in results] == [MeasureErrorNo.NO_ERROR] * 4, [r.error_msg for r in results]
+
+
+def test_print_best_gives_the_cuda_and_opencl_text_of_the_best_record(tmp_path):
+    import ansor_py as ansor_api
+    from ansor_py.measure.types import MeasureResult
+
+    inputs = candidates(W.search_test_min_nm, (8, 64), 2)
+    log = tmp_path / "min.json"
+    ansor_api.save_records(
+        log,
+        inputs,
+        [MeasureResult((2e-6,), MeasureErrorNo.NO_ERROR), MeasureResult((1e-6,), MeasureErrorNo.NO_ERROR)],
+    )
+    task = inputs[0].task
+    cuda = ansor_api.print_best(task, log, print_mode="cuda")
+    opencl = ansor_api.print_best(task, log, print_mode="opencl")
+    assert cuda.count('extern "C" __global__ void') >= 1 and "__kernel" in opencl
+    assert ansor_api.print_best(task, log).startswith(("s = ", "#")) or "s." in ansor_api.print_best(
+        task, log
+    )
+    with pytest.raises(ValueError, match="print_mode 'ptx' is not one of schedule, cuda, opencl"):
+        ansor_api.print_best(task, log, print_mode="ptx")
