@@ -427,7 +427,8 @@ class _KernelPrinter:
 
     def thread_loop(self, s: For, var: str, depth: int) -> None:
         tag = s.thread_tag
-        extent = int(s.extent.value)  # type: ignore[attr-defined]  (checked in _launch_of)
+        assert isinstance(s.extent, Const)  # checked in _launch_of
+        extent = int(s.extent.value)
         axes = BLOCK_AXES if tag.startswith("blockIdx") else THREAD_AXES
         size = (self.launch.grid if tag.startswith("blockIdx") else self.launch.block)[axes.index(tag)]
         self.nonneg.add(id(s.loop_var))
