@@ -73,7 +73,7 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
         "Computational DAG:",
         "The best program as CUDA C (what nvcc compiled):",
         'extern "C" __global__ void __launch_bounds__(',
-        "[verified] the best of 8 programs",
+        "[verified] the best of 4 programs",
     ],
     "tune_network_arm_over_ssh.py": [
         "task 0: weight 1, conv2d_nhwc + bias + relu, 1x8x8x3 -> 8, 3x3",
@@ -89,8 +89,8 @@ TUTORIAL_ARGS: dict[str, list[str]] = {
     "tune_raspberry_pi_over_ssh.py": ["--local-emulated", "--size", "32", "--trials", "4"],
     # one round of each of its 4 tasks, from a small evolutionary search
     "tune_network_x86.py": ["--size", "16", "--trials", "4", "--population", "32"],
-    # 8 candidates of a 7x7 8-channel layer, each compiled by nvcc and run on PoCL
-    "tune_conv2d_layer_cuda.py": ["--size", "7", "--channels", "8", "--trials", "8", "--population", "32"],
+    # 4 candidates of a 7x7 8-channel layer, each compiled by nvcc and run on PoCL
+    "tune_conv2d_layer_cuda.py": ["--size", "7", "--channels", "8", "--trials", "4", "--population", "16"],
     "tune_network_arm_over_ssh.py": [
         "--local-emulated",
         "--size",

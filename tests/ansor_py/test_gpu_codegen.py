@@ -174,3 +174,19 @@ def test_nvcc_errors_are_codegen_errors_with_nvcc_messages():
 
 def _rest(program):
     return program.kernels, program.params, program.workspace
+
+
+def test_gpu_programs_fill_the_cost_models_gpu_features():
+    """is_gpu and the thread-axis lengths of TVM's per-store features come from the bound
+    loops, so the XGBoost model can tell GPU schedules apart by their launch."""
+    from ansor_py.cost_model.features import named_features_from_primfunc
+
+    dag, states = sampled_states(W.search_test_matmul, (64, 64, 64), count=2)
+    for state in states:
+        func = lower(dag, state)
+        (kernel,) = emit_source(func, "cuda").kernels
+        features = named_features_from_primfunc(func)
+        assert features["is_gpu"].max() > 0
+        # log2p-scaled lengths: the largest thread and block extents of the launch
+        assert np.isclose(features["threadIdx_x_len"].max(), np.log2(kernel.launch.block[0] + 1))
+        assert np.isclose(features["blockIdx_x_len"].max(), np.log2(kernel.launch.grid[0] + 1))
