@@ -43,8 +43,9 @@ LAYERS = ("ir", "codegen", "ansor_py")
 ALLOWED_THIRD_PARTY: Mapping[str, frozenset[str]] = {
     "ir": frozenset({"numpy"}),
     # pycuda and pyopencl: the GPU back end's runners (codegen.cuda), imported inside them
-    # only (optional extras "cuda" and "opencl")
-    "codegen": frozenset({"numpy", "llvmlite", "pycuda", "pyopencl"}),
+    # only (optional extras "cuda" and "opencl"); cuda: NVIDIA's NVRTC bindings
+    # (cuda-bindings), imported inside codegen.cuda.nvcc where installed
+    "codegen": frozenset({"numpy", "llvmlite", "pycuda", "pyopencl", "cuda"}),
     # onnx (and google.protobuf, whose DecodeError onnx raises on a corrupt file): the ONNX
     # frontend and writer of the network layer, imported inside them only; matplotlib:
     # ansor_py.plot only, inside its functions (optional extra "plot"); onnxruntime: the

@@ -10,7 +10,7 @@ device (PoCL on the CPU where there is no GPU).
 
 Error codes as LocalBuilder's: replaying the steps fails -> INSTANTIATION_ERROR; lowering or
 the emitter refuses the program -> COMPILE_HOST; nvcc rejects the CUDA text ->
-COMPILE_DEVICE (its messages in ``error_msg``); nvcc runs past ``timeout`` -> BUILD_TIMEOUT.
+COMPILE_DEVICE (the compiler's messages in ``error_msg``); nvcc runs past ``timeout`` -> BUILD_TIMEOUT.
 Builds run ``n_parallel`` at a time (threads: lowering is short, nvcc is a process of its
 own). Layout rewrite is a CPU optimisation (TVM applies it to CPU targets only): GPU
 candidates are built on the task's own DAG.
@@ -33,7 +33,7 @@ from typing import Any
 from ansor_py.measure.local import INSTANTIATION_ERRORS
 from ansor_py.measure.types import BuildResult, MeasureErrorNo, MeasureInput
 from codegen.cuda import GPUProgram, emit_source
-from codegen.cuda.nvcc import compile_cuda, find_nvcc
+from codegen.cuda.nvcc import compile_cuda, find_nvcc, nvrtc_available
 from codegen.cuda.source import GPUKernel, Launch
 from codegen.llvm.errors import CodegenError
 from ir.loop_state.replay import replay_steps
@@ -69,8 +69,8 @@ class GPUBuilder:
         self.timeout = float(timeout)
         self.n_parallel = int(n_parallel)
         self.arch = arch
-        if arch != "":
-            find_nvcc()  # a missing toolkit is an error now, not one per candidate
+        if arch != "" and not nvrtc_available():
+            find_nvcc()  # a missing compiler is an error now, not one per candidate
 
     def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]:
         paths = [_artifact_path() for _ in inputs]

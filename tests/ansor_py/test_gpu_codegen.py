@@ -20,7 +20,7 @@ from ansor_py.search import SketchPolicy
 from ansor_py.search.stage_queries import has_cross_thread_reduction
 from ansor_py.search_task import SearchTask
 from codegen.cuda import emit_source
-from codegen.cuda.nvcc import compile_cuda
+from codegen.cuda.nvcc import compile_cuda, nvrtc_available
 from codegen.cuda.opencl import OpenCLKernel
 from codegen.llvm.errors import CodegenError
 from ir import te
@@ -96,8 +96,10 @@ def test_sampled_gpu_programs_compile_with_nvcc_for_sm80(func, args):
     dag, states = sampled_states(func, args, count=2)
     for state in states:
         program = emit_source(lower(dag, state), "cuda")
-        compiled = compile_cuda(program, "sm_80")
+        compiled = compile_cuda(program, "sm_80", compiler="nvcc")
         assert compiled.image[:4] == b"\x7fELF", "a cubin is an ELF file"
+        if nvrtc_available():  # NVRTC in process compiles the same text
+            assert compile_cuda(program, "sm_80", compiler="nvrtc").image[:4] == b"\x7fELF"
         for kernel in program.kernels:
             assert (
                 f"void __launch_bounds__({kernel.launch.threads_per_block}) {kernel.name}(" in program.source
@@ -168,8 +170,11 @@ def test_nvcc_errors_are_codegen_errors_with_nvcc_messages():
     )
     if broken.source == program.source:
         broken = type(program)(program.name, "cuda", program.source + "\nint x = ;\n", *_rest(program))
-    with pytest.raises(CodegenError, match="nvcc could not compile program default_function for sm_80"):
-        compile_cuda(broken, "sm_80")
+    for compiler in ("nvcc", "nvrtc") if nvrtc_available() else ("nvcc",):
+        with pytest.raises(
+            CodegenError, match=f"{compiler} could not compile program default_function for sm_80"
+        ):
+            compile_cuda(broken, "sm_80", compiler=compiler)
 
 
 def _rest(program):
