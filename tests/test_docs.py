@@ -235,6 +235,30 @@ def test_readme_arm_board_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 @pytest.mark.slow
+def test_readme_gpu_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's GPU example where there is no GPU, as the README says to run it: the
+    OpenCL runner (PoCL) for the CUDA runner, a 32^3 matmul, 4 trials."""
+    opencl_device()
+    tuning = readme_block("Tuning an operator")
+    definition = tuning[: tuning.index("task = ")].replace("def matmul_add(", "def readme_gpu_matmul_add(")
+    code = readme_block("Tuning for an NVIDIA GPU")
+    substitutions = [
+        (r"func=matmul_add, args=\(1024, 1024, 1024,", "func=readme_gpu_matmul_add, args=(32, 32, 32,"),
+        (r"with CUDARunner\(\) as runner:", "with OpenCLRunner(timeout=60) as runner:"),
+        (r"num_measure_trials=200", "num_measure_trials=4"),
+    ]
+    for pattern, replacement in substitutions:
+        code, count = re.subn(pattern, replacement, code)
+        assert count == 1, f"the README GPU example changed ({pattern}); update this test"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(definition + code, "README.md, NVIDIA GPU", "exec"), {"__name__": "readme_gpu"})
+    assert len(measured_programs(tmp_path / "gpu.json")) == 4
+    assert 'extern "C" __global__ void' in capsys.readouterr().out
+
+
+@pytest.mark.slow
 def test_readme_network_example_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
