@@ -390,6 +390,9 @@ class Worker:
             )
             for a in request["args"]
         ]
+        # a task loaded again counts as the newest: the parent knows only what it loaded
+        # since it last cleared its list, so the child must keep the latest loads
+        self.tasks.pop(int(request["id"]), None)
         self.tasks[int(request["id"])] = TaskData(args)
         while len(self.tasks) > MAX_TASKS:
             self.tasks.popitem(last=False)

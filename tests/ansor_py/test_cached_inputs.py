@@ -95,3 +95,25 @@ def test_the_worker_reads_back_exactly_the_cached_inputs_after_each_flush(monkey
     costs = worker.measure(task, PACKED_FUNC_TYPE(kernel), request, uses_openmp=False)
     assert len(costs) == 3
     assert read_back == [addresses[0], addresses[2]] * 3
+
+
+def test_the_child_keeps_the_tasks_loaded_last_even_when_one_is_loaded_again(tmp_path):
+    """The parent clears its list of loaded tasks when it reaches ``MAX_TASKS`` and loads
+    again what it needs; a task loaded again must count as the newest in the child, or the
+    child drops it next while the parent believes it loaded (an UNKNOWN_ERROR "task ... was
+    not loaded into the runner" in a long layout-rewrite tuning)."""
+    np.save(tmp_path / "a.npy", np.ones(4, np.float32))
+    arg = {
+        "name": "A",
+        "role": "in",
+        "file": str(tmp_path / "a.npy"),
+        "rtol": 0.0,
+        "atol": 0.0,
+        "cached": False,
+    }
+    worker = Worker(FaultReporter(2))
+    for task_id in range(run_worker.MAX_TASKS):
+        worker.load_task({"id": task_id, "args": [arg]})
+    worker.load_task({"id": 0, "args": [arg]})  # the parent cleared its list and needs task 0
+    worker.load_task({"id": run_worker.MAX_TASKS, "args": [arg]})
+    assert 0 in worker.tasks and 1 not in worker.tasks
