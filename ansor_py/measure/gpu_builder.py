@@ -33,7 +33,7 @@ from typing import Any
 from ansor_py.measure.local import INSTANTIATION_ERRORS
 from ansor_py.measure.types import BuildResult, MeasureErrorNo, MeasureInput
 from codegen.cuda import GPUProgram, emit_source
-from codegen.cuda.nvcc import compile_cuda, find_nvcc, nvrtc_available
+from codegen.cuda.nvcc import CompileTimeoutError, compile_cuda, find_nvcc, nvrtc_available
 from codegen.cuda.source import GPUKernel, Launch
 from codegen.llvm.errors import CodegenError
 from ir.loop_state.replay import replay_steps
@@ -106,12 +106,11 @@ class GPUBuilder:
         cubin = ""
         if arch:
             try:
-                compiled = compile_cuda(cuda, arch or "sm_80", timeout_s=self.timeout)
+                compiled = compile_cuda(cuda, arch, timeout_s=self.timeout)
+            except CompileTimeoutError as error:
+                return MeasureErrorNo.BUILD_TIMEOUT, str(error)
             except CodegenError as error:
-                timed_out = "ran past" in str(error)
-                return (MeasureErrorNo.BUILD_TIMEOUT if timed_out else MeasureErrorNo.COMPILE_DEVICE), str(
-                    error
-                )
+                return MeasureErrorNo.COMPILE_DEVICE, str(error)
             cubin = str(path.with_suffix(".cubin"))
             Path(cubin).write_bytes(compiled.image)
         write_artifact(path, cuda, opencl, arch or "", cubin)

@@ -33,6 +33,10 @@ class NvccNotFoundError(RuntimeError):
     """The CUDA toolkit's nvcc is not installed where it is looked for."""
 
 
+class CompileTimeoutError(CodegenError):
+    """nvcc ran past its time limit."""
+
+
 @dataclass(frozen=True)
 class CompiledCUDA:
     """The device code of a CUDA program: ``image`` is a cubin (ELF) or PTX text."""
@@ -96,7 +100,7 @@ def compile_cuda(
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
-            raise CodegenError(f"nvcc ran past {timeout_s:.0f} s on program {program.name}") from None
+            raise CompileTimeoutError(f"nvcc ran past {timeout_s:.0f} s on program {program.name}") from None
         if result.returncode != 0:
             raise CodegenError(
                 f"nvcc could not compile program {program.name} for {arch}:\n{result.stderr.strip()[-4000:]}"
