@@ -11,6 +11,9 @@ by measurement error code:
   stride 1, padding 1; TVM's ``tune_conv2d_layer_cuda`` tutorial);
 * ``softmax``: a row softmax (1024 x 1000; its max and sum reductions cross threads).
 
+``--compiler`` picks what compiles the CUDA C: ``nvcc`` (the default, one process per
+program) or ``nvrtc`` (the same compiler as a library, in process, about ten times faster).
+
     python benchmarks/gpu_verify.py [--trials 200] [--workloads conv2d softmax] [--save FILE]
 
 The costs are PoCL's (the CPU), which rank nothing about a GPU; this script is about
@@ -72,7 +75,7 @@ def runner() -> tuple[CUDARunner | OpenCLRunner, str]:
     return CUDARunner(timeout=10, number=3, repeat=3), "CUDA (pycuda)"
 
 
-def verify(name: str, trials: int, population: int, log: Path) -> dict[str, object]:
+def verify(name: str, trials: int, population: int, log: Path, compiler: str) -> dict[str, object]:
     func, args = WORKLOADS[name]
     task = ansor.SearchTask(func=func, args=args, target=TARGET)
     the_runner, how = runner()
@@ -81,7 +84,7 @@ def verify(name: str, trials: int, population: int, log: Path) -> dict[str, obje
         options = ansor.TuningOptions(
             num_measure_trials=trials,
             num_measures_per_round=32,
-            builder=GPUBuilder(n_parallel=2),
+            builder=GPUBuilder(n_parallel=2, compiler=compiler),
             runner=the_runner,
             measure_callbacks=[ansor.RecordToFile(log)],
             verbose=0,
@@ -110,16 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--population", type=int, default=512, help="evolutionary search population")
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--save", type=Path, default=None, help="write the table (markdown) here")
+    parser.add_argument(
+        "--compiler", default="nvcc", choices=("nvcc", "nvrtc"), help="what compiles the CUDA C"
+    )
     args = parser.parse_args(argv)
     print(f"nvcc: {find_nvcc()}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.workloads:
-            row = verify(name, args.trials, args.population, Path(scratch) / f"{name}.json")
+            row = verify(name, args.trials, args.population, Path(scratch) / f"{name}.json", args.compiler)
             rows.append(row)
             print(row, flush=True)
     lines = [
-        "| workload | shape | runner | programs | nvcc sm_80 and numpy-matched | other | wall s |",
+        f"| workload | shape | runner | programs | {args.compiler} sm_80, matched numpy | other | wall s |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         header = (
             "# GPU programs verified without a GPU\n\n"
-            f"Command: `python benchmarks/gpu_verify.py --trials {args.trials} "
+            f"Command: `python benchmarks/gpu_verify.py --compiler {args.compiler} --trials {args.trials} "
             f"--population {args.population}`; "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
             f"{platform.processor() or platform.machine()}, target `{TARGET}`.\n\n"

@@ -4,7 +4,8 @@
 to run: the SSH tests never skip. With apt (as root, or with sudo without a password):
 openssh-server, qemu-user, binutils (``objdump -T`` reads symbol versions), lld, and the
 ARM runtime libraries qemu-user loads the board's programs with (glibc and libgomp for
-arm64 and armhf: runtime packages, no cross compiler). With pip: ``ziglang``, the cross
+arm64 and armhf: runtime packages, no cross compiler; and arm64's link-time libm, which
+``ld.lld`` needs to link a board library). With pip: ``ziglang``, the cross
 C compiler and linker (``codegen.llvm.toolchain``). The test command of the README (and
 ``.ci/run``) runs this file first (``python3 tests/ssh_tools.py``), so the installation
 shows up there rather than inside a test; the tests call it again in case they run alone.
@@ -44,6 +45,8 @@ TOOLS = {
     "ld.lld": "lld",
     f"{AARCH64_SYSROOT}/lib/libc.so.6": "libc6-arm64-cross",
     f"{AARCH64_SYSROOT}/lib/libgomp.so.1": "libgomp1-arm64-cross",
+    # the link-time libm (ld.lld resolves -lm through libm.so, a dev file)
+    f"{AARCH64_SYSROOT}/lib/libm.so": "libc6-dev-arm64-cross",
     f"{ARMHF_SYSROOT}/lib/libc.so.6": "libc6-armhf-cross",
     f"{ARMHF_SYSROOT}/lib/libgomp.so.1": "libgomp1-armhf-cross",
 }

@@ -60,16 +60,24 @@ def _artifact_path() -> Path:
 class GPUBuilder:
     """Builds GPU candidates into artifacts (module docstring).
 
-    ``arch``: the sm_XX nvcc compiles for; None (the default) takes the task target's
-    ``-arch``; "" builds the text alone, without nvcc (for an OpenCL-only tuning)."""
+    ``arch``: the sm_XX the CUDA text is compiled for; None (the default) takes the task
+    target's ``-arch``; "" builds the text alone, without compiling it (for an OpenCL-only
+    tuning). ``compiler``: "auto" (NVRTC where installed, else nvcc), "nvrtc" or "nvcc"."""
 
-    def __init__(self, timeout: float = 60, n_parallel: int = 2, arch: str | None = None):
+    def __init__(
+        self, timeout: float = 60, n_parallel: int = 2, arch: str | None = None, compiler: str = "auto"
+    ):
         if timeout <= 0 or n_parallel < 1:
             raise ValueError(f"GPUBuilder: timeout {timeout} must be > 0 and n_parallel {n_parallel} >= 1")
+        if compiler not in ("auto", "nvrtc", "nvcc"):
+            raise ValueError(f"GPUBuilder: compiler must be 'auto', 'nvrtc' or 'nvcc', got {compiler!r}")
         self.timeout = float(timeout)
         self.n_parallel = int(n_parallel)
         self.arch = arch
-        if arch != "" and not nvrtc_available():
+        self.compiler = "nvrtc" if compiler == "auto" and nvrtc_available() else compiler
+        if self.compiler == "auto":
+            self.compiler = "nvcc"
+        if arch != "" and self.compiler == "nvcc":
             find_nvcc()  # a missing compiler is an error now, not one per candidate
 
     def build(self, inputs: Sequence[MeasureInput], verbose: int = 1) -> list[BuildResult]:
@@ -106,7 +114,7 @@ class GPUBuilder:
         cubin = ""
         if arch:
             try:
-                compiled = compile_cuda(cuda, arch, timeout_s=self.timeout)
+                compiled = compile_cuda(cuda, arch, timeout_s=self.timeout, compiler=self.compiler)
             except CompileTimeoutError as error:
                 return MeasureErrorNo.BUILD_TIMEOUT, str(error)
             except CodegenError as error:

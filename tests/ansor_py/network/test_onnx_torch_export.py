@@ -185,10 +185,19 @@ def example(name: str):
     return module.eval(), x()
 
 
+def need_dynamo_exporter() -> None:
+    """torch.onnx's dynamo exporter is written with onnxscript, a package of its own that
+    PyTorch does not install; without it these exports cannot run (the TorchScript ones do)."""
+    pytest.importorskip(
+        "onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript (pip install onnxscript)"
+    )
+
+
 def export(module, x, dynamo: bool, dynamic_batch: bool = False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
+            need_dynamo_exporter()
             shapes = ({0: torch.export.Dim("batch", min=1, max=64)},) if dynamic_batch else None
             program = torch.onnx.export(module, (x,), dynamo=True, dynamic_shapes=shapes, verbose=False)
             return program.model_proto
@@ -261,6 +270,7 @@ def export_graph_module(graph, inputs: dict[str, np.ndarray], dynamo: bool):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
+            need_dynamo_exporter()
             program = torch.onnx.export(module, args, dynamo=True, opset_version=18, verbose=False, **names)
             return program.model_proto
         buffer = io.BytesIO()
