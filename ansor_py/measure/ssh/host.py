@@ -327,8 +327,12 @@ class HostConnection:
                     status = channel.recv_exit_status()
                     if status == -1:  # paramiko's status when the channel closed without one
                         raise EOFError("the channel closed while the command ran")
-                    while not channel.eof_received and _drain(channel, stdout, stderr):
-                        pass
+                    # the output may still be on its way (sshd can send the status
+                    # first): read up to the end of the stream, each packet within the
+                    # stall limit, then what stderr holds
+                    channel.settimeout(self.host.stall_timeout)
+                    while chunk := channel.recv(65536):
+                        stdout.write(chunk)
                     _drain(channel, stdout, stderr)
                     break
                 if time.monotonic() >= deadline:
