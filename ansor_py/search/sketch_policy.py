@@ -264,7 +264,12 @@ class SketchPolicy(SearchPolicy):
         self, num_measure: int, measurer: ProgramMeasurer
     ) -> tuple[list[MeasureInput], list[MeasureResult]]:
         """One round for the task scheduler: search, measure ``num_measure`` new programs,
-        then retrain the cost model on them."""
+        then retrain the cost model on them.
+
+        The round's replay and bound-inference caches are dropped at its end: the scheduler
+        keeps one policy per task and comes back to a task after the others' rounds, so
+        kept caches would cost the memory of every task's full cache at once (gigabytes
+        for a network of 30 tasks) for little reuse (a round draws a fresh population)."""
         self.num_measures_per_round = num_measure
         num_random = int(self.params.eps_greedy * num_measure)
         best, random_states = self.search_one_round(num_random * 3)
@@ -273,6 +278,7 @@ class SketchPolicy(SearchPolicy):
         self._record_throughputs(results)
         if inputs:
             self.program_cost_model.update(inputs, results)
+        self.state_cache.clear()
         return inputs, results
 
 

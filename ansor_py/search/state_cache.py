@@ -59,6 +59,13 @@ class StateCache:
         self._bound: dict[History, LoopState | None] = {}
         self._tile_splits: dict[History, frozenset[int]] = {}
 
+    def clear(self) -> None:
+        """Forget every entry (what bound inference found too); the results stay the same,
+        only slower to get again."""
+        for table in (self._prefixes, self._replayed, self._bound, self._tile_splits):
+            table.clear()
+        self.bound_cache.clear()
+
     def replay(self, steps: Sequence[Step]) -> LoopState | None:
         """The state ``steps`` make from the DAG's initial state; None if one is illegal."""
         history = tuple(steps)

@@ -189,6 +189,10 @@ class BoundCache:
         """The number of stage tuples whose facts are kept."""
         return len(self._facts)
 
+    def clear(self) -> None:
+        self._facts.clear()
+        self._reads.clear()
+
     def facts(self, stages: tuple[Stage, ...]) -> BoundFacts | None:
         entry = self._facts.get(id(stages))
         return entry[1] if entry is not None and entry[0] is stages else None
