@@ -74,9 +74,9 @@ class GPUBuilder:
         self.timeout = float(timeout)
         self.n_parallel = int(n_parallel)
         self.arch = arch
-        self.compiler = "nvrtc" if compiler == "auto" and nvrtc_available() else compiler
-        if self.compiler == "auto":
-            self.compiler = "nvcc"
+        if compiler == "auto":
+            compiler = "nvrtc" if nvrtc_available() else "nvcc"
+        self.compiler = compiler
         if arch != "" and self.compiler == "nvcc":
             find_nvcc()  # a missing compiler is an error now, not one per candidate
 

@@ -77,16 +77,10 @@ class _GPURunner:
 
     def _worker(self) -> WorkerProcess:
         if not self._workers:
-            env_path = os.environ.get("PYTHONPATH")
-            os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env_path) if p)
-            try:
-                argv = [sys.executable, "-u", "-m", "ansor_py.measure.gpu_worker", self.backend]
-                self._workers.append(WorkerProcess(self._dir / "child.log", argv))
-            finally:
-                if env_path is None:
-                    os.environ.pop("PYTHONPATH", None)
-                else:
-                    os.environ["PYTHONPATH"] = env_path
+            python_path = os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
+            argv = [sys.executable, "-u", "-m", "ansor_py.measure.gpu_worker", self.backend]
+            worker = WorkerProcess(self._dir / "child.log", argv, env={"PYTHONPATH": python_path})
+            self._workers.append(worker)
         return self._workers[0]
 
     # running --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,11 +38,13 @@ START_TIMEOUT = 60.0
 OPENMP_BINDING = {"OMP_PROC_BIND": "true", "OMP_PLACES": "cores"}
 
 
-def worker_environment() -> dict[str, str]:
-    """The child's environment: this process's, with ``OPENMP_BINDING`` as defaults."""
+def worker_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The child's environment: this process's, with ``OPENMP_BINDING`` as defaults and
+    ``extra`` over both."""
     env = dict(os.environ)
     for key, value in OPENMP_BINDING.items():
         env.setdefault(key, value)
+    env.update(extra or {})
     return env
 
 
@@ -61,9 +64,12 @@ class WorkerTimeout(Exception):
 class WorkerProcess:
     """One live child. ``request`` sends a message and returns its final reply."""
 
-    def __init__(self, log_path: Path, argv: list[str] | None = None):
+    def __init__(
+        self, log_path: Path, argv: list[str] | None = None, env: Mapping[str, str] | None = None
+    ):
         """Start ``argv`` (default: ``run_worker.py``), a child that speaks this protocol:
-        a ``{"ready": true}`` line first, then one reply line per request line."""
+        a ``{"ready": true}`` line first, then one reply line per request line. ``env``:
+        variables set in the child beside ``worker_environment``'s."""
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 (closed in close())
         self.process = subprocess.Popen(
@@ -72,7 +78,7 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=self._log,
             close_fds=True,
-            env=worker_environment(),
+            env=worker_environment(env),
             preexec_fn=dies_with_this_process(),
         )
         assert self.process.stdin is not None and self.process.stdout is not None

@@ -18,11 +18,13 @@ from gpu_tools import opencl_device
 import ansor_py as ansor
 from ansor_py.cost_model import RandomModel
 from ansor_py.measure import MeasureErrorNo, MeasureInput
-from ansor_py.measure.gpu_builder import GPUBuilder, read_artifact
+from ansor_py.measure.gpu_builder import ENTRY_NAME, GPUBuilder, read_artifact
 from ansor_py.measure.gpu_runner import CUDARunner, OpenCLRunner
 from ansor_py.search import SketchPolicy
 from ansor_py.search_task import SearchTask
 from codegen.cuda.cuda_kernel import CUDAUnavailableError
+from codegen.cuda.source import emit_source
+from ir.lower.lower import lower
 
 TARGET = "cuda -arch=sm_80"
 SMALL = {"evolutionary_search_population": 64, "sample_init_min_population": 8}
@@ -142,11 +144,16 @@ def test_print_best_gives_the_cuda_and_opencl_text_of_the_best_record(tmp_path):
         [MeasureResult((2e-6,), MeasureErrorNo.NO_ERROR), MeasureResult((1e-6,), MeasureErrorNo.NO_ERROR)],
     )
     task = inputs[0].task
-    cuda = ansor_api.print_best(task, log, print_mode="cuda")
-    opencl = ansor_api.print_best(task, log, print_mode="opencl")
-    assert cuda.count('extern "C" __global__ void') >= 1 and "__kernel" in opencl
-    assert ansor_api.print_best(task, log).startswith(("s = ", "#")) or "s." in ansor_api.print_best(
-        task, log
-    )
+    best = inputs[1].state  # the lower of the two costs
+    assert str(best) != str(inputs[0].state), "the two candidates must differ for this test"
+    for mode in ("cuda", "opencl"):
+        expected = emit_source(lower(task.compute_dag, best, name=ENTRY_NAME), mode).source
+        assert ansor_api.print_best(task, log, print_mode=mode) == expected
+    assert 'extern "C" __global__ void' in ansor_api.print_best(task, log, print_mode="cuda")
+    assert "__kernel" in ansor_api.print_best(task, log, print_mode="opencl")
+    script = ansor_api.print_best(task, log)
+    namespace = {"dag": task.compute_dag}
+    exec(script, namespace)  # the step script rebuilds the best state
+    assert namespace["s"].transform_steps == best.transform_steps
     with pytest.raises(ValueError, match="print_mode 'ptx' is not one of schedule, cuda, opencl"):
         ansor_api.print_best(task, log, print_mode="ptx")
