@@ -48,7 +48,8 @@ The whole run happens in a child process whose OMP_NUM_THREADS and OPENBLAS_NUM_
 equal ``--threads``, with OpenMP's default wait policy (``tune_ops.run_as_child``).
 ``--save`` writes the table to ``benchmarks/results/networks.md`` (tuned:
 ``networks_tuned.md``, and the latency-versus-tuning-time curve, estimated and measured, as
-``networks_tuned.png`` when matplotlib is installed). Quote the ratios:
+``networks_tuned.png`` when matplotlib is installed; ``--save-to PATH`` names another file,
+e.g. one per machine kind). Quote the ratios:
 absolute numbers move +-30% on a shared machine.
 """
 
@@ -447,6 +448,7 @@ def format_tuned_table(rows: Sequence[Row], args: argparse.Namespace, load: floa
 def save(table: str, args: argparse.Namespace) -> Path:
     command = "python benchmarks/networks.py " + " ".join(sys.argv[1:]).replace("--child", "").strip()
     kind, path = ("tuned", RESULTS_TUNED) if args.tune else ("untuned", RESULTS)
+    path = args.save_to or path
     text = (
         f"# networks.py: whole networks, {kind}, beside onnxruntime and PyTorch\n\n"
         f"Command: `{command.strip()}`.\n\n{table}\n"
@@ -456,7 +458,7 @@ def save(table: str, args: argparse.Namespace) -> Path:
     return path
 
 
-def save_figure(rows: Sequence[Row]) -> None:
+def save_figure(rows: Sequence[Row], table_path: Path) -> None:
     """The latency-versus-tuning-time curve of the tuned networks as a PNG beside the tuned
     table: the task scheduler's estimate after each round (``<network>.progress.tsv``) and
     the latencies measured here (untuned at 0 s, then the table's builds); a note instead
@@ -467,7 +469,7 @@ def save_figure(rows: Sequence[Row]) -> None:
         points = [(0.0, r.untuned_s * 1e3)] if r.untuned_s is not None else []
         points += [(p.tuning_s, ms * 1e3) for p, ms in r.curve if p.tuning_s is not None and ms is not None]
         measured[r.network] = points
-    path = RESULTS_TUNED.with_suffix(".png")
+    path = table_path.with_suffix(".png")
     try:
         plot_network([progress_path(r.tuned.log) for r in tuned if r.tuned], path, measured=measured)
     except (ImportError, ValueError) as error:
@@ -492,9 +494,10 @@ def run_child(args: argparse.Namespace) -> int:
     print()
     print(table)
     if args.save:
-        print(f"\nsaved to {save(table, args)}")
+        table_path = save(table, args)
+        print(f"\nsaved to {table_path}")
         if args.tune:
-            save_figure(rows)
+            save_figure(rows, table_path)
     return 1 if any(r.errors for r in rows) else 0
 
 
@@ -542,6 +545,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--verbose", type=int, default=1, help="the tuner's verbosity (0: quiet)")
     parser.add_argument(
         "--save", action="store_true", help=f"write the table to {RESULTS} (tuned: {RESULTS_TUNED})"
+    )
+    parser.add_argument(
+        "--save-to", type=Path, default=None, help="with --save: the table's file (figure beside)"
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
