@@ -212,3 +212,23 @@ def test_empty_policy_measures_the_naive_program(tmp_path):
     (line,) = log.read_text().splitlines()
     assert json.loads(line)["i"][1] == [[], []]
     assert EmptyPolicy(task).search(0) == initial_state(task.compute_dag)
+
+
+@pytest.mark.slow
+def test_a_scheduler_round_drops_its_caches_and_the_next_round_measures_new_programs():
+    """``continue_search_one_round`` (the task scheduler's round) leaves the policy's replay
+    and bound caches empty, which a plain search round fills; the next round still finds
+    and measures programs not measured before."""
+    policy = small_policy(W.search_test_matmul, (16, 16, 16), seed=0)
+    policy.search_one_round()
+    assert len(policy.state_cache.bound_cache) > 0  # a round fills it
+    measurer = quick_measurer()
+    try:
+        first, results = policy.continue_search_one_round(4, measurer)
+        assert len(policy.state_cache.bound_cache) == 0
+        second, _ = policy.continue_search_one_round(4, measurer)
+    finally:
+        measurer.runner.close()
+    assert len(first) == 4 and all(res.ok for res in results) and second
+    keys = [str(infer_bound_from_state(policy.search_task.compute_dag, inp.state)) for inp in first + second]
+    assert len(keys) == len(set(keys))
